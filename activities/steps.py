@@ -1,0 +1,67 @@
+"""The step activity: runs one step function with its inputs and state, returns what it produced."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import to_jsonable_python
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from baton.process.compiler import resolve_step_class
+from baton.process.runtime import RUN_STEP_ACTIVITY, EmittedEventData, StepInvocation, StepOutcome
+from baton.process.step import ProcessStep, StepContext
+
+
+class StepActivities:
+    """Step execution for a worker, limited to the step modules it allows."""
+
+    def __init__(self, allowed_modules: Sequence[str]) -> None:
+        self._allowed = list(allowed_modules)
+
+    @activity.defn(name=RUN_STEP_ACTIVITY)
+    async def run_step(self, invocation: StepInvocation) -> StepOutcome:
+        """Run `invocation.function` of its step; the new state is kept only if the call succeeds."""
+        step_class = self._step_class(invocation)
+        where = f"{invocation.step}.{invocation.function}"
+        try:
+            state = step_class.state_type.model_validate(invocation.state or {})
+        except ValidationError as e:
+            raise _invalid(f"stored state of step {invocation.step!r} does not fit {step_class.__name__}: {e}")
+        args = {}
+        for name, adapter in _parameter_adapters(step_class, invocation.function).items():
+            try:
+                args[name] = adapter.validate_python(invocation.args.get(name))
+            except ValidationError as e:
+                raise _invalid(f"input {name!r} of {where} is invalid: {e}")
+        instance = step_class(state)
+        ctx = StepContext(invocation.process_name, invocation.step, attempt=activity.info().attempt)
+        result = await getattr(instance, invocation.function)(ctx, **args)
+        return StepOutcome(
+            result=to_jsonable_python(result),
+            events=[EmittedEventData(name=e.name, data=to_jsonable_python(e.data)) for e in ctx.emitted],
+            state=instance.state.model_dump(mode="json"),
+        )
+
+    def _step_class(self, invocation: StepInvocation) -> type[ProcessStep[Any]]:
+        # Checked again here, not only at build time: workers must not import code on the word
+        # of whoever can start a workflow.
+        try:
+            step_class = resolve_step_class(invocation.ref, self._allowed)
+        except ValueError as e:
+            raise ApplicationError(str(e), type="StepNotAllowed", non_retryable=True) from e
+        if invocation.function not in step_class.step_functions():
+            raise _invalid(f"{invocation.ref} has no step function {invocation.function!r}")
+        return step_class
+
+
+@lru_cache(maxsize=1024)
+def _parameter_adapters(step_class: type[ProcessStep[Any]], function: str) -> dict[str, TypeAdapter[Any]]:
+    return {name: TypeAdapter(hint) for name, hint in step_class.parameter_types(function).items()}
+
+
+def _invalid(message: str) -> ApplicationError:
+    return ApplicationError(message, type="StepInputInvalid", non_retryable=True)

@@ -1,0 +1,139 @@
+"""A process definition as data: what YAML files, the database and the workflow carry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RouteTrigger = Literal["input", "result", "event", "error"]
+
+
+class RetryOptions(BaseModel):
+    """How often a failing step function is retried. Defaults follow the seed: 3 attempts, 2^n s."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(3, ge=1, description="Attempts in all, the first included.")
+    initial_interval_seconds: float = Field(2.0, gt=0, description="Delay before the first retry.")
+    backoff_coefficient: float = Field(2.0, ge=1, description="Each delay is the previous times this.")
+    maximum_interval_seconds: float = Field(60.0, gt=0, description="Cap on one delay.")
+    non_retryable_errors: list[str] = Field(
+        default_factory=list, description="Exception class names that fail at once."
+    )
+
+
+class StepOptions(BaseModel):
+    """Where and how a step runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retry: RetryOptions = Field(default_factory=RetryOptions)
+    timeout_seconds: float = Field(300.0, gt=0, description="Limit on one attempt of a step function.")
+    task_queue: str | None = Field(
+        None, description="Queue of the workers that run this step; the steps queue by default."
+    )
+    local: bool = Field(
+        False, description="Run as a local activity in the workflow worker: for short steps only."
+    )
+
+    @property
+    def timeout(self) -> timedelta:
+        return timedelta(seconds=self.timeout_seconds)
+
+
+class StepDefinition(BaseModel):
+    """One step: a `ProcessStep` class by import path, or a nested process run as a child."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    step: str | None = Field(None, description="Import path 'package.module:ClassName'.")
+    process: ProcessDefinition | None = Field(None, description="A sub-process, run as a child workflow.")
+    options: StepOptions = Field(default_factory=StepOptions)
+
+
+class Target(BaseModel):
+    """Where a routed event goes: a step, one of its functions, one of that function's parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: str
+    function: str | None = None
+    parameter: str | None = None
+
+
+class Route(BaseModel):
+    """When an event happens (`when`, from step `source`, named `name`), send its data on or stop.
+
+    `when` is `input` for events from outside (then `source` is empty), `result` for a step
+    function's return value, `event` for an event a step emitted, `error` for a step function
+    that failed after its retries. For `result` and `error`, an empty `name` means any function.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    source: str | None = Field(None, alias="from")
+    when: RouteTrigger
+    name: str | None = None
+    to: list[Target] = Field(default_factory=list)
+    stop: bool = Field(False, description="End the process; the event's data is its output.")
+
+    def describe(self) -> str:
+        if self.when == "input":
+            return f"input event {self.name!r}"
+        what = {"result": "result of", "event": "event", "error": "error of"}[self.when]
+        return f"{what} {self.source}{'.' + self.name if self.name else ''}"
+
+
+class ProcessDefinition(BaseModel):
+    """A whole process: steps and the routes between them. Round-trips through YAML."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    description: str = ""
+    max_supersteps: int = Field(
+        100, ge=1, description="Bound on rounds of step runs, so that a cycle cannot loop forever."
+    )
+    steps: list[StepDefinition]
+    routes: list[Route]
+
+
+class CompiledStep(BaseModel):
+    """A step as the workflow runs it, with every function's parameters resolved."""
+
+    name: str
+    kind: Literal["step", "process"]
+    ref: str | None = None
+    functions: dict[str, list[str]]
+    options: StepOptions
+    process: CompiledProcess | None = None
+
+
+class CompiledProcess(BaseModel):
+    """A validated definition with nothing left implicit: what `ProcessWorkflow` interprets.
+
+    Every target names its function and parameter, so the workflow never imports step code.
+    For a sub-process step, its functions are the child's input events, each with one parameter.
+    """
+
+    name: str
+    version: int | None = None
+    max_supersteps: int
+    input_events: list[str]
+    steps: dict[str, CompiledStep]
+    routes: list[Route]
+
+    def routes_for(self, when: RouteTrigger, source: str | None, name: str | None) -> list[Route]:
+        """Routes that an event of this kind, from this source and with this name, triggers."""
+        return [
+            r
+            for r in self.routes
+            if r.when == when and r.source == source and (r.name is None or r.name == name)
+        ]
+
+
+StepDefinition.model_rebuild()
+CompiledStep.model_rebuild()

@@ -1,0 +1,130 @@
+"""Models that cross the Temporal boundary when a process runs: workflow input and result,
+step activity input and outcome, the `state` query and the `send_event` update."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from .model import CompiledProcess, Target
+
+RUN_STEP_ACTIVITY = "baton.run_step"
+"""Stable activity name of step execution: renaming it would break running workflows."""
+
+BATON_PROCESS = SearchAttributeKey.for_keyword("BatonProcess")
+"""Search attribute naming the process of a run: a process name, never personal data."""
+
+ProcessStatus = Literal["running", "waiting", "completed", "failed"]
+
+
+def process_search_attributes(process_name: str) -> TypedSearchAttributes:
+    return TypedSearchAttributes([SearchAttributePair(BATON_PROCESS, process_name)])
+
+
+class Message(BaseModel):
+    """Data on its way into one parameter of one step function."""
+
+    target: Target
+    data: Any = None
+    origin: str = Field(description="What produced it, e.g. 'result of gather.gather'.")
+
+
+class StepRecord(BaseModel):
+    """What the process keeps of one step: its durable state and how often it ran."""
+
+    state: dict[str, Any] | None = None
+    run_count: int = 0
+
+
+class CarriedState(BaseModel):
+    """Everything a process carries into its next run when it continues as new."""
+
+    steps: dict[str, StepRecord]
+    pending: list[Message]
+    superstep: int
+
+
+class ProcessInput(BaseModel):
+    """Input of `ProcessWorkflow`: the compiled process and the event that starts it."""
+
+    process: CompiledProcess
+    event: str | None = Field(None, description="The start event; empty when continuing as new.")
+    data: Any = None
+    steps_queue: str = Field("baton-steps", description="Queue of step activities without their own.")
+    carried: CarriedState | None = None
+    continue_as_new_after: int | None = Field(
+        None, ge=1, description="Continue as new after this many supersteps, besides when Temporal suggests it."
+    )
+
+
+class ProcessResult(BaseModel):
+    """What a finished process returns: the data of the event that stopped it."""
+
+    output: Any = None
+    supersteps: int
+    run_counts: dict[str, int]
+
+
+class StepInvocation(BaseModel):
+    """Input of the step activity: which function of which step, with what inputs and state."""
+
+    process_name: str
+    step: str
+    ref: str = Field(description="Import path of the ProcessStep class.")
+    function: str
+    args: dict[str, Any]
+    state: dict[str, Any] | None = None
+
+
+class EmittedEventData(BaseModel):
+    name: str
+    data: Any = None
+
+
+class StepOutcome(BaseModel):
+    """Output of the step activity: the return value, emitted events and the new state."""
+
+    result: Any = None
+    events: list[EmittedEventData] = Field(default_factory=list)
+    state: dict[str, Any]
+
+
+class StepFailure(BaseModel):
+    """The data an `on_error` route sends on when a step function failed after its retries."""
+
+    step: str
+    function: str
+    error_type: str
+    message: str
+
+
+class SendEvent(BaseModel):
+    """An external event for a running process (`send_event` update or signal)."""
+
+    name: str = Field(min_length=1)
+    data: Any = None
+
+
+class EventAccepted(BaseModel):
+    """Reply to the `send_event` update: how many step inputs the event filled."""
+
+    name: str
+    deliveries: int
+
+
+class ProcessState(BaseModel):
+    """Answer of the `state` query: what the process is doing and what it holds."""
+
+    name: str
+    version: int | None
+    status: ProcessStatus
+    superstep: int
+    current: list[str] = Field(description="Step functions running now, as 'step.function'.")
+    steps: dict[str, StepRecord]
+    pending: list[Message]
+    accepted_events: list[str]
+    rejected_events: list[str] = Field(default_factory=list)
+    output: Any = None
+    error: str | None = None

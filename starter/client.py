@@ -1,0 +1,132 @@
+"""`BatonClient`: what other services import to start and steer process runs."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from baton.persistence.db import engine_from_settings, session_factory
+from baton.persistence.definitions import DefinitionStore
+from baton.process import EventAccepted, Process, ProcessResult, ProcessState, load_process
+from baton.process.runtime import ProcessInput, SendEvent, process_search_attributes
+from baton.settings import BatonSettings, get_settings
+from baton.temporal import connect
+from workflows.process import ProcessWorkflow
+
+_KEY = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+
+
+def process_workflow_id(process_name: str, key: str | None = None) -> str:
+    """`process-<name>-<key or uuid>`. Keys must not carry personal data: IDs bypass encryption."""
+    if key is not None and not _KEY.match(key):
+        raise ValueError(
+            f"run key {key!r} is invalid: use 1-100 letters, digits, '.', '_' or '-' "
+            "(and no personal data: workflow IDs are not encrypted)"
+        )
+    return f"process-{process_name}-{key or uuid.uuid4()}"
+
+
+class ProcessRun:
+    """A handle on one process run: wait for it, look at it, send it events."""
+
+    def __init__(self, handle: WorkflowHandle[Any, ProcessResult], settings: BatonSettings, namespace: str) -> None:
+        self.handle = handle
+        self._settings = settings
+        self._namespace = namespace
+
+    @property
+    def id(self) -> str:
+        return self.handle.id
+
+    @property
+    def ui_url(self) -> str:
+        """Where this run is in the Temporal UI."""
+        return self._settings.workflow_url(self.id, self._namespace)
+
+    async def result(self) -> ProcessResult:
+        """Wait for the process to finish; raises `WorkflowFailureError` if it failed."""
+        return await self.handle.result()
+
+    async def state(self) -> ProcessState:
+        """Status, step states and run counts, pending messages, what runs now."""
+        return await self.handle.query(ProcessWorkflow.state, result_type=ProcessState)
+
+    async def send_event(self, name: str, data: Any = None) -> EventAccepted:
+        """Deliver an external event; an event the process does not declare is rejected."""
+        return await self.handle.execute_update(
+            ProcessWorkflow.send_event, SendEvent(name=name, data=data), result_type=EventAccepted
+        )
+
+    async def cancel(self) -> None:
+        await self.handle.cancel()
+
+
+class BatonClient:
+    """Starts processes and finds runs, against a running Temporal.
+
+    ```python
+    baton = await BatonClient.connect()
+    run = await baton.start_process(process, "Start", {"product": "Baton"})
+    print((await run.result()).output)
+    ```
+    """
+
+    def __init__(self, client: Client, settings: BatonSettings | None = None) -> None:
+        self.temporal = client
+        self.settings = settings or get_settings()
+
+    @classmethod
+    async def connect(cls, settings: BatonSettings | None = None) -> BatonClient:
+        settings = settings or get_settings()
+        return cls(await connect(settings), settings)
+
+    async def start_process(
+        self,
+        process: Process | str,
+        event: str,
+        data: Any = None,
+        *,
+        key: str | None = None,
+        eager: bool = False,
+    ) -> ProcessRun:
+        """Start `process` with input event `event` carrying `data`.
+
+        `process` is a built `Process`, or the name of a deployed one (its latest version).
+        `key` makes the workflow ID `process-<name>-<key>`, so that a second start with the same
+        key is refused while the first runs. `eager` asks the server to hand the first workflow
+        task straight to a worker in this process, when there is one.
+        """
+        if isinstance(process, str):
+            process = await self.deployed_process(process)
+        if event not in process.compiled.input_events:
+            raise ValueError(
+                f"process {process.name!r} has no input event {event!r}; "
+                f"it accepts: {', '.join(process.compiled.input_events)}"
+            )
+        handle = await self.temporal.start_workflow(
+            ProcessWorkflow.run,
+            ProcessInput(process=process.compiled, event=event, data=data, steps_queue=self.settings.steps_queue),
+            id=process_workflow_id(process.name, key),
+            task_queue=self.settings.workflows_queue,
+            search_attributes=process_search_attributes(process.name),
+            static_summary=f"process {process.name}" + (f" v{process.version}" if process.version else ""),
+            request_eager_start=eager,
+        )
+        return ProcessRun(handle, self.settings, self.temporal.namespace)
+
+    def get_run(self, workflow_id: str) -> ProcessRun:
+        """A handle on an existing run, by workflow ID."""
+        handle = self.temporal.get_workflow_handle_for(ProcessWorkflow.run, workflow_id)
+        return ProcessRun(handle, self.settings, self.temporal.namespace)
+
+    async def deployed_process(self, name: str, version: int | None = None) -> Process:
+        """The latest (or given) deployed version of a process, validated against the step code."""
+        engine = engine_from_settings(self.settings)
+        try:
+            deployed = await DefinitionStore(session_factory(engine)).get(name, version)
+        finally:
+            await engine.dispose()
+        return load_process(deployed.definition, self.settings.step_modules).with_version(deployed.version)

@@ -1,0 +1,316 @@
+"""`ProcessWorkflow`: one workflow type that interprets any compiled process.
+
+It runs in supersteps: every step function whose inputs are all filled runs (in parallel
+across steps), then the results and emitted events are routed into the inputs of the next
+superstep. With nothing ready, the process waits, for as long as it takes, for an external event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from baton.process.model import CompiledProcess, CompiledStep, Route, Target
+    from baton.process.runtime import (
+        RUN_STEP_ACTIVITY,
+        CarriedState,
+        EventAccepted,
+        Message,
+        ProcessInput,
+        ProcessResult,
+        ProcessState,
+        ProcessStatus,
+        SendEvent,
+        StepFailure,
+        StepInvocation,
+        StepOutcome,
+        StepRecord,
+        process_search_attributes,
+    )
+
+
+class _Stop(Exception):
+    """A stop_process route fired; carries the output."""
+
+    def __init__(self, output: Any) -> None:
+        self.output = output
+
+
+@workflow.defn(name="ProcessWorkflow")
+class ProcessWorkflow:
+    def __init__(self) -> None:
+        self._process: CompiledProcess | None = None
+        self._steps: dict[str, StepRecord] = {}
+        self._pending: list[Message] = []
+        self._superstep = 0
+        self._current: list[str] = []
+        self._status: ProcessStatus = "running"
+        self._rejected: list[str] = []
+        self._output: Any = None
+        self._error: str | None = None
+
+    @workflow.run
+    async def run(self, input: ProcessInput) -> ProcessResult:
+        process = self._process = input.process
+        if input.carried is not None:
+            self._steps = input.carried.steps
+            self._pending = input.carried.pending
+            self._superstep = input.carried.superstep
+        else:
+            self._steps = {name: StepRecord() for name in process.steps}
+            if input.event is not None:
+                self._deliver_input(input.event, input.data)
+        supersteps_this_run = 0
+        try:
+            while True:
+                invocations = self._take_ready()
+                if not invocations:
+                    await self._wait_for_event()
+                    continue
+                self._superstep += 1
+                supersteps_this_run += 1
+                if self._superstep > process.max_supersteps:
+                    raise ApplicationError(
+                        f"process {process.name!r} exceeded max_supersteps={process.max_supersteps}; "
+                        "a cycle may not terminate (raise max_supersteps if it should run longer)",
+                        type="MaxSuperstepsExceeded",
+                        non_retryable=True,
+                    )
+                await self._run_superstep(input, invocations)
+                if self._should_continue_as_new(input, supersteps_this_run):
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                    workflow.continue_as_new(
+                        input.model_copy(
+                            update={
+                                "event": None,
+                                "data": None,
+                                "carried": CarriedState(
+                                    steps=self._steps, pending=self._pending, superstep=self._superstep
+                                ),
+                            }
+                        )
+                    )
+        except _Stop as stop:
+            self._status, self._output, self._current = "completed", stop.output, []
+            workflow.set_current_details(f"completed after {self._superstep} supersteps")
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            return ProcessResult(
+                output=stop.output,
+                supersteps=self._superstep,
+                run_counts={name: record.run_count for name, record in self._steps.items()},
+            )
+        except ApplicationError as e:
+            self._status, self._error = "failed", e.message
+            raise
+
+    @workflow.query
+    def state(self) -> ProcessState:
+        """Status, each step's state and run count, pending messages and what runs now."""
+        process = self._require_process()
+        return ProcessState(
+            name=process.name,
+            version=process.version,
+            status=self._status,
+            superstep=self._superstep,
+            current=self._current,
+            steps=self._steps,
+            pending=self._pending,
+            accepted_events=process.input_events,
+            rejected_events=self._rejected,
+            output=self._output,
+            error=self._error,
+        )
+
+    @workflow.update
+    async def send_event(self, event: SendEvent) -> EventAccepted:
+        """Deliver an external event; rejected before it reaches history if undeclared."""
+        return EventAccepted(name=event.name, deliveries=self._deliver_input(event.name, event.data))
+
+    @send_event.validator
+    def _validate_send_event(self, event: SendEvent) -> None:
+        process = self._require_process()
+        if event.name not in process.input_events:
+            raise ApplicationError(
+                f"process {process.name!r} does not accept event {event.name!r}; "
+                f"it accepts: {', '.join(process.input_events)}",
+                type="UnknownEvent",
+            )
+        if self._status in ("completed", "failed"):
+            raise ApplicationError(f"process {process.name!r} has {self._status}", type="ProcessFinished")
+
+    @workflow.signal(name="send_event_signal")
+    def send_event_signal(self, event: SendEvent) -> None:
+        """Fire-and-forget twin of the `send_event` update; undeclared events are logged and dropped."""
+        process = self._require_process()
+        if event.name not in process.input_events:
+            workflow.logger.warning("Dropped undeclared event %r for process %r", event.name, process.name)
+            self._rejected.append(event.name)
+            return
+        self._deliver_input(event.name, event.data)
+
+    # -- routing --------------------------------------------------------------------------------
+
+    def _deliver_input(self, name: str, data: Any) -> int:
+        return self._route(self._require_process().routes_for("input", None, name), data, f"input {name}")
+
+    def _route(self, routes: Iterable[Route], data: Any, origin: str) -> int:
+        """Queue the data for every target of the routes; raise `_Stop` if one stops the process."""
+        deliveries = 0
+        for route in routes:
+            if route.stop:
+                raise _Stop(data)
+            for target in route.to:
+                self._pending.append(Message(target=target, data=data, origin=origin))
+                deliveries += 1
+        return deliveries
+
+    def _take_ready(self) -> list[tuple[CompiledStep, str, dict[str, Any]]]:
+        """Per step, the first function whose every parameter has a message; its messages are taken.
+
+        One function per step per superstep, since a step's state is updated by one call at a
+        time. Messages for a parameter that is already filled stay queued for a later run.
+        """
+        process = self._require_process()
+        ready = []
+        for step in process.steps.values():
+            for function, params in step.functions.items():
+                wanted = params or [None]
+                taken = [self._first_pending(step.name, function, p) for p in wanted]
+                if all(m is not None for m in taken):
+                    messages = [m for m in taken if m is not None]
+                    for message in messages:
+                        self._pending.remove(message)
+                    args = {p: m.data for p, m in zip(params, messages, strict=False)}
+                    ready.append((step, function, args))
+                    break
+        return ready
+
+    def _first_pending(self, step: str, function: str, parameter: str | None) -> Message | None:
+        target = Target(step=step, function=function, parameter=parameter)
+        return next((m for m in self._pending if m.target == target), None)
+
+    # -- running steps --------------------------------------------------------------------------
+
+    async def _run_superstep(
+        self, input: ProcessInput, invocations: list[tuple[CompiledStep, str, dict[str, Any]]]
+    ) -> None:
+        self._current = [f"{step.name}.{function}" for step, function, _ in invocations]
+        workflow.set_current_details(f"superstep {self._superstep}: running {', '.join(self._current)}")
+        outcomes = await asyncio.gather(
+            *(self._run_step(input, step, function, args) for step, function, args in invocations),
+            return_exceptions=True,
+        )
+        self._current = []
+        process = self._require_process()
+        stop: _Stop | None = None
+        for (step, function, _), outcome in zip(invocations, outcomes, strict=True):
+            try:
+                self._record_outcome(process, step, function, outcome)
+            except _Stop as s:
+                stop = stop or s
+        if stop is not None:
+            raise stop
+
+    def _record_outcome(
+        self, process: CompiledProcess, step: CompiledStep, function: str, outcome: StepOutcome | BaseException
+    ) -> None:
+        record = self._steps[step.name]
+        record.run_count += 1
+        where = f"{step.name}.{function}"
+        if isinstance(outcome, FailureError):
+            failure = _failure(step.name, function, outcome)
+            error_routes = process.routes_for("error", step.name, function)
+            if not error_routes:
+                raise ApplicationError(
+                    f"step {where} failed: {failure.error_type}: {failure.message}",
+                    failure.model_dump(),
+                    type="StepFailed",
+                    non_retryable=True,
+                )
+            self._route(error_routes, failure.model_dump(mode="json"), f"error of {where}")
+            return
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if step.kind == "step":
+            record.state = outcome.state
+        for event in outcome.events:
+            self._route(process.routes_for("event", step.name, event.name), event.data, f"event {event.name} of {where}")
+        self._route(process.routes_for("result", step.name, function), outcome.result, f"result of {where}")
+
+    async def _run_step(
+        self, input: ProcessInput, step: CompiledStep, function: str, args: dict[str, Any]
+    ) -> StepOutcome:
+        options = step.options
+        summary = f"{step.name}.{function}"
+        if step.kind == "process":
+            assert step.process is not None
+            result = await workflow.execute_child_workflow(
+                ProcessWorkflow.run,
+                ProcessInput(process=step.process, event=function, data=args.get("data"),
+                             steps_queue=input.steps_queue),
+                id=f"{workflow.info().workflow_id}-{step.name}-{self._superstep}",
+                task_queue=options.task_queue,
+                static_summary=f"sub-process {step.name} ({function})",
+                search_attributes=process_search_attributes(step.process.name),
+            )
+            return StepOutcome(result=result.output, state={})
+        invocation = StepInvocation(
+            process_name=input.process.name, step=step.name, ref=step.ref or "", function=function,
+            args=args, state=self._steps[step.name].state,
+        )
+        retry = options.retry
+        policy = RetryPolicy(
+            maximum_attempts=retry.max_attempts,
+            initial_interval=timedelta(seconds=retry.initial_interval_seconds),
+            backoff_coefficient=retry.backoff_coefficient,
+            maximum_interval=timedelta(seconds=retry.maximum_interval_seconds),
+            non_retryable_error_types=retry.non_retryable_errors or None,
+        )
+        if options.local:
+            return await workflow.execute_local_activity(
+                RUN_STEP_ACTIVITY, invocation, result_type=StepOutcome,
+                start_to_close_timeout=options.timeout, retry_policy=policy, summary=summary,
+            )
+        return await workflow.execute_activity(
+            RUN_STEP_ACTIVITY, invocation, result_type=StepOutcome,
+            task_queue=options.task_queue or input.steps_queue,
+            start_to_close_timeout=options.timeout, retry_policy=policy, summary=summary,
+        )
+
+    async def _wait_for_event(self) -> None:
+        process = self._require_process()
+        self._status = "waiting"
+        workflow.set_current_details(
+            f"waiting for an external event ({', '.join(process.input_events)})"
+            + (f"; {len(self._pending)} input(s) queued for fan-in" if self._pending else "")
+        )
+        pending_before = len(self._pending)
+        await workflow.wait_condition(lambda: len(self._pending) != pending_before)
+        self._status = "running"
+
+    def _should_continue_as_new(self, input: ProcessInput, supersteps_this_run: int) -> bool:
+        if workflow.info().is_continue_as_new_suggested():
+            return True
+        return input.continue_as_new_after is not None and supersteps_this_run >= input.continue_as_new_after
+
+    def _require_process(self) -> CompiledProcess:
+        if self._process is None:
+            raise ApplicationError("process has not started yet", type="ProcessNotStarted")
+        return self._process
+
+
+def _failure(step: str, function: str, error: FailureError) -> StepFailure:
+    """The innermost application error of a failed step: what the step itself raised."""
+    cause: BaseException | None = error
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError):
+        return StepFailure(step=step, function=function, error_type=cause.type or "Error", message=cause.message)
+    return StepFailure(step=step, function=function, error_type=type(cause).__name__, message=str(cause))
