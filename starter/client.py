@@ -8,9 +8,8 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
-from baton.persistence.db import engine_from_settings, session_factory
-from baton.persistence.definitions import DefinitionStore
-from baton.process import EventAccepted, Process, ProcessResult, ProcessState, load_process
+from baton.persistence.definitions import load_deployed_process
+from baton.process import EventAccepted, Process, ProcessResult, ProcessState
 from baton.process.runtime import ProcessInput, SendEvent, process_search_attributes
 from baton.settings import BatonSettings, get_settings
 from baton.temporal import connect
@@ -100,7 +99,7 @@ class BatonClient:
         task straight to a worker in this process, when there is one.
         """
         if isinstance(process, str):
-            process = await self.deployed_process(process)
+            process = await load_deployed_process(self.settings, process)
         if event not in process.compiled.input_events:
             raise ValueError(
                 f"process {process.name!r} has no input event {event!r}; "
@@ -121,12 +120,3 @@ class BatonClient:
         """A handle on an existing run, by workflow ID."""
         handle = self.temporal.get_workflow_handle_for(ProcessWorkflow.run, workflow_id)
         return ProcessRun(handle, self.settings, self.temporal.namespace)
-
-    async def deployed_process(self, name: str, version: int | None = None) -> Process:
-        """The latest (or given) deployed version of a process, validated against the step code."""
-        engine = engine_from_settings(self.settings)
-        try:
-            deployed = await DefinitionStore(session_factory(engine)).get(name, version)
-        finally:
-            await engine.dispose()
-        return load_process(deployed.definition, self.settings.step_modules).with_version(deployed.version)

