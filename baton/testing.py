@@ -23,7 +23,12 @@ from temporalio.testing import WorkflowEnvironment
 from .process import Process
 from .process.model import CompiledProcess
 from .settings import BatonSettings, get_settings
-from .temporal import SEARCH_ATTRIBUTES, data_converter, dev_server_path, test_server_path
+from .temporal import (
+    SEARCH_ATTRIBUTES,
+    data_converter,
+    dev_server_path,
+    test_server_path,
+)
 
 
 class ProcessEnvironment:
@@ -72,7 +77,8 @@ class ProcessEnvironment:
                     dev_server_log_level="error",
                 )
             temporal = self._env.client
-        self.client = BatonClient(temporal, self.settings)
+        # The time-skipping server cannot register custom search attributes.
+        self.client = BatonClient(temporal, self.settings, search_attributes=not self._time_skipping)
         await self.start_worker()
         return self
 

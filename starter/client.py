@@ -73,9 +73,12 @@ class BatonClient:
     ```
     """
 
-    def __init__(self, client: Client, settings: BatonSettings | None = None) -> None:
+    def __init__(
+        self, client: Client, settings: BatonSettings | None = None, *, search_attributes: bool = True
+    ) -> None:
         self.temporal = client
         self.settings = settings or get_settings()
+        self._search_attributes = search_attributes
 
     @classmethod
     async def connect(cls, settings: BatonSettings | None = None) -> BatonClient:
@@ -110,7 +113,7 @@ class BatonClient:
             ProcessInput(process=process.compiled, event=event, data=data, steps_queue=self.settings.steps_queue),
             id=process_workflow_id(process.name, key),
             task_queue=self.settings.workflows_queue,
-            search_attributes=process_search_attributes(process.name),
+            search_attributes=process_search_attributes(process.name) if self._search_attributes else None,
             static_summary=f"process {process.name}" + (f" v{process.version}" if process.version else ""),
             request_eager_start=eager,
         )

@@ -19,6 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 with workflow.unsafe.imports_passed_through():
     from baton.process.model import CompiledProcess, CompiledStep, Route, Target
     from baton.process.runtime import (
+        BATON_PROCESS,
         RUN_STEP_ACTIVITY,
         CarriedState,
         EventAccepted,
@@ -36,40 +37,36 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
-class _Stop(Exception):
-    """A stop_process route fired; carries the output."""
-
-    def __init__(self, output: Any) -> None:
-        self.output = output
-
-
 @workflow.defn(name="ProcessWorkflow")
 class ProcessWorkflow:
-    def __init__(self) -> None:
-        self._process: CompiledProcess | None = None
-        self._steps: dict[str, StepRecord] = {}
-        self._pending: list[Message] = []
-        self._superstep = 0
-        self._current: list[str] = []
+    @workflow.init
+    def __init__(self, input: ProcessInput) -> None:
+        # Set up in init, not in run: an update or signal may arrive in the very first task,
+        # before run() starts, and must find the process and its inputs in place.
+        self._process = input.process
         self._status: ProcessStatus = "running"
+        self._current: list[str] = []
         self._rejected: list[str] = []
+        self._stopped = False
         self._output: Any = None
         self._error: str | None = None
-
-    @workflow.run
-    async def run(self, input: ProcessInput) -> ProcessResult:
-        process = self._process = input.process
         if input.carried is not None:
             self._steps = input.carried.steps
             self._pending = input.carried.pending
             self._superstep = input.carried.superstep
         else:
-            self._steps = {name: StepRecord() for name in process.steps}
+            self._steps = {name: StepRecord() for name in input.process.steps}
+            self._pending = []
+            self._superstep = 0
             if input.event is not None:
                 self._deliver_input(input.event, input.data)
+
+    @workflow.run
+    async def run(self, input: ProcessInput) -> ProcessResult:
+        process = self._process
         supersteps_this_run = 0
         try:
-            while True:
+            while not self._stopped:
                 invocations = self._take_ready()
                 if not invocations:
                     await self._wait_for_event()
@@ -84,36 +81,26 @@ class ProcessWorkflow:
                         non_retryable=True,
                     )
                 await self._run_superstep(input, invocations)
-                if self._should_continue_as_new(input, supersteps_this_run):
+                if not self._stopped and self._should_continue_as_new(input, supersteps_this_run):
                     await workflow.wait_condition(workflow.all_handlers_finished)
-                    workflow.continue_as_new(
-                        input.model_copy(
-                            update={
-                                "event": None,
-                                "data": None,
-                                "carried": CarriedState(
-                                    steps=self._steps, pending=self._pending, superstep=self._superstep
-                                ),
-                            }
-                        )
-                    )
-        except _Stop as stop:
-            self._status, self._output, self._current = "completed", stop.output, []
-            workflow.set_current_details(f"completed after {self._superstep} supersteps")
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            return ProcessResult(
-                output=stop.output,
-                supersteps=self._superstep,
-                run_counts={name: record.run_count for name, record in self._steps.items()},
-            )
+                    carried = CarriedState(steps=self._steps, pending=self._pending, superstep=self._superstep)
+                    workflow.continue_as_new(input.model_copy(update={"event": None, "data": None, "carried": carried}))
         except ApplicationError as e:
             self._status, self._error = "failed", e.message
             raise
+        self._status = "completed"
+        workflow.set_current_details(f"completed after {self._superstep} supersteps")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return ProcessResult(
+            output=self._output,
+            supersteps=self._superstep,
+            run_counts={name: record.run_count for name, record in self._steps.items()},
+        )
 
     @workflow.query
     def state(self) -> ProcessState:
         """Status, each step's state and run count, pending messages and what runs now."""
-        process = self._require_process()
+        process = self._process
         return ProcessState(
             name=process.name,
             version=process.version,
@@ -135,20 +122,20 @@ class ProcessWorkflow:
 
     @send_event.validator
     def _validate_send_event(self, event: SendEvent) -> None:
-        process = self._require_process()
+        process = self._process
         if event.name not in process.input_events:
             raise ApplicationError(
                 f"process {process.name!r} does not accept event {event.name!r}; "
                 f"it accepts: {', '.join(process.input_events)}",
                 type="UnknownEvent",
             )
-        if self._status in ("completed", "failed"):
-            raise ApplicationError(f"process {process.name!r} has {self._status}", type="ProcessFinished")
+        if self._stopped or self._status == "failed":
+            raise ApplicationError(f"process {process.name!r} has finished", type="ProcessFinished")
 
     @workflow.signal(name="send_event_signal")
     def send_event_signal(self, event: SendEvent) -> None:
         """Fire-and-forget twin of the `send_event` update; undeclared events are logged and dropped."""
-        process = self._require_process()
+        process = self._process
         if event.name not in process.input_events:
             workflow.logger.warning("Dropped undeclared event %r for process %r", event.name, process.name)
             self._rejected.append(event.name)
@@ -158,14 +145,14 @@ class ProcessWorkflow:
     # -- routing --------------------------------------------------------------------------------
 
     def _deliver_input(self, name: str, data: Any) -> int:
-        return self._route(self._require_process().routes_for("input", None, name), data, f"input {name}")
+        return self._route(self._process.routes_for("input", None, name), data, f"input {name}")
 
     def _route(self, routes: Iterable[Route], data: Any, origin: str) -> int:
-        """Queue the data for every target of the routes; raise `_Stop` if one stops the process."""
+        """Queue the data for every target of the routes; the first stop route sets the output."""
         deliveries = 0
         for route in routes:
-            if route.stop:
-                raise _Stop(data)
+            if route.stop and not self._stopped:
+                self._stopped, self._output = True, data
             for target in route.to:
                 self._pending.append(Message(target=target, data=data, origin=origin))
                 deliveries += 1
@@ -177,7 +164,7 @@ class ProcessWorkflow:
         One function per step per superstep, since a step's state is updated by one call at a
         time. Messages for a parameter that is already filled stay queued for a later run.
         """
-        process = self._require_process()
+        process = self._process
         ready = []
         for step in process.steps.values():
             for function, params in step.functions.items():
@@ -208,15 +195,8 @@ class ProcessWorkflow:
             return_exceptions=True,
         )
         self._current = []
-        process = self._require_process()
-        stop: _Stop | None = None
         for (step, function, _), outcome in zip(invocations, outcomes, strict=True):
-            try:
-                self._record_outcome(process, step, function, outcome)
-            except _Stop as s:
-                stop = stop or s
-        if stop is not None:
-            raise stop
+            self._record_outcome(self._process, step, function, outcome)
 
     def _record_outcome(
         self, process: CompiledProcess, step: CompiledStep, function: str, outcome: StepOutcome | BaseException
@@ -258,7 +238,11 @@ class ProcessWorkflow:
                 id=f"{workflow.info().workflow_id}-{step.name}-{self._superstep}",
                 task_queue=options.task_queue,
                 static_summary=f"sub-process {step.name} ({function})",
-                search_attributes=process_search_attributes(step.process.name),
+                search_attributes=(
+                    process_search_attributes(step.process.name)
+                    if BATON_PROCESS in workflow.info().typed_search_attributes
+                    else None
+                ),
             )
             return StepOutcome(result=result.output, state={})
         invocation = StepInvocation(
@@ -285,14 +269,14 @@ class ProcessWorkflow:
         )
 
     async def _wait_for_event(self) -> None:
-        process = self._require_process()
+        process = self._process
         self._status = "waiting"
         workflow.set_current_details(
             f"waiting for an external event ({', '.join(process.input_events)})"
             + (f"; {len(self._pending)} input(s) queued for fan-in" if self._pending else "")
         )
         pending_before = len(self._pending)
-        await workflow.wait_condition(lambda: len(self._pending) != pending_before)
+        await workflow.wait_condition(lambda: self._stopped or len(self._pending) != pending_before)
         self._status = "running"
 
     def _should_continue_as_new(self, input: ProcessInput, supersteps_this_run: int) -> bool:
@@ -300,10 +284,6 @@ class ProcessWorkflow:
             return True
         return input.continue_as_new_after is not None and supersteps_this_run >= input.continue_as_new_after
 
-    def _require_process(self) -> CompiledProcess:
-        if self._process is None:
-            raise ApplicationError("process has not started yet", type="ProcessNotStarted")
-        return self._process
 
 
 def _failure(step: str, function: str, error: FailureError) -> StepFailure:

@@ -1,0 +1,110 @@
+"""Fixtures on real parts: one Temporal dev server per session, PostgreSQL and SQLite databases."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from baton.persistence.db import create_engine
+from baton.persistence.migrate import upgrade
+from baton.settings import BatonSettings
+from baton.temporal import SEARCH_ATTRIBUTES, data_converter, dev_server_path
+from baton.testing import ProcessEnvironment
+from tests.steps import JOURNAL_ENV
+
+POSTGRES_ADMIN_DSN = os.environ.get("BATON_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+async def temporal() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=dev_server_path(),
+        search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=data_converter(),
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def temporal_client(temporal: WorkflowEnvironment) -> Client:
+    return temporal.client
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> BatonSettings:
+    """Settings of one test: its own queues (so tests never share workers) and data folder."""
+    suffix = uuid.uuid4().hex[:8]
+    return BatonSettings(
+        data_dir=tmp_path / ".baton",
+        workflows_queue=f"test-workflows-{suffix}",
+        steps_queue=f"test-steps-{suffix}",
+        step_modules=["examples", "tests"],
+    )
+
+
+class Journal:
+    """Side effects that steps record, read back to count how often each ran."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def entries(self) -> list[str]:
+        return self.path.read_text().splitlines() if self.path.exists() else []
+
+    def count(self, entry: str) -> int:
+        return self.entries().count(entry)
+
+
+@pytest.fixture
+def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Journal:
+    path = tmp_path / "journal.txt"
+    monkeypatch.setenv(JOURNAL_ENV, str(path))
+    return Journal(path)
+
+
+@pytest.fixture
+async def env(temporal: WorkflowEnvironment, settings: BatonSettings, journal: Journal) -> AsyncIterator[ProcessEnvironment]:
+    """A worker on the session's dev server, serving this test's own queues."""
+    async with ProcessEnvironment(settings=settings, client=temporal.client) as process_env:
+        yield process_env
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for the session, dropped afterwards."""
+    name = f"baton_test_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    yield f"{base}/{name}"
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A migrated app database: SQLite in a temporary folder, and PostgreSQL on localhost."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'baton.db'}"
+    else:
+        url = request.getfixturevalue("postgres_database")
+    engine = create_engine(url)
+    await upgrade(engine)
+    await engine.dispose()
+    yield url

@@ -1,0 +1,167 @@
+"""The builder, validation (every error at once), YAML round trips and Mermaid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from baton.process import ProcessBuilder, ProcessDefinitionError, RetryOptions, StepHandle, load_process
+from examples.document_generation.process import process as document_generation
+from tests.steps import Join, Step1, Step2, Step3, Upper, approval_process, linear, parent_with_subprocess
+
+ALLOWED = ["examples", "tests"]
+EXAMPLE_YAML = Path(__file__).parents[1] / "examples" / "document_generation" / "process.yaml"
+
+
+def problems_of(builder: ProcessBuilder, allowed: list[str] = ALLOWED) -> list[str]:
+    with pytest.raises(ProcessDefinitionError) as raised:
+        builder.build(allowed)
+    return raised.value.problems
+
+
+def test_linear_process_builds_with_defaults_resolved() -> None:
+    process = linear().build(ALLOWED)
+    compiled = process.compiled
+    assert list(compiled.steps) == ["Step1", "Step2", "Step3"]
+    assert compiled.input_events == ["Start"]
+    first = compiled.routes[0].to[0]
+    assert (first.step, first.function, first.parameter) == ("Step1", "run", "value")
+    options = compiled.steps["Step1"].options
+    assert options.retry.max_attempts == 3
+    assert options.retry.initial_interval_seconds == 2.0 and options.retry.backoff_coefficient == 2.0
+
+
+def test_per_step_options_are_kept() -> None:
+    b = ProcessBuilder("Options")
+    s = b.add_step(Step1, retry=RetryOptions(max_attempts=7), task_queue="heavy", local=False)
+    t = b.add_step(Step2, local=True)
+    b.on_input_event("Start").send_event_to(s)
+    s.on_function_result().send_event_to(t)
+    t.on_function_result().stop_process()
+    steps = b.build(ALLOWED).compiled.steps
+    assert steps["Step1"].options.retry.max_attempts == 7
+    assert steps["Step1"].options.task_queue == "heavy"
+    assert steps["Step2"].options.local is True
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    b = ProcessBuilder("Broken")
+    s1 = b.add_step(Step1)
+    b.add_step(Step1)  # duplicate name
+    join = b.add_step(Join)
+    b.add_step(Step3)  # nothing routes to it
+    b.on_input_event("Start").send_event_to(s1)
+    s1.on_function_result().send_event_to(join, parameter="left")  # 'right' is never fed
+    s1.on_function_result(function="nope").send_event_to(join, parameter="left")
+    s1.on_event("Out").send_event_to(join, function="missing")
+    s1.on_event("Other").send_event_to(join, parameter="middle")
+    s1.on_event("Ghost").send_event_to(StepHandle(b, "Nowhere"))
+    s1.on_event("Dangling")
+    problems = problems_of(b)
+    text = "\n".join(problems)
+    assert "step 'Step1': duplicate step name" in text
+    assert "step 'Step1' has no function 'nope'" in text
+    assert "step 'Join' has no function 'missing' (it has join)" in text
+    assert "Join.join has no parameter 'middle' (it has left, right)" in text
+    assert "unknown target step 'Nowhere'" in text
+    assert "goes nowhere" in text
+    assert "Join.join waits for parameter 'right', but no route feeds it" in text
+    assert "step 'Step3' is unreachable" in text
+    assert "no route ends the process" in text
+    assert len(problems) == 9
+
+
+def test_error_message_lists_problems() -> None:
+    b = ProcessBuilder("NoInput")
+    s = b.add_step(Step1)
+    s.on_function_result().stop_process()
+    with pytest.raises(ProcessDefinitionError, match=r"process 'NoInput' has 2 problems:\n  - no input event"):
+        b.build(ALLOWED)
+
+
+def test_steps_from_modules_outside_the_allow_list_are_refused() -> None:
+    problems = problems_of(linear(), allowed=["examples"])
+    assert len(problems) == 3
+    assert "from module 'tests.steps', which is not in the allowed step modules ['examples']" in problems[0]
+
+
+def test_fan_in_needs_named_parameters() -> None:
+    b = ProcessBuilder("FanIn")
+    s, join = b.add_step(Upper), b.add_step(Join)
+    b.on_input_event("Start").send_event_to(s)
+    s.on_function_result().send_event_to(join)
+    join.on_function_result().stop_process()
+    assert any("Join.join takes several parameters (left, right)" in p for p in problems_of(b))
+
+
+def test_a_step_with_several_functions_needs_the_function_named() -> None:
+    from examples.document_generation.steps import GenerateDocumentation
+
+    b = ProcessBuilder("Ambiguous")
+    g = b.add_step(GenerateDocumentation)
+    b.on_input_event("Start").send_event_to(g)
+    g.on_function_result().stop_process()
+    assert any("has several functions (generate, revise); name one with function=" in p for p in problems_of(b))
+
+
+def test_bad_yaml_reports_field_paths() -> None:
+    with pytest.raises(ProcessDefinitionError) as raised:
+        load_process("name: X\nsteps:\n- name: a\n  step: tests.steps:Step1\n  colour: red\nroutes: []\n", ALLOWED)
+    assert "steps.0.colour: Extra inputs are not permitted" in raised.value.problems
+    with pytest.raises(ProcessDefinitionError, match="not valid YAML"):
+        load_process("name: [unclosed", ALLOWED)
+    with pytest.raises(ProcessDefinitionError, match="cannot read"):
+        load_process(Path("/nonexistent/process.yaml"), ALLOWED)
+
+
+def test_unimportable_and_non_step_references_are_named() -> None:
+    yaml_text = """
+name: Refs
+steps:
+- {name: a, step: "tests.no_such_module:Thing"}
+- {name: b, step: "tests.steps:NotThere"}
+- {name: c, step: "tests.steps:linear"}
+- {name: d, step: "no-colon"}
+routes:
+- {when: input, name: Start, to: [{step: a}]}
+- {from: a, when: result, stop: true}
+"""
+    with pytest.raises(ProcessDefinitionError) as raised:
+        load_process(yaml_text, ALLOWED)
+    text = "\n".join(raised.value.problems)
+    assert "cannot import module 'tests.no_such_module'" in text
+    assert "module 'tests.steps' has no 'NotThere'" in text
+    assert "'tests.steps:linear' is not a subclass of ProcessStep" in text
+    assert "'no-colon' is not of the form 'package.module:ClassName'" in text
+
+
+def test_definition_round_trips_through_yaml() -> None:
+    for builder in (linear(), approval_process(), parent_with_subprocess()):
+        process = builder.build(ALLOWED)
+        again = load_process(process.to_yaml(), ALLOWED)
+        assert again.to_definition() == process.to_definition()
+        assert again.compiled == process.compiled
+
+
+def test_example_yaml_is_the_python_process() -> None:
+    from_yaml = load_process(EXAMPLE_YAML, ["examples"])
+    assert from_yaml.to_definition() == document_generation.to_definition()
+
+
+def test_mermaid_shows_steps_routes_and_the_end() -> None:
+    mermaid = approval_process().build(ALLOWED).to_mermaid()
+    assert mermaid.startswith("flowchart LR\n")
+    assert 'in_ApprovalReceived(["ApprovalReceived"])' in mermaid
+    assert 'in_Start -->|"run(value)"| step_Upper' in mermaid
+    assert 'step_Upper -->|"result → decide(value)"| step_Gate' in mermaid
+    assert 'step_Gate -->|"result"| end_node' in mermaid
+    nested = parent_with_subprocess().build(ALLOWED).to_mermaid()
+    assert 'step_Child[["Child"]]' in nested
+
+
+def test_subprocess_functions_are_its_input_events() -> None:
+    compiled = parent_with_subprocess().build(ALLOWED).compiled
+    child = compiled.steps["Child"]
+    assert child.kind == "process" and child.functions == {"Begin": ["data"]}
+    assert child.process is not None and list(child.process.steps) == ["Step1", "Step2"]

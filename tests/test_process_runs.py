@@ -1,0 +1,259 @@
+"""Processes running on the Temporal dev server: routing, fan-out/in, cycles, events, errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from baton.process import ProcessBuilder, ProcessState
+from baton.process.runtime import BATON_PROCESS, ProcessInput, SendEvent
+from baton.testing import ProcessEnvironment
+from examples.document_generation.process import process as document_generation
+from starter.client import ProcessRun
+from workflows.process import ProcessWorkflow
+from tests.conftest import Journal
+from tests.steps import (
+    Step1,
+    Step3,
+    approval_process,
+    cycle,
+    failing,
+    fan_out_fan_in,
+    linear,
+    parent_with_subprocess,
+    queued_fan_in,
+)
+
+ALLOWED = ["examples", "tests"]
+
+
+async def wait_for_state(run: ProcessRun, predicate, timeout: float = 20.0) -> ProcessState:
+    """Poll the state query until `predicate` holds (queries are how users watch runs)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        state = await run.state()
+        if predicate(state):
+            return state
+        assert loop.time() < deadline, f"state never matched; last: {state}"
+        await asyncio.sleep(0.05)
+
+
+async def test_linear_process_runs_each_step_once(env: ProcessEnvironment, journal: Journal) -> None:
+    process = linear().build(ALLOWED)
+    run = await env.start(process, "Start", "x", key="linear-1")
+    result = await run.result()
+    assert result.output == "x-1-2-3"
+    assert result.supersteps == 3
+    assert result.run_counts == {"Step1": 1, "Step2": 1, "Step3": 1}
+    assert journal.entries() == ["step-1", "step-2", "step-3"]
+    assert run.id == "process-Linear-linear-1"
+    state = await run.state()
+    assert state.status == "completed" and state.output == "x-1-2-3"
+    assert state.steps["Step1"].state == {"calls": 1, "seen": ["x"]}
+
+
+async def test_run_is_tagged_and_summarised_for_the_temporal_ui(env: ProcessEnvironment) -> None:
+    process = linear("Tagged").build(ALLOWED)
+    run = await env.start(process, "Start", "x")
+    await run.result()
+    description = await run.handle.describe()
+    assert description.typed_search_attributes.get(BATON_PROCESS) == "Tagged"
+    summaries = [
+        e.user_metadata.summary
+        async for e in run.handle.fetch_history_events()
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert len(summaries) == 3
+    converter = env.temporal.data_converter.payload_converter
+    assert [converter.from_payload(s, str) for s in summaries] == ["Step1.run", "Step2.run", "Step3.run"]
+
+
+async def test_fan_out_then_fan_in(env: ProcessEnvironment) -> None:
+    result = await (await env.start(fan_out_fan_in().build(ALLOWED), "Start", "abc")).result()
+    assert result.output == "ABC+cba"
+    assert result.supersteps == 2  # Upper and Reverse ran side by side
+
+
+async def test_fan_in_queues_inputs_instead_of_overwriting(env: ProcessEnvironment) -> None:
+    run = await env.start(queued_fan_in().build(ALLOWED), "Left", "a1")
+    await run.send_event("Left", "a2")
+    state = await wait_for_state(run, lambda s: len(s.pending) == 2)
+    assert state.status == "waiting"
+    assert [m.data for m in state.pending] == ["a1", "a2"]
+    await run.send_event("Right", "b1")
+    await run.send_event("Right", "b2")
+    result = await run.result()
+    assert result.output == ["a1+b1", "a2+b2"]
+    assert result.run_counts["Join"] == 2
+
+
+async def test_a_cycle_ends_by_itself(env: ProcessEnvironment) -> None:
+    result = await (await env.start(cycle().build(ALLOWED), "Start", 1)).result()
+    assert result.output == {"laps": 5}
+    assert result.supersteps == 5
+
+
+async def test_a_cycle_past_max_supersteps_fails_clearly(env: ProcessEnvironment) -> None:
+    run = await env.start(cycle(max_supersteps=3).build(ALLOWED), "Start", 1)
+    with pytest.raises(WorkflowFailureError) as raised:
+        await run.result()
+    cause = raised.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "MaxSuperstepsExceeded"
+    assert "exceeded max_supersteps=3" in cause.message
+    assert (await run.state()).status == "failed"
+
+
+async def test_continue_as_new_keeps_state_and_messages(env: ProcessEnvironment) -> None:
+    process = cycle().build(ALLOWED)
+    run = await env.client.start_process(process, "Start", 1)
+    first_run_id = (await run.handle.describe()).run_id
+    # Continue as new after every second superstep, as Temporal would ask for a long history.
+    await run.handle.terminate()
+    handle = await env.temporal.start_workflow(
+        ProcessWorkflow.run,
+        ProcessInput(process=process.compiled, event="Start", data=1, steps_queue=env.settings.steps_queue,
+                     continue_as_new_after=2),
+        id=f"{run.id}-can",
+        task_queue=env.settings.workflows_queue,
+    )
+    result = await handle.result()
+    assert result.output == {"laps": 5} and result.supersteps == 5
+    assert result.run_counts == {"Lap": 5}
+    final = await handle.describe()
+    assert final.run_id != first_run_id
+    chain = [e async for e in env.temporal.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id).fetch_history_events()]
+    assert any(e.HasField("workflow_execution_continued_as_new_event_attributes") for e in chain)
+
+
+async def test_undeclared_event_is_rejected_by_name(env: ProcessEnvironment) -> None:
+    run = await env.start(approval_process().build(ALLOWED), "Start", "doc")
+    with pytest.raises(WorkflowUpdateFailedError) as raised:
+        await run.send_event("Approve", {"approved": True})
+    assert "does not accept event 'Approve'; it accepts: Start, ApprovalReceived" in str(raised.value.cause)
+    with pytest.raises(ValueError, match="has no input event 'Go'; it accepts: Start, ApprovalReceived"):
+        await env.start(approval_process().build(ALLOWED), "Go", "doc")
+    accepted = await run.send_event("ApprovalReceived", {"approved": True})
+    assert accepted.deliveries == 1
+    assert (await run.result()).output == "DOC:approved"
+
+
+async def test_signal_twin_drops_undeclared_events_visibly(env: ProcessEnvironment) -> None:
+    run = await env.start(approval_process().build(ALLOWED), "Start", "doc")
+    await run.handle.signal(ProcessWorkflow.send_event_signal, SendEvent(name="Bogus"))
+    await run.handle.signal(ProcessWorkflow.send_event_signal, SendEvent(name="ApprovalReceived", data={"approved": False}))
+    assert (await run.result()).output == "DOC:rejected"
+    assert (await run.state()).rejected_events == ["Bogus"]
+
+
+async def test_step_state_is_visible_while_the_process_waits(env: ProcessEnvironment) -> None:
+    run = await env.start(document_generation, "Start", {"name": "Baton", "features": ["durable"]})
+    state = await wait_for_state(run, lambda s: s.status == "waiting")
+    generate = state.steps["GenerateDocumentation"]
+    assert generate.run_count == 3
+    assert generate.state is not None and generate.state["revision_count"] == 2
+    assert "## Troubleshooting" in generate.state["latest_draft"]
+    assert [m.target.parameter for m in state.pending] == ["draft"]
+    await run.send_event("ApprovalReceived", {"approved": True, "comment": "ship it"})
+    output = (await run.result()).output
+    assert output["approval_comment"] == "ship it" and output["revision"] == 2
+
+
+async def test_rejection_loops_back_for_another_revision(env: ProcessEnvironment) -> None:
+    run = await env.start(document_generation, "Start", {"name": "Baton"})
+    await wait_for_state(run, lambda s: s.status == "waiting")
+    await run.send_event("ApprovalReceived", {"approved": False, "comment": "Security"})
+    state = await wait_for_state(run, lambda s: s.status == "waiting" and s.steps["HumanApproval"].run_count == 1
+                                 and s.steps["ReviewDocumentation"].run_count == 4)
+    assert state.steps["GenerateDocumentation"].state["requested_sections"][-1] == "Security"
+    await run.send_event("ApprovalReceived", {"approved": True})
+    output = (await run.result()).output
+    assert output["revision"] == 3 and "## Security" in output["text"]
+
+
+async def test_retries_then_failure_without_error_route(env: ProcessEnvironment, journal: Journal) -> None:
+    run = await env.start(failing(with_error_route=False).build(ALLOWED), "Start", "x")
+    with pytest.raises(WorkflowFailureError) as raised:
+        await run.result()
+    cause = raised.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "StepFailed"
+    assert cause.message == "step Flaky.run failed: ValueError: cannot handle 'x'"
+    assert journal.entries() == ["flaky-attempt-1", "flaky-attempt-2", "flaky-attempt-3"]
+
+
+async def test_error_route_fires_once_retries_are_exhausted(env: ProcessEnvironment, journal: Journal) -> None:
+    result = await (await env.start(failing(with_error_route=True).build(ALLOWED), "Start", "x")).result()
+    assert result.output == {
+        "recovered": True,
+        "failure": {"step": "Flaky", "function": "run", "error_type": "ValueError", "message": "cannot handle 'x'"},
+    }
+    assert journal.count("flaky-attempt-3") == 1 and journal.count("flaky-attempt-4") == 0
+
+
+async def test_bad_step_input_fails_at_once(env: ProcessEnvironment) -> None:
+    b = ProcessBuilder("BadInput")
+    s = b.add_step(Step1)
+    b.on_input_event("Start").send_event_to(s)
+    s.on_function_result().stop_process()
+    run = await env.start(b.build(ALLOWED), "Start", {"not": "a string"})
+    with pytest.raises(WorkflowFailureError) as raised:
+        await run.result()
+    assert "StepInputInvalid: input 'value' of Step1.run is invalid" in str(raised.value.cause)
+
+
+async def test_subprocess_runs_as_a_child_workflow(env: ProcessEnvironment) -> None:
+    run = await env.start(parent_with_subprocess().build(ALLOWED), "Start", "x")
+    result = await run.result()
+    assert result.output == "x-1-2-3"
+    children = [
+        e.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id
+        async for e in run.handle.fetch_history_events()
+        if e.HasField("child_workflow_execution_started_event_attributes")
+    ]
+    assert children == [f"{run.id}-Child-1"]
+    child = await env.client.get_run(children[0]).result()
+    assert child.output == "x-1-2"
+
+
+async def test_local_steps_and_own_task_queues(temporal, settings, journal: Journal) -> None:
+    b = ProcessBuilder("Placement")
+    s1 = b.add_step(Step1, local=True)
+    s3 = b.add_step(Step3, task_queue=f"{settings.steps_queue}-heavy")
+    b.on_input_event("Start").send_event_to(s1)
+    s1.on_function_result().send_event_to(s3)
+    s3.on_function_result().stop_process()
+    process = b.build(ALLOWED)
+    async with ProcessEnvironment([process], settings=settings, client=temporal.client) as env:
+        run = await env.start(process, "Start", "x")
+        assert (await run.result()).output == "x-1-3"
+        events = [e async for e in run.handle.fetch_history_events()]
+    assert any(e.HasField("marker_recorded_event_attributes") for e in events)  # the local activity
+    queues = [e.activity_task_scheduled_event_attributes.task_queue.name for e in events
+              if e.HasField("activity_task_scheduled_event_attributes")]
+    assert queues == [f"{settings.steps_queue}-heavy"]
+
+
+async def test_steps_outside_the_workers_allow_list_do_not_run(temporal, settings) -> None:
+    process = linear("Forged").build(ALLOWED)
+    locked = settings.model_copy(update={"step_modules": ["examples"]})
+    async with ProcessEnvironment(settings=locked, client=temporal.client) as env:
+        run = await env.start(process, "Start", "x")
+        with pytest.raises(WorkflowFailureError) as raised:
+            await run.result()
+    assert "StepNotAllowed" in str(raised.value.cause)
+    assert "not in the allowed step modules ['examples']" in str(raised.value.cause)
+
+
+async def test_external_event_after_days_of_waiting(settings) -> None:
+    process = approval_process("LongWait").build(ALLOWED)
+    async with ProcessEnvironment([process], settings=settings, time_skipping=True) as env:
+        run = await env.start(process, "Start", "contract")
+        await wait_for_state(run, lambda s: s.status == "waiting")
+        await env.sleep(5 * 24 * 3600)
+        state = await run.state()
+        assert state.status == "waiting" and [m.target.parameter for m in state.pending] == ["value"]
+        await run.send_event("ApprovalReceived", {"approved": True})
+        assert (await run.result()).output == "CONTRACT:approved"
