@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -79,31 +78,28 @@ async def env(temporal: WorkflowEnvironment, settings: BatonSettings, journal: J
         yield process_env
 
 
+async def _postgres_admin(sql: str) -> None:
+    conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
+async def postgres_database() -> AsyncIterator[str]:
     """A fresh PostgreSQL database for the session, dropped afterwards."""
     name = f"baton_test_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    await _postgres_admin(f'CREATE DATABASE "{name}"')
     base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     yield f"{base}/{name}"
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_database: str) -> AsyncIterator[str]:
     """A migrated app database: SQLite in a temporary folder, and PostgreSQL on localhost."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'baton.db'}"
-    else:
-        url = request.getfixturevalue("postgres_database")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'baton.db'}" if request.param == "sqlite" else postgres_database
     engine = create_engine(url)
     await upgrade(engine)
     await engine.dispose()

@@ -207,3 +207,16 @@ def approval_process(name: str = "Approval") -> ProcessBuilder:
     b.on_input_event("ApprovalReceived").send_event_to(gate, parameter="approval")
     gate.on_function_result().stop_process()
     return b
+
+
+def upper_only(name: str) -> ProcessBuilder:
+    """A second version of `approval_process`: no approval any more."""
+    b = ProcessBuilder(name)
+    upper = b.add_step(Upper)
+    b.on_input_event("Start").send_event_to(upper)
+    upper.on_function_result().stop_process()
+    return b
+
+
+cli_approval = approval_process("CliApproval").build(["tests"])
+"""A built process, for `baton process run tests.steps:cli_approval`."""

@@ -109,24 +109,22 @@ async def test_a_cycle_past_max_supersteps_fails_clearly(env: ProcessEnvironment
 
 async def test_continue_as_new_keeps_state_and_messages(env: ProcessEnvironment) -> None:
     process = cycle().build(ALLOWED)
-    run = await env.client.start_process(process, "Start", 1)
-    first_run_id = (await run.handle.describe()).run_id
-    # Continue as new after every second superstep, as Temporal would ask for a long history.
-    await run.handle.terminate()
+    # Continue as new after every second superstep, as Temporal would ask of a long history.
     handle = await env.temporal.start_workflow(
         ProcessWorkflow.run,
         ProcessInput(process=process.compiled, event="Start", data=1, steps_queue=env.settings.steps_queue,
                      continue_as_new_after=2),
-        id=f"{run.id}-can",
+        id="process-Cycle-continue-as-new",
         task_queue=env.settings.workflows_queue,
     )
     result = await handle.result()
     assert result.output == {"laps": 5} and result.supersteps == 5
     assert result.run_counts == {"Lap": 5}
     final = await handle.describe()
-    assert final.run_id != first_run_id
-    chain = [e async for e in env.temporal.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id).fetch_history_events()]
-    assert any(e.HasField("workflow_execution_continued_as_new_event_attributes") for e in chain)
+    assert final.run_id != handle.first_execution_run_id
+    first = env.temporal.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+    events = [e async for e in first.fetch_history_events()]
+    assert events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
 
 
 async def test_undeclared_event_is_rejected_by_name(env: ProcessEnvironment) -> None:

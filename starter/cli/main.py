@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from temporalio.client import WorkflowFailureError
 from rich.syntax import Syntax
 
 from baton.persistence.db import engine_from_settings, session_factory
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `baton` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
+    # Like uvicorn's --app-dir: the project in the current folder is importable, so that
+    # `baton process run myapp.flows:process` and the worker find the user's own steps.
+    sys.path.insert(0, os.getcwd())
     code = 0
     try:
         code = asyncio.run(args.handler(args)) or 0
@@ -41,6 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     except (UsageError, ProcessDefinitionError) as e:
         err.print(f"[red]error:[/] {e}")
         code = 2
+    except WorkflowFailureError as e:
+        err.print(f"[red]the run failed:[/] {e.cause}")
+        code = 1
     except Exception as e:  # the one place where any failure becomes a message and a status
         err.print(f"[red]error:[/] {type(e).__name__}: {e}")
         code = 1

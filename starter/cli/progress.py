@@ -28,12 +28,15 @@ async def follow_run(run: ProcessRun, console: Console, respond: Responder) -> P
     seen_counts: dict[str, int] = {}
     answered_at: tuple[int, int] | None = None
     with console.status("starting…") as status:
-        while not result_task.done():
+        while True:
+            finished = result_task.done()  # read before the state, so the last steps get printed
             state = await run.state()
             for step, record in state.steps.items():
                 for n in range(seen_counts.get(step, 0) + 1, record.run_count + 1):
                     console.print(f"  [green]✓[/] {step} [dim](run {n})[/]")
                 seen_counts[step] = record.run_count
+            if finished:
+                break
             if state.current:
                 status.update(f"running {', '.join(state.current)}")
             waiting_at = (state.superstep, len(state.pending))

@@ -1,0 +1,115 @@
+"""The `baton` command as a person runs it: exit statuses and what it prints."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from baton.settings import BatonSettings
+from baton.testing import ProcessEnvironment
+from starter.devserver import GRPC_PORT, port_open
+
+REPO = Path(__file__).parents[1]
+EXAMPLE_YAML = REPO / "examples" / "document_generation" / "process.yaml"
+
+
+def baton_env(settings: BatonSettings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_")}
+    env.update(
+        BATON_DATA_DIR=str(settings.data_dir),
+        BATON_WORKFLOWS_QUEUE=settings.workflows_queue,
+        BATON_STEPS_QUEUE=settings.steps_queue,
+        BATON_STEP_MODULES=json.dumps(settings.step_modules),
+        COLUMNS="200",
+        **extra,
+    )
+    return env
+
+
+async def baton(settings: BatonSettings, *args: str, stdin: str = "", **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run the `baton` console script without blocking the event loop the worker runs on."""
+    command = [str(Path(sys.executable).with_name("baton")), *args]
+    return await asyncio.to_thread(
+        subprocess.run, command, input=stdin, capture_output=True, text=True, cwd=REPO,
+        env=baton_env(settings, **extra), timeout=120,
+    )
+
+
+async def test_show_validates_and_prints_mermaid(settings) -> None:
+    result = await baton(settings, "process", "show", "examples.document_generation.process:process")
+    assert result.returncode == 0, result.stderr
+    assert "DocumentGeneration is valid (5 steps)" in result.stdout
+    assert "flowchart LR" in result.stdout and "step_HumanApproval" in result.stdout
+
+
+async def test_show_reports_every_problem_of_a_bad_file(settings, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: Bad\nsteps:\n- {name: a, step: 'os:path'}\nroutes:\n- {from: a, when: result, to: [{step: b}]}\n"
+    )
+    result = await baton(settings, "process", "show", str(bad))
+    assert result.returncode == 2
+    assert "process 'Bad' has 4 problems" in result.stderr
+    assert "module 'os', which is not in the allowed step modules" in result.stderr
+    assert "unknown target step 'b'" in result.stderr
+
+
+async def test_deploy_adds_versions_that_show_and_run_by_name(settings) -> None:
+    first = await baton(settings, "process", "deploy", str(EXAMPLE_YAML))
+    second = await baton(settings, "process", "deploy", str(EXAMPLE_YAML))
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert "deployed DocumentGeneration version 1" in first.stdout
+    assert "deployed DocumentGeneration version 2" in second.stdout
+    shown = await baton(settings, "process", "show", "DocumentGeneration")
+    assert shown.returncode == 0 and "flowchart LR" in shown.stdout
+    missing = await baton(settings, "process", "show", "NotDeployed")
+    assert missing.returncode == 1 and "no deployed process 'NotDeployed'" in missing.stderr
+
+
+async def test_run_follows_steps_and_lets_a_person_answer(env: ProcessEnvironment, temporal) -> None:
+    address = temporal.client.service_client.config.target_host
+    result = await baton(
+        env.settings, "process", "run", "tests.steps:cli_approval", "--event", "Start", "--data", '"contract"',
+        "--id", "cli-1", stdin='ApprovalReceived\n{"approved": true}\n', BATON_TEMPORAL_ADDRESS=address,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Run process-CliApproval-cli-1" in result.stdout
+    assert "✓ Upper (run 1)" in result.stdout
+    assert "The process waits for an event: Start, ApprovalReceived" in result.stdout
+    assert "sent ApprovalReceived" in result.stdout
+    assert '"CONTRACT:approved"' in result.stdout
+    assert "/namespaces/default/workflows/process-CliApproval-cli-1" in result.stdout
+
+
+async def test_run_rejects_data_that_is_not_json(settings) -> None:
+    result = await baton(settings, "process", "run", "tests.steps:cli_approval", "--event", "Start", "--data", "{nope")
+    assert result.returncode == 2
+    assert "--data is not JSON" in result.stderr
+
+
+async def test_db_upgrade(settings) -> None:
+    result = await baton(settings, "db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert (settings.data_dir / "baton.db").exists()
+
+
+async def test_demo_runs_the_main_job_and_cleans_up(settings) -> None:
+    started_here = not port_open("127.0.0.1", GRPC_PORT)
+    result = await baton(settings.model_copy(update={"workflows_queue": "baton-workflows",
+                                                     "steps_queue": "baton-steps"}), "demo")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "deployed DocumentGeneration v1" in out
+    for step in ["GatherProductInfo", "GenerateDocumentation", "ReviewDocumentation", "HumanApproval",
+                 "PublishDocumentation"]:
+        assert f"✓ {step} (run 1)" in out
+    assert "the process waits for a person's approval" in out
+    assert "Troubleshooting" in out and '"approval_comment": "Approved by the demo"' in out
+    assert "See the run in the Temporal UI: http://127.0.0.1:8233/namespaces/default/workflows/process-" in out
+    assert "stopped everything the demo started" in out
+    if started_here:
+        assert not port_open("127.0.0.1", GRPC_PORT)

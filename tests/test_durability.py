@@ -1,0 +1,143 @@
+"""What must survive: a worker killed mid-run, and workflow code replaying recorded histories."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from baton.settings import BatonSettings
+from baton.temporal import data_converter
+from baton.testing import ProcessEnvironment
+from examples.document_generation.process import process as document_generation
+from starter.client import BatonClient
+from tests.conftest import Journal
+from tests.steps import approval_process, failing, fan_out_fan_in, linear, parent_with_subprocess, queued_fan_in
+from workflows.process import ProcessWorkflow
+
+ALLOWED = ["examples", "tests"]
+HISTORIES = Path(__file__).parent / "histories"
+REPO = Path(__file__).parents[1]
+
+
+async def wait_until(predicate, timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+def worker_process(temporal_address: str, settings: BatonSettings, journal: Journal, gate: Path) -> subprocess.Popen:
+    """`baton worker` in its own OS process, holding Step2 until `gate` is removed."""
+    env = {
+        **os.environ,
+        "BATON_TEMPORAL_ADDRESS": temporal_address,
+        "BATON_WORKFLOWS_QUEUE": settings.workflows_queue,
+        "BATON_STEPS_QUEUE": settings.steps_queue,
+        "BATON_STEP_MODULES": json.dumps(settings.step_modules),
+        "BATON_DATA_DIR": str(settings.data_dir),
+        "BATON_TEST_JOURNAL": str(journal.path),
+        "BATON_TEST_GATE": str(gate),
+    }
+    command = [sys.executable, "-m", "starter.cli.main", "worker", "--queues",
+               settings.workflows_queue, settings.steps_queue]
+    return subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+async def test_worker_killed_mid_run_does_not_rerun_finished_steps(temporal, settings, journal: Journal) -> None:
+    process = linear("Crash", timeout=timedelta(seconds=3)).build(ALLOWED)
+    gate = settings.data_dir / "gate"
+    gate.parent.mkdir(parents=True, exist_ok=True)
+    gate.touch()
+    worker = worker_process(temporal.client.service_client.config.target_host, settings, journal, gate)
+    try:
+        run = await BatonClient(temporal.client, settings).start_process(process, "Start", "x")
+        await wait_until(lambda: journal.count("step-2") == 1)
+        worker.send_signal(signal.SIGKILL)  # no goodbye: the process is gone mid-step
+        worker.wait(10)
+    finally:
+        worker.kill()
+    gate.unlink()
+    assert journal.entries() == ["step-1", "step-2"]
+
+    async with ProcessEnvironment(settings=settings, client=temporal.client):
+        result = await run.result()
+    assert result.output == "x-1-2-3"
+    assert journal.count("step-1") == 1  # finished before the crash: not run again
+    assert journal.count("step-2") == 2  # cut off by the crash: run again, after its timeout
+    assert journal.count("step-3") == 1
+    assert result.run_counts == {"Step1": 1, "Step2": 1, "Step3": 1}
+
+
+async def assert_replays(histories: dict[str, str]) -> None:
+    replayer = Replayer(workflows=[ProcessWorkflow], data_converter=data_converter())
+    for workflow_id, history in histories.items():
+        result = await replayer.replay_workflow(
+            WorkflowHistory.from_json(workflow_id, history), raise_on_replay_failure=False
+        )
+        assert result.replay_failure is None, f"{workflow_id}: {result.replay_failure}"
+
+
+async def test_recorded_histories_replay() -> None:
+    """Histories committed under tests/histories still replay: workflow changes must not break them."""
+    histories = {f.stem: f.read_text() for f in sorted(HISTORIES.glob("*.json"))}
+    assert len(histories) == 7
+    await assert_replays(histories)
+
+
+async def record_histories(env: ProcessEnvironment) -> dict[str, str]:
+    """Run one process of each shape and return their histories as JSON, by workflow ID."""
+    runs = {
+        "linear": await env.start(linear().build(ALLOWED), "Start", "x", key="recorded"),
+        "fan_out_fan_in": await env.start(fan_out_fan_in().build(ALLOWED), "Start", "abc", key="recorded"),
+        "subprocess": await env.start(parent_with_subprocess().build(ALLOWED), "Start", "x", key="recorded"),
+        "error_route": await env.start(failing(with_error_route=True).build(ALLOWED), "Start", "x", key="recorded"),
+        "queued_fan_in": await env.start(queued_fan_in().build(ALLOWED), "Left", "a1", key="recorded"),
+        "approval": await env.start(approval_process().build(ALLOWED), "Start", "doc", key="recorded"),
+        "document_generation": await env.start(document_generation, "Start", {"name": "Baton"}, key="recorded"),
+    }
+    for name, data in [("Left", "a2"), ("Right", "b1"), ("Right", "b2")]:
+        await runs["queued_fan_in"].send_event(name, data)
+    await runs["approval"].send_event("ApprovalReceived", {"approved": True})
+    await runs["document_generation"].send_event("ApprovalReceived", {"approved": True, "comment": "ok"})
+    histories = {}
+    for name, run in runs.items():
+        await run.result()
+        histories[run.id] = (await run.handle.fetch_history()).to_json()
+    return histories
+
+
+async def test_fresh_histories_replay(env: ProcessEnvironment) -> None:
+    await assert_replays(await record_histories(env))
+
+
+async def _write_recorded_histories() -> None:
+    from temporalio.testing import WorkflowEnvironment
+
+    from baton.temporal import SEARCH_ATTRIBUTES, dev_server_path
+
+    temporal = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=dev_server_path(), search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=data_converter(),
+    )
+    os.environ.setdefault("BATON_TEST_JOURNAL", "/dev/null")
+    settings = BatonSettings(step_modules=ALLOWED)
+    async with temporal, ProcessEnvironment(settings=settings, client=temporal.client) as env:
+        HISTORIES.mkdir(exist_ok=True)
+        for workflow_id, history in (await record_histories(env)).items():
+            (HISTORIES / f"{workflow_id}.json").write_text(history)
+
+
+if __name__ == "__main__":
+    # Record the histories that test_recorded_histories_replay guards: python -m tests.test_durability
+    asyncio.run(_write_recorded_histories())
+    os._exit(0)  # skip interpreter teardown, which the SDK's threads can crash (sdk-python issue 300)
