@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# Bytecode for the workflow sandbox, which re-imports workflow modules on every run.
+	$(BIN)/python -m compileall -q baton workflows activities workers starter examples
 	touch $(STAMP)
 
 demo: $(STAMP)

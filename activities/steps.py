@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -21,6 +20,7 @@ class StepActivities:
 
     def __init__(self, allowed_modules: Sequence[str]) -> None:
         self._allowed = list(allowed_modules)
+        self._adapters: dict[tuple[str, str], dict[str, TypeAdapter[Any]]] = {}
 
     @activity.defn(name=RUN_STEP_ACTIVITY)
     async def run_step(self, invocation: StepInvocation) -> StepOutcome:
@@ -30,13 +30,15 @@ class StepActivities:
         try:
             state = step_class.state_type.model_validate(invocation.state or {})
         except ValidationError as e:
-            raise _invalid(f"stored state of step {invocation.step!r} does not fit {step_class.__name__}: {e}")
+            raise _invalid(
+                f"stored state of step {invocation.step!r} does not fit {step_class.__name__}: {e}"
+            ) from e
         args = {}
-        for name, adapter in _parameter_adapters(step_class, invocation.function).items():
+        for name, adapter in self._parameter_adapters(step_class, invocation).items():
             try:
                 args[name] = adapter.validate_python(invocation.args.get(name))
             except ValidationError as e:
-                raise _invalid(f"input {name!r} of {where} is invalid: {e}")
+                raise _invalid(f"input {name!r} of {where} is invalid: {e}") from e
         instance = step_class(state)
         ctx = StepContext(invocation.process_name, invocation.step, attempt=activity.info().attempt)
         result = await getattr(instance, invocation.function)(ctx, **args)
@@ -45,6 +47,16 @@ class StepActivities:
             events=[EmittedEventData(name=e.name, data=to_jsonable_python(e.data)) for e in ctx.emitted],
             state=instance.state.model_dump(mode="json"),
         )
+
+    def _parameter_adapters(
+        self, step_class: type[ProcessStep[Any]], invocation: StepInvocation
+    ) -> dict[str, TypeAdapter[Any]]:
+        """Validators for the function's inputs, built once per step function: they are not cheap."""
+        key = (invocation.ref, invocation.function)
+        if key not in self._adapters:
+            hints = step_class.parameter_types(invocation.function)
+            self._adapters[key] = {name: TypeAdapter(hint) for name, hint in hints.items()}
+        return self._adapters[key]
 
     def _step_class(self, invocation: StepInvocation) -> type[ProcessStep[Any]]:
         # Checked again here, not only at build time: workers must not import code on the word
@@ -56,11 +68,6 @@ class StepActivities:
         if invocation.function not in step_class.step_functions():
             raise _invalid(f"{invocation.ref} has no step function {invocation.function!r}")
         return step_class
-
-
-@lru_cache(maxsize=1024)
-def _parameter_adapters(step_class: type[ProcessStep[Any]], function: str) -> dict[str, TypeAdapter[Any]]:
-    return {name: TypeAdapter(hint) for name, hint in step_class.parameter_types(function).items()}
 
 
 def _invalid(message: str) -> ApplicationError:

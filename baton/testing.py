@@ -13,8 +13,8 @@ imports `workers` and `starter`, lazily, when an environment starts.
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -125,9 +125,7 @@ class ProcessEnvironment:
         return found
 
     def _step_modules(self) -> list[str]:
-        return sorted(
-            {s.ref.partition(":")[0] for p in self._compiled() for s in p.steps.values() if s.ref}
-        )
+        return sorted({s.ref.partition(":")[0] for p in self._compiled() for s in p.steps.values() if s.ref})
 
     def _step_queues(self) -> list[str]:
         return sorted(

@@ -31,7 +31,9 @@ def process_workflow_id(process_name: str, key: str | None = None) -> str:
 class ProcessRun:
     """A handle on one process run: wait for it, look at it, send it events."""
 
-    def __init__(self, handle: WorkflowHandle[Any, ProcessResult], settings: BatonSettings, namespace: str) -> None:
+    def __init__(
+        self, handle: WorkflowHandle[Any, ProcessResult], settings: BatonSettings, namespace: str
+    ) -> None:
         self.handle = handle
         self._settings = settings
         self._namespace = namespace
@@ -51,13 +53,11 @@ class ProcessRun:
 
     async def state(self) -> ProcessState:
         """Status, step states and run counts, pending messages, what runs now."""
-        return await self.handle.query(ProcessWorkflow.state, result_type=ProcessState)
+        return await self.handle.query(ProcessWorkflow.state)
 
     async def send_event(self, name: str, data: Any = None) -> EventAccepted:
         """Deliver an external event; an event the process does not declare is rejected."""
-        return await self.handle.execute_update(
-            ProcessWorkflow.send_event, SendEvent(name=name, data=data), result_type=EventAccepted
-        )
+        return await self.handle.execute_update(ProcessWorkflow.send_event, SendEvent(name=name, data=data))
 
     async def cancel(self) -> None:
         await self.handle.cancel()
@@ -110,7 +110,9 @@ class BatonClient:
             )
         handle = await self.temporal.start_workflow(
             ProcessWorkflow.run,
-            ProcessInput(process=process.compiled, event=event, data=data, steps_queue=self.settings.steps_queue),
+            ProcessInput(
+                process=process.compiled, event=event, data=data, steps_queue=self.settings.steps_queue
+            ),
             id=process_workflow_id(process.name, key),
             task_queue=self.settings.workflows_queue,
             search_attributes=process_search_attributes(process.name) if self._search_attributes else None,

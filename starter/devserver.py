@@ -34,10 +34,19 @@ async def dev_server(data_dir: Path, host: str = "127.0.0.1") -> AsyncIterator[s
     data_dir.mkdir(parents=True, exist_ok=True)
     log = (data_dir / "temporal.log").open("ab")
     args = [
-        dev_server_path(), "server", "start-dev",
-        "--ip", host, "--port", str(GRPC_PORT), "--ui-port", str(UI_PORT),
-        "--db-filename", str(data_dir / "temporal.db"),
-        "--log-level", "warn",
+        dev_server_path(),
+        "server",
+        "start-dev",
+        "--ip",
+        host,
+        "--port",
+        str(GRPC_PORT),
+        "--ui-port",
+        str(UI_PORT),
+        "--db-filename",
+        str(data_dir / "temporal.db"),
+        "--log-level",
+        "warn",
     ]
     for key in SEARCH_ATTRIBUTES:
         args += ["--search-attribute", f"{key.name}=Keyword"]

@@ -72,7 +72,9 @@ def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Journal:
 
 
 @pytest.fixture
-async def env(temporal: WorkflowEnvironment, settings: BatonSettings, journal: Journal) -> AsyncIterator[ProcessEnvironment]:
+async def env(
+    temporal: WorkflowEnvironment, settings: BatonSettings, journal: Journal
+) -> AsyncIterator[ProcessEnvironment]:
     """A worker on the session's dev server, serving this test's own queues."""
     async with ProcessEnvironment(settings=settings, client=temporal.client) as process_env:
         yield process_env
@@ -97,7 +99,9 @@ async def postgres_database() -> AsyncIterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_database: str) -> AsyncIterator[str]:
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_database: str
+) -> AsyncIterator[str]:
     """A migrated app database: SQLite in a temporary folder, and PostgreSQL on localhost."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'baton.db'}" if request.param == "sqlite" else postgres_database
     engine = create_engine(url)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import httpx
+import pytest
 
 from baton.settings import BatonSettings
 from baton.testing import ProcessEnvironment
@@ -30,12 +34,20 @@ def baton_env(settings: BatonSettings, **extra: str) -> dict[str, str]:
     return env
 
 
-async def baton(settings: BatonSettings, *args: str, stdin: str = "", **extra: str) -> subprocess.CompletedProcess[str]:
+async def baton(
+    settings: BatonSettings, *args: str, stdin: str = "", **extra: str
+) -> subprocess.CompletedProcess[str]:
     """Run the `baton` console script without blocking the event loop the worker runs on."""
     command = [str(Path(sys.executable).with_name("baton")), *args]
     return await asyncio.to_thread(
-        subprocess.run, command, input=stdin, capture_output=True, text=True, cwd=REPO,
-        env=baton_env(settings, **extra), timeout=120,
+        subprocess.run,
+        command,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=baton_env(settings, **extra),
+        timeout=120,
     )
 
 
@@ -73,8 +85,18 @@ async def test_deploy_adds_versions_that_show_and_run_by_name(settings) -> None:
 async def test_run_follows_steps_and_lets_a_person_answer(env: ProcessEnvironment, temporal) -> None:
     address = temporal.client.service_client.config.target_host
     result = await baton(
-        env.settings, "process", "run", "tests.steps:cli_approval", "--event", "Start", "--data", '"contract"',
-        "--id", "cli-1", stdin='ApprovalReceived\n{"approved": true}\n', BATON_TEMPORAL_ADDRESS=address,
+        env.settings,
+        "process",
+        "run",
+        "tests.steps:cli_approval",
+        "--event",
+        "Start",
+        "--data",
+        '"contract"',
+        "--id",
+        "cli-1",
+        stdin='ApprovalReceived\n{"approved": true}\n',
+        BATON_TEMPORAL_ADDRESS=address,
     )
     assert result.returncode == 0, result.stderr
     assert "Run process-CliApproval-cli-1" in result.stdout
@@ -86,7 +108,9 @@ async def test_run_follows_steps_and_lets_a_person_answer(env: ProcessEnvironmen
 
 
 async def test_run_rejects_data_that_is_not_json(settings) -> None:
-    result = await baton(settings, "process", "run", "tests.steps:cli_approval", "--event", "Start", "--data", "{nope")
+    result = await baton(
+        settings, "process", "run", "tests.steps:cli_approval", "--event", "Start", "--data", "{nope"
+    )
     assert result.returncode == 2
     assert "--data is not JSON" in result.stderr
 
@@ -99,17 +123,48 @@ async def test_db_upgrade(settings) -> None:
 
 async def test_demo_runs_the_main_job_and_cleans_up(settings) -> None:
     started_here = not port_open("127.0.0.1", GRPC_PORT)
-    result = await baton(settings.model_copy(update={"workflows_queue": "baton-workflows",
-                                                     "steps_queue": "baton-steps"}), "demo")
+    result = await baton(
+        settings.model_copy(update={"workflows_queue": "baton-workflows", "steps_queue": "baton-steps"}),
+        "demo",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "deployed DocumentGeneration v1" in out
-    for step in ["GatherProductInfo", "GenerateDocumentation", "ReviewDocumentation", "HumanApproval",
-                 "PublishDocumentation"]:
+    for step in [
+        "GatherProductInfo",
+        "GenerateDocumentation",
+        "ReviewDocumentation",
+        "HumanApproval",
+        "PublishDocumentation",
+    ]:
         assert f"✓ {step} (run 1)" in out
     assert "the process waits for a person's approval" in out
     assert "Troubleshooting" in out and '"approval_comment": "Approved by the demo"' in out
-    assert "See the run in the Temporal UI: http://127.0.0.1:8233/namespaces/default/workflows/process-" in out
+    assert (
+        "See the run in the Temporal UI: http://127.0.0.1:8233/namespaces/default/workflows/process-" in out
+    )
     assert "stopped everything the demo started" in out
     if started_here:
         assert not port_open("127.0.0.1", GRPC_PORT)
+
+
+async def test_dev_serves_the_ui_until_interrupted(settings) -> None:
+    if port_open("127.0.0.1", GRPC_PORT):
+        pytest.fail("port 7233 is taken by another Temporal; 'baton dev' needs it")
+    command = [str(Path(sys.executable).with_name("baton")), "dev"]
+    dev = subprocess.Popen(command, cwd=REPO, env=baton_env(settings), stdout=subprocess.PIPE, text=True)
+    try:
+        lines: list[str] = []
+        while not any("Ctrl-C stops" in line for line in lines):
+            line = await asyncio.to_thread(dev.stdout.readline)  # type: ignore[union-attr]
+            assert line, f"baton dev ended early: {''.join(lines)}"
+            lines.append(line)
+        async with httpx.AsyncClient() as http:
+            ui = await http.get("http://127.0.0.1:8233/")
+        assert ui.status_code == 200
+        assert (settings.data_dir / "baton.db").exists() and (settings.data_dir / "temporal.db").exists()
+        dev.send_signal(signal.SIGINT)
+        assert await asyncio.to_thread(dev.wait, 30) == 0
+    finally:
+        dev.kill()
+    assert not port_open("127.0.0.1", GRPC_PORT)

@@ -20,7 +20,14 @@ from baton.testing import ProcessEnvironment
 from examples.document_generation.process import process as document_generation
 from starter.client import BatonClient
 from tests.conftest import Journal
-from tests.steps import approval_process, failing, fan_out_fan_in, linear, parent_with_subprocess, queued_fan_in
+from tests.steps import (
+    approval_process,
+    failing,
+    fan_out_fan_in,
+    linear,
+    parent_with_subprocess,
+    queued_fan_in,
+)
 from workflows.process import ProcessWorkflow
 
 ALLOWED = ["examples", "tests"]
@@ -36,7 +43,9 @@ async def wait_until(predicate, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
-def worker_process(temporal_address: str, settings: BatonSettings, journal: Journal, gate: Path) -> subprocess.Popen:
+def worker_process(
+    temporal_address: str, settings: BatonSettings, journal: Journal, gate: Path
+) -> subprocess.Popen:
     """`baton worker` in its own OS process, holding Step2 until `gate` is removed."""
     env = {
         **os.environ,
@@ -48,12 +57,21 @@ def worker_process(temporal_address: str, settings: BatonSettings, journal: Jour
         "BATON_TEST_JOURNAL": str(journal.path),
         "BATON_TEST_GATE": str(gate),
     }
-    command = [sys.executable, "-m", "starter.cli.main", "worker", "--queues",
-               settings.workflows_queue, settings.steps_queue]
+    command = [
+        sys.executable,
+        "-m",
+        "starter.cli.main",
+        "worker",
+        "--queues",
+        settings.workflows_queue,
+        settings.steps_queue,
+    ]
     return subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-async def test_worker_killed_mid_run_does_not_rerun_finished_steps(temporal, settings, journal: Journal) -> None:
+async def test_worker_killed_mid_run_does_not_rerun_finished_steps(
+    temporal, settings, journal: Journal
+) -> None:
     process = linear("Crash", timeout=timedelta(seconds=3)).build(ALLOWED)
     gate = settings.data_dir / "gate"
     gate.parent.mkdir(parents=True, exist_ok=True)
@@ -100,17 +118,21 @@ async def record_histories(env: ProcessEnvironment) -> dict[str, str]:
         "linear": await env.start(linear().build(ALLOWED), "Start", "x", key="recorded"),
         "fan_out_fan_in": await env.start(fan_out_fan_in().build(ALLOWED), "Start", "abc", key="recorded"),
         "subprocess": await env.start(parent_with_subprocess().build(ALLOWED), "Start", "x", key="recorded"),
-        "error_route": await env.start(failing(with_error_route=True).build(ALLOWED), "Start", "x", key="recorded"),
+        "error_route": await env.start(
+            failing(with_error_route=True).build(ALLOWED), "Start", "x", key="recorded"
+        ),
         "queued_fan_in": await env.start(queued_fan_in().build(ALLOWED), "Left", "a1", key="recorded"),
         "approval": await env.start(approval_process().build(ALLOWED), "Start", "doc", key="recorded"),
-        "document_generation": await env.start(document_generation, "Start", {"name": "Baton"}, key="recorded"),
+        "document_generation": await env.start(
+            document_generation, "Start", {"name": "Baton"}, key="recorded"
+        ),
     }
     for name, data in [("Left", "a2"), ("Right", "b1"), ("Right", "b2")]:
         await runs["queued_fan_in"].send_event(name, data)
     await runs["approval"].send_event("ApprovalReceived", {"approved": True})
     await runs["document_generation"].send_event("ApprovalReceived", {"approved": True, "comment": "ok"})
     histories = {}
-    for name, run in runs.items():
+    for run in runs.values():
         await run.result()
         histories[run.id] = (await run.handle.fetch_history()).to_json()
     return histories
@@ -126,7 +148,8 @@ async def _write_recorded_histories() -> None:
     from baton.temporal import SEARCH_ATTRIBUTES, dev_server_path
 
     temporal = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=dev_server_path(), search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_existing_path=dev_server_path(),
+        search_attributes=SEARCH_ATTRIBUTES,
         data_converter=data_converter(),
     )
     os.environ.setdefault("BATON_TEST_JOURNAL", "/dev/null")

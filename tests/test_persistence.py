@@ -63,7 +63,9 @@ async def test_concurrent_deploys_get_distinct_versions(database_url: str) -> No
 
 
 async def test_a_running_process_keeps_the_definition_it_started_with(temporal, settings, journal) -> None:
-    settings = settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{settings.data_dir / 'app.db'}"})
+    settings = settings.model_copy(
+        update={"database_url": f"sqlite+aiosqlite:///{settings.data_dir / 'app.db'}"}
+    )
     engine = create_engine(settings.resolved_database_url)
     await upgrade(engine)
     store = DefinitionStore(session_factory(engine))
@@ -85,9 +87,13 @@ async def test_a_running_process_keeps_the_definition_it_started_with(temporal, 
 
 
 async def test_starting_an_undeployed_process_names_it(settings) -> None:
-    settings = settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{settings.data_dir / 'app.db'}"})
+    settings = settings.model_copy(
+        update={"database_url": f"sqlite+aiosqlite:///{settings.data_dir / 'app.db'}"}
+    )
     engine = create_engine(settings.resolved_database_url)
     await upgrade(engine)
     await engine.dispose()
-    with pytest.raises(DefinitionNotFound, match="no deployed process 'Nope'; deploy it with 'baton process deploy'"):
+    with pytest.raises(
+        DefinitionNotFound, match="no deployed process 'Nope'; deploy it with 'baton process deploy'"
+    ):
         await load_deployed_process(settings, "Nope")

@@ -76,7 +76,9 @@ def test_error_message_lists_problems() -> None:
     b = ProcessBuilder("NoInput")
     s = b.add_step(Step1)
     s.on_function_result().stop_process()
-    with pytest.raises(ProcessDefinitionError, match=r"process 'NoInput' has 2 problems:\n  - no input event"):
+    with pytest.raises(
+        ProcessDefinitionError, match=r"process 'NoInput' has 2 problems:\n  - no input event"
+    ):
         b.build(ALLOWED)
 
 
@@ -102,12 +104,16 @@ def test_a_step_with_several_functions_needs_the_function_named() -> None:
     g = b.add_step(GenerateDocumentation)
     b.on_input_event("Start").send_event_to(g)
     g.on_function_result().stop_process()
-    assert any("has several functions (generate, revise); name one with function=" in p for p in problems_of(b))
+    assert any(
+        "has several functions (generate, revise); name one with function=" in p for p in problems_of(b)
+    )
 
 
 def test_bad_yaml_reports_field_paths() -> None:
     with pytest.raises(ProcessDefinitionError) as raised:
-        load_process("name: X\nsteps:\n- name: a\n  step: tests.steps:Step1\n  colour: red\nroutes: []\n", ALLOWED)
+        load_process(
+            "name: X\nsteps:\n- name: a\n  step: tests.steps:Step1\n  colour: red\nroutes: []\n", ALLOWED
+        )
     assert "steps.0.colour: Extra inputs are not permitted" in raised.value.problems
     with pytest.raises(ProcessDefinitionError, match="not valid YAML"):
         load_process("name: [unclosed", ALLOWED)

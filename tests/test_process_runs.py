@@ -13,7 +13,6 @@ from baton.process.runtime import BATON_PROCESS, ProcessInput, SendEvent
 from baton.testing import ProcessEnvironment
 from examples.document_generation.process import process as document_generation
 from starter.client import ProcessRun
-from workflows.process import ProcessWorkflow
 from tests.conftest import Journal
 from tests.steps import (
     Step1,
@@ -26,6 +25,7 @@ from tests.steps import (
     parent_with_subprocess,
     queued_fan_in,
 )
+from workflows.process import ProcessWorkflow
 
 ALLOWED = ["examples", "tests"]
 
@@ -112,8 +112,13 @@ async def test_continue_as_new_keeps_state_and_messages(env: ProcessEnvironment)
     # Continue as new after every second superstep, as Temporal would ask of a long history.
     handle = await env.temporal.start_workflow(
         ProcessWorkflow.run,
-        ProcessInput(process=process.compiled, event="Start", data=1, steps_queue=env.settings.steps_queue,
-                     continue_as_new_after=2),
+        ProcessInput(
+            process=process.compiled,
+            event="Start",
+            data=1,
+            steps_queue=env.settings.steps_queue,
+            continue_as_new_after=2,
+        ),
         id="process-Cycle-continue-as-new",
         task_queue=env.settings.workflows_queue,
     )
@@ -142,7 +147,9 @@ async def test_undeclared_event_is_rejected_by_name(env: ProcessEnvironment) -> 
 async def test_signal_twin_drops_undeclared_events_visibly(env: ProcessEnvironment) -> None:
     run = await env.start(approval_process().build(ALLOWED), "Start", "doc")
     await run.handle.signal(ProcessWorkflow.send_event_signal, SendEvent(name="Bogus"))
-    await run.handle.signal(ProcessWorkflow.send_event_signal, SendEvent(name="ApprovalReceived", data={"approved": False}))
+    await run.handle.signal(
+        ProcessWorkflow.send_event_signal, SendEvent(name="ApprovalReceived", data={"approved": False})
+    )
     assert (await run.result()).output == "DOC:rejected"
     assert (await run.state()).rejected_events == ["Bogus"]
 
@@ -164,8 +171,14 @@ async def test_rejection_loops_back_for_another_revision(env: ProcessEnvironment
     run = await env.start(document_generation, "Start", {"name": "Baton"})
     await wait_for_state(run, lambda s: s.status == "waiting")
     await run.send_event("ApprovalReceived", {"approved": False, "comment": "Security"})
-    state = await wait_for_state(run, lambda s: s.status == "waiting" and s.steps["HumanApproval"].run_count == 1
-                                 and s.steps["ReviewDocumentation"].run_count == 4)
+    state = await wait_for_state(
+        run,
+        lambda s: (
+            s.status == "waiting"
+            and s.steps["HumanApproval"].run_count == 1
+            and s.steps["ReviewDocumentation"].run_count == 4
+        ),
+    )
     assert state.steps["GenerateDocumentation"].state["requested_sections"][-1] == "Security"
     await run.send_event("ApprovalReceived", {"approved": True})
     output = (await run.result()).output
@@ -182,11 +195,18 @@ async def test_retries_then_failure_without_error_route(env: ProcessEnvironment,
     assert journal.entries() == ["flaky-attempt-1", "flaky-attempt-2", "flaky-attempt-3"]
 
 
-async def test_error_route_fires_once_retries_are_exhausted(env: ProcessEnvironment, journal: Journal) -> None:
+async def test_error_route_fires_once_retries_are_exhausted(
+    env: ProcessEnvironment, journal: Journal
+) -> None:
     result = await (await env.start(failing(with_error_route=True).build(ALLOWED), "Start", "x")).result()
     assert result.output == {
         "recovered": True,
-        "failure": {"step": "Flaky", "function": "run", "error_type": "ValueError", "message": "cannot handle 'x'"},
+        "failure": {
+            "step": "Flaky",
+            "function": "run",
+            "error_type": "ValueError",
+            "message": "cannot handle 'x'",
+        },
     }
     assert journal.count("flaky-attempt-3") == 1 and journal.count("flaky-attempt-4") == 0
 
@@ -229,8 +249,11 @@ async def test_local_steps_and_own_task_queues(temporal, settings, journal: Jour
         assert (await run.result()).output == "x-1-3"
         events = [e async for e in run.handle.fetch_history_events()]
     assert any(e.HasField("marker_recorded_event_attributes") for e in events)  # the local activity
-    queues = [e.activity_task_scheduled_event_attributes.task_queue.name for e in events
-              if e.HasField("activity_task_scheduled_event_attributes")]
+    queues = [
+        e.activity_task_scheduled_event_attributes.task_queue.name
+        for e in events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
     assert queues == [f"{settings.steps_queue}-heavy"]
 
 

@@ -5,8 +5,6 @@ across steps), then the results and emitted events are routed into the inputs of
 superstep. With nothing ready, the process waits, for as long as it takes, for an external event.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Iterable
 from datetime import timedelta
@@ -37,6 +35,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+# No `from __future__ import annotations` here: the sandbox re-imports this module for every
+# run, and string annotations would be compiled again each time the workflow is defined.
 @workflow.defn(name="ProcessWorkflow")
 class ProcessWorkflow:
     @workflow.init
@@ -83,8 +83,12 @@ class ProcessWorkflow:
                 await self._run_superstep(input, invocations)
                 if not self._stopped and self._should_continue_as_new(input, supersteps_this_run):
                     await workflow.wait_condition(workflow.all_handlers_finished)
-                    carried = CarriedState(steps=self._steps, pending=self._pending, superstep=self._superstep)
-                    workflow.continue_as_new(input.model_copy(update={"event": None, "data": None, "carried": carried}))
+                    carried = CarriedState(
+                        steps=self._steps, pending=self._pending, superstep=self._superstep
+                    )
+                    workflow.continue_as_new(
+                        input.model_copy(update={"event": None, "data": None, "carried": carried})
+                    )
         except ApplicationError as e:
             self._status, self._error = "failed", e.message
             raise
@@ -168,7 +172,7 @@ class ProcessWorkflow:
         ready = []
         for step in process.steps.values():
             for function, params in step.functions.items():
-                wanted = params or [None]
+                wanted: list[str | None] = [*params] or [None]
                 taken = [self._first_pending(step.name, function, p) for p in wanted]
                 if all(m is not None for m in taken):
                     messages = [m for m in taken if m is not None]
@@ -199,7 +203,11 @@ class ProcessWorkflow:
             self._record_outcome(self._process, step, function, outcome)
 
     def _record_outcome(
-        self, process: CompiledProcess, step: CompiledStep, function: str, outcome: StepOutcome | BaseException
+        self,
+        process: CompiledProcess,
+        step: CompiledStep,
+        function: str,
+        outcome: StepOutcome | BaseException,
     ) -> None:
         record = self._steps[step.name]
         record.run_count += 1
@@ -221,7 +229,11 @@ class ProcessWorkflow:
         if step.kind == "step":
             record.state = outcome.state
         for event in outcome.events:
-            self._route(process.routes_for("event", step.name, event.name), event.data, f"event {event.name} of {where}")
+            self._route(
+                process.routes_for("event", step.name, event.name),
+                event.data,
+                f"event {event.name} of {where}",
+            )
         self._route(process.routes_for("result", step.name, function), outcome.result, f"result of {where}")
 
     async def _run_step(
@@ -233,8 +245,9 @@ class ProcessWorkflow:
             assert step.process is not None
             result = await workflow.execute_child_workflow(
                 ProcessWorkflow.run,
-                ProcessInput(process=step.process, event=function, data=args.get("data"),
-                             steps_queue=input.steps_queue),
+                ProcessInput(
+                    process=step.process, event=function, data=args.get("data"), steps_queue=input.steps_queue
+                ),
                 id=f"{workflow.info().workflow_id}-{step.name}-{self._superstep}",
                 task_queue=options.task_queue,
                 static_summary=f"sub-process {step.name} ({function})",
@@ -246,8 +259,12 @@ class ProcessWorkflow:
             )
             return StepOutcome(result=result.output, state={})
         invocation = StepInvocation(
-            process_name=input.process.name, step=step.name, ref=step.ref or "", function=function,
-            args=args, state=self._steps[step.name].state,
+            process_name=input.process.name,
+            step=step.name,
+            ref=step.ref or "",
+            function=function,
+            args=args,
+            state=self._steps[step.name].state,
         )
         retry = options.retry
         policy = RetryPolicy(
@@ -259,13 +276,21 @@ class ProcessWorkflow:
         )
         if options.local:
             return await workflow.execute_local_activity(
-                RUN_STEP_ACTIVITY, invocation, result_type=StepOutcome,
-                start_to_close_timeout=options.timeout, retry_policy=policy, summary=summary,
+                RUN_STEP_ACTIVITY,
+                invocation,
+                result_type=StepOutcome,
+                start_to_close_timeout=options.timeout,
+                retry_policy=policy,
+                summary=summary,
             )
         return await workflow.execute_activity(
-            RUN_STEP_ACTIVITY, invocation, result_type=StepOutcome,
+            RUN_STEP_ACTIVITY,
+            invocation,
+            result_type=StepOutcome,
             task_queue=options.task_queue or input.steps_queue,
-            start_to_close_timeout=options.timeout, retry_policy=policy, summary=summary,
+            start_to_close_timeout=options.timeout,
+            retry_policy=policy,
+            summary=summary,
         )
 
     async def _wait_for_event(self) -> None:
@@ -285,12 +310,13 @@ class ProcessWorkflow:
         return input.continue_as_new_after is not None and supersteps_this_run >= input.continue_as_new_after
 
 
-
 def _failure(step: str, function: str, error: FailureError) -> StepFailure:
     """The innermost application error of a failed step: what the step itself raised."""
     cause: BaseException | None = error
     while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
         cause = cause.cause
     if isinstance(cause, ApplicationError):
-        return StepFailure(step=step, function=function, error_type=cause.type or "Error", message=cause.message)
+        return StepFailure(
+            step=step, function=function, error_type=cause.type or "Error", message=cause.message
+        )
     return StepFailure(step=step, function=function, error_type=type(cause).__name__, message=str(cause))

@@ -73,7 +73,9 @@ class DefinitionStore:
             row = await session.scalar(query)
         if row is None:
             which = f"version {version} of " if version is not None else ""
-            raise DefinitionNotFound(f"no deployed {which}process {name!r}; deploy it with 'baton process deploy'")
+            raise DefinitionNotFound(
+                f"no deployed {which}process {name!r}; deploy it with 'baton process deploy'"
+            )
         return DeployedDefinition(
             name=row.name,
             version=row.version,

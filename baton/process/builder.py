@@ -217,13 +217,17 @@ class ProcessBuilder:
     def to_definition(self) -> ProcessDefinition:
         """What the builder has declared so far, as data (not yet validated against the code)."""
         steps = [
-            s if isinstance(s, StepDefinition)
+            s
+            if isinstance(s, StepDefinition)
             else StepDefinition(name=s[0], process=s[1].to_definition(), options=s[2])
             for s in self._steps
         ]
         return ProcessDefinition(
-            name=self.name, description=self._description, max_supersteps=self._max_supersteps,
-            steps=steps, routes=[r.model_copy(deep=True) for r in self._routes],
+            name=self.name,
+            description=self._description,
+            max_supersteps=self._max_supersteps,
+            steps=steps,
+            routes=[r.model_copy(deep=True) for r in self._routes],
         )
 
     def build(self, allowed_modules: Sequence[str] | None = None) -> Process:

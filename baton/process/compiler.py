@@ -73,7 +73,10 @@ def _compile(
             child = _compile(step_def.process, allowed, problems, prefix=f"{where} (sub-process): ")
             functions = {event: [SUBPROCESS_PARAMETER] for event in child.input_events}
             steps[step_def.name] = CompiledStep(
-                name=step_def.name, kind="process", functions=functions, options=step_def.options,
+                name=step_def.name,
+                kind="process",
+                functions=functions,
+                options=step_def.options,
                 process=child,
             )
             continue
@@ -88,7 +91,10 @@ def _compile(
             problems.append(f"{where}: {step_def.step} has no @step_function methods")
             continue
         steps[step_def.name] = CompiledStep(
-            name=step_def.name, kind="step", ref=step_def.step, functions=functions,
+            name=step_def.name,
+            kind="step",
+            ref=step_def.step,
+            functions=functions,
             options=step_def.options,
         )
     known_steps = {s.name for s in definition.steps}
@@ -105,8 +111,11 @@ def _compile(
     _check_reachable(definition, routes, steps, problems, prefix)
     _check_fan_in_fed(routes, steps, problems, prefix)
     return CompiledProcess(
-        name=definition.name, max_supersteps=definition.max_supersteps, input_events=input_events,
-        steps=steps, routes=routes,
+        name=definition.name,
+        max_supersteps=definition.max_supersteps,
+        input_events=input_events,
+        steps=steps,
+        routes=routes,
     )
 
 
@@ -176,8 +185,7 @@ def _resolve_target(
         (function,) = step.functions
     elif function not in step.functions:
         problems.append(
-            f"{where}: step {target.step!r} has no function {function!r} "
-            f"(it has {_listing(step.functions)})"
+            f"{where}: step {target.step!r} has no function {function!r} (it has {_listing(step.functions)})"
         )
         return None
     params = step.functions[function]

@@ -21,11 +21,15 @@ def to_mermaid(process: CompiledProcess) -> str:
         source = _id("in", route.name or "") if route.when == "input" else _id("step", route.source or "")
         trigger = _trigger(route)
         if route.stop:
-            lines.append(f"    {source} -->|{_quote(trigger)}| end_node" if trigger else f"    {source} --> end_node")
+            lines.append(
+                f"    {source} -->|{_quote(trigger)}| end_node" if trigger else f"    {source} --> end_node"
+            )
         for target in route.to:
             into = f"{target.function}({target.parameter or ''})"
-            lines.append(f"    {source} -->|{_quote(f'{trigger} → {into}' if trigger else into)}| "
-                         f"{_id('step', target.step)}")
+            lines.append(
+                f"    {source} -->|{_quote(f'{trigger} → {into}' if trigger else into)}| "
+                f"{_id('step', target.step)}"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -55,7 +55,9 @@ class ProcessInput(BaseModel):
     steps_queue: str = Field("baton-steps", description="Queue of step activities without their own.")
     carried: CarriedState | None = None
     continue_as_new_after: int | None = Field(
-        None, ge=1, description="Continue as new after this many supersteps, besides when Temporal suggests it."
+        None,
+        ge=1,
+        description="Continue as new after this many supersteps, besides when Temporal suggests it.",
     )
 
 

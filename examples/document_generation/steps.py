@@ -158,6 +158,8 @@ class PublishDocumentation(ProcessStep[NoState]):
     async def publish(self, ctx: StepContext, approved: ApprovedDraft) -> PublishedDocument:
         draft = approved.draft
         return PublishedDocument(
-            title=draft.product.name, revision=draft.revision, text=draft.text,
+            title=draft.product.name,
+            revision=draft.revision,
+            text=draft.text,
             approval_comment=approved.comment,
         )

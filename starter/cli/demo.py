@@ -41,7 +41,9 @@ async def run_demo(console: Console, settings: BatonSettings) -> int:
         version = await DefinitionStore(session_factory(engine)).deploy(process.to_definition())
     finally:
         await engine.dispose()
-    console.print(f"[green]✓[/] app database ready; deployed {process.name} v{version} from {DEFINITION.name}")
+    console.print(
+        f"[green]✓[/] app database ready; deployed {process.name} v{version} from {DEFINITION.name}"
+    )
 
     async with contextlib.AsyncExitStack() as stack:
         if port_open("127.0.0.1", GRPC_PORT) and not settings.temporal_address:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from temporalio.client import WorkflowFailureError
 from rich.syntax import Syntax
+from temporalio.client import WorkflowFailureError
 
 from baton.persistence.db import engine_from_settings, session_factory
 from baton.persistence.definitions import DefinitionStore, load_deployed_process

@@ -60,8 +60,10 @@ def ask_person(console: Console) -> Responder:
     async def respond(state: ProcessState) -> tuple[str, Any] | None:
         console.print(f"[yellow]The process waits for an event:[/] {', '.join(state.accepted_events)}")
         for message in state.pending:
-            console.print(f"  [dim]queued for {message.target.step}.{message.target.function}"
-                          f"({message.target.parameter}): {message.origin}[/]")
+            console.print(
+                f"  [dim]queued for {message.target.step}.{message.target.function}"
+                f"({message.target.parameter}): {message.origin}[/]"
+            )
         default = next((e for e in state.accepted_events[1:]), state.accepted_events[0])
         while True:
             name = await asyncio.to_thread(
