@@ -18,6 +18,7 @@ from baton.settings import BatonSettings
 from baton.temporal import connect
 from examples.document_generation import process as document_generation
 from starter.cli.progress import follow_run, print_output
+from starter.cli.terminal import until_stopped
 from starter.client import BatonClient
 from starter.devserver import GRPC_PORT, dev_server, port_open
 from workers.worker import running_workers
@@ -63,7 +64,8 @@ async def run_demo(console: Console, settings: BatonSettings) -> int:
         console.print("  the event history shows one activity per step (summaries name step and function),")
         console.print("  and 'BatonProcess' filters runs by process in the workflow list.")
         if sys.stdin.isatty():
-            await asyncio.to_thread(input, "\nPress Enter to stop the dev server and worker… ")
+            console.print("\nThe UI stays up until you press Enter (or Ctrl-C).")
+            await until_stopped(enter=True)
     console.print("[green]✓[/] stopped everything the demo started")
     return 0
 

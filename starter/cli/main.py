@@ -7,7 +7,6 @@ import asyncio
 import importlib
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from baton.persistence.definitions import DefinitionStore, load_deployed_process
 from baton.persistence.migrate import upgrade
 from baton.process import Process, ProcessDefinitionError, load_process
 from baton.settings import BatonSettings, get_settings
+from starter.cli.terminal import until_stopped
 
 console = Console()
 err = Console(stderr=True)
@@ -177,7 +177,7 @@ async def _worker(args: argparse.Namespace) -> int:
     async with running_workers(client, settings, queues) as workers:
         served = ", ".join(w.task_queue for w in workers)
         console.print(f"worker serving {served} on {settings.temporal_address or 'the configured Temporal'}")
-        await _until_stopped()
+        await until_stopped()
     return 0
 
 
@@ -193,17 +193,9 @@ async def _dev(args: argparse.Namespace) -> int:
         async with running_workers(client, settings):
             console.print(f"[bold]Temporal UI[/]  {settings.temporal_ui_url}")
             console.print("[bold]Temporal gRPC[/] 127.0.0.1:7233 · worker on all queues · Ctrl-C stops")
-            await _until_stopped()
+            await until_stopped()
     console.print("stopped")
     return 0
-
-
-async def _until_stopped() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
 
 
 async def _demo(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from rich.panel import Panel
 from rich.prompt import Prompt
 
 from baton.process import ProcessResult, ProcessState
+from starter.cli.terminal import in_daemon_thread
 from starter.client import ProcessRun
 
 POLL_INTERVAL_S = 0.2
@@ -66,10 +67,10 @@ def ask_person(console: Console) -> Responder:
             )
         default = next((e for e in state.accepted_events[1:]), state.accepted_events[0])
         while True:
-            name = await asyncio.to_thread(
+            name = await in_daemon_thread(
                 Prompt.ask, "Event to send", choices=state.accepted_events, default=default, console=console
             )
-            raw = await asyncio.to_thread(Prompt.ask, "Data (JSON)", default="null", console=console)
+            raw = await in_daemon_thread(Prompt.ask, "Data (JSON)", default="null", console=console)
             try:
                 return name, json.loads(raw)
             except json.JSONDecodeError as e:
