@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	# Bytecode for the workflow sandbox, which re-imports workflow modules on every run.
+	@# Bytecode for the workflow sandbox, which re-imports workflow modules on every run.
 	$(BIN)/python -m compileall -q baton workflows activities workers starter examples
 	touch $(STAMP)
 

@@ -171,3 +171,10 @@ def test_subprocess_functions_are_its_input_events() -> None:
     child = compiled.steps["Child"]
     assert child.kind == "process" and child.functions == {"Begin": ["data"]}
     assert child.process is not None and list(child.process.steps) == ["Step1", "Step2"]
+
+
+def test_subprocess_steps_take_only_a_task_queue() -> None:
+    definition = parent_with_subprocess().build(ALLOWED).to_definition()
+    definition.steps[0].options.local = True
+    with pytest.raises(ProcessDefinitionError, match="a sub-process step takes only the 'task_queue' option"):
+        load_process(definition, ALLOWED)

@@ -15,7 +15,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from baton.process.model import CompiledProcess, CompiledStep, Route, Target
+    from baton.process.model import CompiledStep, Route, Target
     from baton.process.runtime import (
         BATON_PROCESS,
         RUN_STEP_ACTIVITY,
@@ -200,15 +200,12 @@ class ProcessWorkflow:
         )
         self._current = []
         for (step, function, _), outcome in zip(invocations, outcomes, strict=True):
-            self._record_outcome(self._process, step, function, outcome)
+            self._record_outcome(step, function, outcome)
 
     def _record_outcome(
-        self,
-        process: CompiledProcess,
-        step: CompiledStep,
-        function: str,
-        outcome: StepOutcome | BaseException,
+        self, step: CompiledStep, function: str, outcome: StepOutcome | BaseException
     ) -> None:
+        process = self._process
         record = self._steps[step.name]
         record.run_count += 1
         where = f"{step.name}.{function}"

@@ -193,21 +193,15 @@ class ProcessBuilder:
         return StepHandle(self, step_name)
 
     def add_process(
-        self,
-        process: ProcessBuilder,
-        name: str | None = None,
-        *,
-        retry: RetryOptions | None = None,
-        timeout: timedelta | None = None,
-        task_queue: str | None = None,
+        self, process: ProcessBuilder, name: str | None = None, *, task_queue: str | None = None
     ) -> StepHandle:
-        """Add another process as a step, run as a child workflow.
+        """Add another process as a step, run as a child workflow (on `task_queue`, if given).
 
         Send events to it by the name of one of its input events (`function=`); its output is
-        the step's function result.
+        the step's function result. Retries and timeouts belong to the child's own steps.
         """
         step_name = name or process.name
-        self._steps.append((step_name, process, _options(retry, timeout, task_queue, False)))
+        self._steps.append((step_name, process, StepOptions(task_queue=task_queue)))
         return StepHandle(self, step_name)
 
     def on_input_event(self, name: str) -> RouteBuilder:

@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Iterable, Sequence
 
 from .errors import ProcessDefinitionError
-from .model import CompiledProcess, CompiledStep, ProcessDefinition, Route, Target
+from .model import CompiledProcess, CompiledStep, ProcessDefinition, Route, StepOptions, Target
 from .step import ProcessStep
 
 SUBPROCESS_PARAMETER = "data"
@@ -70,6 +70,11 @@ def _compile(
             problems.append(f"{where}: give exactly one of 'step' (a ProcessStep class) or 'process'")
             continue
         if step_def.process is not None:
+            if step_def.options != StepOptions(task_queue=step_def.options.task_queue):
+                problems.append(
+                    f"{where}: a sub-process step takes only the 'task_queue' option; "
+                    "retries and timeouts belong to the child's own steps"
+                )
             child = _compile(step_def.process, allowed, problems, prefix=f"{where} (sub-process): ")
             functions = {event: [SUBPROCESS_PARAMETER] for event in child.input_events}
             steps[step_def.name] = CompiledStep(

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.syntax import Syntax
 from temporalio.client import WorkflowFailureError
+from temporalio.service import RPCError
 
 from baton.persistence.db import engine_from_settings, session_factory
 from baton.persistence.definitions import DefinitionStore, load_deployed_process
@@ -172,7 +173,13 @@ async def _worker(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     client = await connect(settings)
-    await ensure_search_attributes(client)
+    try:
+        await ensure_search_attributes(client)
+    except RPCError as e:  # e.g. Temporal Cloud, where workers may not use the operator API
+        err.print(
+            f"[yellow]warning:[/] could not register search attributes ({e.message}); "
+            "register BatonProcess (Keyword) in the namespace, or runs will not start"
+        )
     queues = args.queues or settings.all_queues
     async with running_workers(client, settings, queues) as workers:
         served = ", ".join(w.task_queue for w in workers)
