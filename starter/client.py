@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from baton.persistence.definitions import load_deployed_process
 from baton.process import EventAccepted, Process, ProcessResult, ProcessState
@@ -26,6 +27,10 @@ def process_workflow_id(process_name: str, key: str | None = None) -> str:
             "(and no personal data: workflow IDs are not encrypted)"
         )
     return f"process-{process_name}-{key or uuid.uuid4()}"
+
+
+class RunAlreadyExists(ValueError):
+    """A run with the same key is running already."""
 
 
 class ProcessRun:
@@ -108,17 +113,26 @@ class BatonClient:
                 f"process {process.name!r} has no input event {event!r}; "
                 f"it accepts: {', '.join(process.compiled.input_events)}"
             )
-        handle = await self.temporal.start_workflow(
-            ProcessWorkflow.run,
-            ProcessInput(
-                process=process.compiled, event=event, data=data, steps_queue=self.settings.steps_queue
-            ),
-            id=process_workflow_id(process.name, key),
-            task_queue=self.settings.workflows_queue,
-            search_attributes=process_search_attributes(process.name) if self._search_attributes else None,
-            static_summary=f"process {process.name}" + (f" v{process.version}" if process.version else ""),
-            request_eager_start=eager,
-        )
+        workflow_id = process_workflow_id(process.name, key)
+        try:
+            handle = await self.temporal.start_workflow(
+                ProcessWorkflow.run,
+                ProcessInput(
+                    process=process.compiled, event=event, data=data, steps_queue=self.settings.steps_queue
+                ),
+                id=workflow_id,
+                task_queue=self.settings.workflows_queue,
+                search_attributes=process_search_attributes(process.name)
+                if self._search_attributes
+                else None,
+                static_summary=f"process {process.name}"
+                + (f" v{process.version}" if process.version else ""),
+                request_eager_start=eager,
+            )
+        except WorkflowAlreadyStartedError as e:
+            raise RunAlreadyExists(
+                f"a run {workflow_id} is already running; use another key, or get_run() to follow it"
+            ) from e
         return ProcessRun(handle, self.settings, self.temporal.namespace)
 
     def get_run(self, workflow_id: str) -> ProcessRun:

@@ -21,6 +21,7 @@ from examples.document_generation.process import process as document_generation
 from starter.client import BatonClient
 from tests.conftest import Journal
 from tests.steps import (
+    ALLOWED,
     approval_process,
     failing,
     fan_out_fan_in,
@@ -30,7 +31,6 @@ from tests.steps import (
 )
 from workflows.process import ProcessWorkflow
 
-ALLOWED = ["examples", "tests"]
 HISTORIES = Path(__file__).parent / "histories"
 REPO = Path(__file__).parents[1]
 

@@ -11,9 +11,7 @@ from baton.persistence.db import create_engine, session_factory
 from baton.persistence.definitions import DefinitionNotFound, DefinitionStore, load_deployed_process
 from baton.persistence.migrate import current_revision, upgrade
 from baton.testing import ProcessEnvironment
-from tests.steps import approval_process, upper_only
-
-ALLOWED = ["examples", "tests"]
+from tests.steps import ALLOWED, approval_process, upper_only
 
 
 def unique_name(prefix: str) -> str:

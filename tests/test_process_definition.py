@@ -8,9 +8,18 @@ import pytest
 
 from baton.process import ProcessBuilder, ProcessDefinitionError, RetryOptions, StepHandle, load_process
 from examples.document_generation.process import process as document_generation
-from tests.steps import Join, Step1, Step2, Step3, Upper, approval_process, linear, parent_with_subprocess
+from tests.steps import (
+    ALLOWED,
+    Join,
+    Step1,
+    Step2,
+    Step3,
+    Upper,
+    approval_process,
+    linear,
+    parent_with_subprocess,
+)
 
-ALLOWED = ["examples", "tests"]
 EXAMPLE_YAML = Path(__file__).parents[1] / "examples" / "document_generation" / "process.yaml"
 
 

@@ -12,9 +12,10 @@ from baton.process import ProcessBuilder, ProcessState
 from baton.process.runtime import BATON_PROCESS, ProcessInput, SendEvent
 from baton.testing import ProcessEnvironment
 from examples.document_generation.process import process as document_generation
-from starter.client import ProcessRun
+from starter.client import ProcessRun, RunAlreadyExists
 from tests.conftest import Journal
 from tests.steps import (
+    ALLOWED,
     Step1,
     Step3,
     approval_process,
@@ -26,8 +27,6 @@ from tests.steps import (
     queued_fan_in,
 )
 from workflows.process import ProcessWorkflow
-
-ALLOWED = ["examples", "tests"]
 
 
 async def wait_for_state(run: ProcessRun, predicate, timeout: float = 20.0) -> ProcessState:
@@ -278,3 +277,14 @@ async def test_external_event_after_days_of_waiting(settings) -> None:
         assert state.status == "waiting" and [m.target.parameter for m in state.pending] == ["value"]
         await run.send_event("ApprovalReceived", {"approved": True})
         assert (await run.result()).output == "CONTRACT:approved"
+
+
+async def test_a_second_run_with_a_running_key_is_refused(env: ProcessEnvironment) -> None:
+    process = approval_process("Keyed").build(ALLOWED)
+    first = await env.start(process, "Start", "doc", key="order-7")
+    with pytest.raises(RunAlreadyExists, match="a run process-Keyed-order-7 is already running"):
+        await env.start(process, "Start", "doc", key="order-7")
+    with pytest.raises(ValueError, match=r"run key 'alice@example\.com' is invalid"):
+        await env.start(process, "Start", "doc", key="alice@example.com")
+    await first.send_event("ApprovalReceived", {"approved": True})
+    assert (await first.result()).output == "DOC:approved"
