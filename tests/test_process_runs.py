@@ -288,3 +288,13 @@ async def test_a_second_run_with_a_running_key_is_refused(env: ProcessEnvironmen
         await env.start(process, "Start", "doc", key="alice@example.com")
     await first.send_event("ApprovalReceived", {"approved": True})
     assert (await first.result()).output == "DOC:approved"
+
+
+async def test_readme_example_with_its_own_dev_server(journal: Journal) -> None:
+    process = approval_process("Readme").build(ALLOWED)
+    async with ProcessEnvironment(processes=[process]) as env:
+        run = await env.start(process, "Start", "Baton")
+        state = await wait_for_state(run, lambda s: s.status == "waiting")
+        assert state.steps["Upper"].run_count == 1
+        await run.send_event("ApprovalReceived", {"approved": True})
+        assert (await run.result()).output == "BATON:approved"

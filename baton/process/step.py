@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from collections.abc import Awaitable, Callable
@@ -78,8 +79,12 @@ class ProcessStep(Generic[StateT]):
         self.state = state if state is not None else self.state_type()  # type: ignore[assignment]
 
     @classmethod
+    @functools.cache
     def step_functions(cls) -> dict[str, list[str]]:
-        """The step's functions, each with the names of its input parameters, in order."""
+        """The step's functions, each with the names of its input parameters, in order.
+
+        Cached per class (every step activity asks): do not mutate the result.
+        """
         functions: dict[str, list[str]] = {}
         for name, member in inspect.getmembers(cls, inspect.isfunction):
             if getattr(member, _STEP_FUNCTION_MARK, False):
