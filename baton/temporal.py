@@ -21,6 +21,20 @@ from .settings import BatonSettings
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 SEARCH_ATTRIBUTES = [BATON_PROCESS]
 
+DEV_SERVER_DYNAMIC_CONFIG = {"history.transferProcessorMaxPollRPS": "200"}
+"""Dynamic config of the embedded dev server. Its single history shard reads transfer tasks
+(one per workflow task to dispatch) at most 20 times a second by default, so back-to-back runs
+waited ~40 ms per workflow task: a 3-activity workflow took ~200 ms instead of ~36 ms."""
+
+
+def dev_server_args() -> list[str]:
+    """Extra `temporal server start-dev` arguments for Baton's embedded dev server."""
+    return [
+        arg
+        for key, value in DEV_SERVER_DYNAMIC_CONFIG.items()
+        for arg in ("--dynamic-config-value", f"{key}={value}")
+    ]
+
 
 def data_converter() -> DataConverter:
     """The converter every Baton client and worker uses (pydantic models at every boundary)."""

@@ -26,6 +26,7 @@ from .settings import BatonSettings, get_settings
 from .temporal import (
     SEARCH_ATTRIBUTES,
     data_converter,
+    dev_server_args,
     dev_server_path,
     test_server_path,
 )
@@ -75,6 +76,7 @@ class ProcessEnvironment:
                     search_attributes=SEARCH_ATTRIBUTES,
                     data_converter=data_converter(),
                     dev_server_log_level="error",
+                    dev_server_extra_args=dev_server_args(),
                 )
             temporal = self._env.client
         # The time-skipping server cannot register custom search attributes.

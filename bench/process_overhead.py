@@ -6,9 +6,12 @@ On one dev server and one worker, the same 3-step linear job runs as
   (c) the Baton process with its steps as local activities and eager workflow start.
 Latency: 50 sequential runs of each, interleaved a, b, c so that machine noise hits all alike.
 Throughput: 200 concurrent runs of each, in the order a, b, b, a to even out drift.
+All of it twice: on the stock dev server, and on the dev server as Baton configures it
+(`baton.temporal.DEV_SERVER_DYNAMIC_CONFIG`), whose workflow tasks are not rate-limited.
 
 Run: make bench   (or: .venv/bin/python bench/process_overhead.py)
-The last line is: process_overhead p50_ratio=<b/a> throughput_ratio=<b/a> local_eager_p50_ratio=<c/a>
+The last line is, for Baton's configuration:
+  process_overhead p50_ratio=<b/a> throughput_ratio=<b/a> local_eager_p50_ratio=<c/a>
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from three_steps import three_steps
 
 from activities.steps import StepActivities
 from baton.settings import BatonSettings
-from baton.temporal import SEARCH_ATTRIBUTES, data_converter, dev_server_path
+from baton.temporal import SEARCH_ATTRIBUTES, data_converter, dev_server_args, dev_server_path
 from starter.client import BatonClient
 from workflows.process import ProcessWorkflow
 
@@ -49,18 +52,20 @@ async def timed(run: Callable[[], Awaitable[str]]) -> float:
     return time.perf_counter() - start
 
 
-async def main() -> None:
-    # The workflow sandbox re-imports workflow modules for every run; compile them to bytecode
-    # first, as an installed package is, so that neither side pays for compiling source each run
-    # (PYTHONDONTWRITEBYTECODE would otherwise leave no .pyc behind).
-    root = Path(__file__).parents[1]
-    for folder in ("workflows", "bench"):
-        compileall.compile_dir(root / folder, quiet=1)
+SERVER_CONFIGS = {
+    "stock": [],  # the dev server as `temporal server start-dev` ships
+    "embedded": dev_server_args(),  # as Baton runs it: baton dev, baton demo, ProcessEnvironment
+}
+
+
+async def measure(server_args: list[str]) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Sequential latencies (s) of each kind, and runs per second of the concurrent batches."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=dev_server_path(),
         search_attributes=SEARCH_ATTRIBUTES,
         data_converter=data_converter(),
         dev_server_log_level="error",
+        dev_server_extra_args=server_args,
     )
     settings = BatonSettings(workflows_queue=QUEUE, steps_queue=QUEUE, step_modules=["three_steps"])
     baton = BatonClient(env.client, settings)
@@ -99,19 +104,36 @@ async def main() -> None:
             await asyncio.gather(*(timed(kinds[kind]) for _ in range(CONCURRENT // 2)))
             elapsed[kind] += time.perf_counter() - start
     await env.shutdown()
+    return latencies, {k: CONCURRENT / v for k, v in elapsed.items()}
 
+
+def report(config: str, latencies: dict[str, list[float]], throughput: dict[str, float]) -> str:
+    """Print the table of one server configuration; return its summary line."""
     p50 = {k: statistics.median(v) * 1000 for k, v in latencies.items()}
-    throughput = {k: CONCURRENT / v for k, v in elapsed.items()}
+    print(f"\n{config} dev server")
     print(f"{'':14} {'p50 ms':>8} {'p90 ms':>8} {f'runs/s ({CONCURRENT} concurrent)':>24}")
     for kind, values in latencies.items():
         p90 = statistics.quantiles(values, n=10)[-1] * 1000
         rate = f"{throughput[kind]:.1f}" if kind in throughput else "-"
         print(f"{kind:14} {p50[kind]:8.1f} {p90:8.1f} {rate:>24}")
-    print(
-        f"process_overhead p50_ratio={p50['process'] / p50['hand_written']:.3f} "
+    return (
+        f"p50_ratio={p50['process'] / p50['hand_written']:.3f} "
         f"throughput_ratio={throughput['process'] / throughput['hand_written']:.3f} "
         f"local_eager_p50_ratio={p50['local_eager'] / p50['hand_written']:.3f}"
     )
+
+
+async def main() -> None:
+    # The workflow sandbox re-imports workflow modules for every run; compile them to bytecode
+    # first, as an installed package is, so that neither side pays for compiling source each run
+    # (PYTHONDONTWRITEBYTECODE would otherwise leave no .pyc behind).
+    root = Path(__file__).parents[1]
+    for folder in ("workflows", "bench"):
+        compileall.compile_dir(root / folder, quiet=1)
+    summaries = {config: report(config, *await measure(args)) for config, args in SERVER_CONFIGS.items()}
+    print()
+    print(f"process_overhead[stock] {summaries['stock']}")
+    print(f"process_overhead {summaries['embedded']}")
 
 
 if __name__ == "__main__":

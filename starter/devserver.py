@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from baton.temporal import SEARCH_ATTRIBUTES, dev_server_path
+from baton.temporal import SEARCH_ATTRIBUTES, dev_server_args, dev_server_path
 
 GRPC_PORT = 7233
 UI_PORT = 8233
@@ -47,6 +47,7 @@ async def dev_server(data_dir: Path, host: str = "127.0.0.1") -> AsyncIterator[s
         str(data_dir / "temporal.db"),
         "--log-level",
         "warn",
+        *dev_server_args(),
     ]
     for key in SEARCH_ATTRIBUTES:
         args += ["--search-attribute", f"{key.name}=Keyword"]

@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from baton.persistence.db import create_engine
 from baton.persistence.migrate import upgrade
 from baton.settings import BatonSettings
-from baton.temporal import SEARCH_ATTRIBUTES, data_converter, dev_server_path
+from baton.temporal import SEARCH_ATTRIBUTES, data_converter, dev_server_args, dev_server_path
 from baton.testing import ProcessEnvironment
 from tests.steps import JOURNAL_ENV
 
@@ -29,6 +29,7 @@ async def temporal() -> AsyncIterator[WorkflowEnvironment]:
         search_attributes=SEARCH_ATTRIBUTES,
         data_converter=data_converter(),
         dev_server_log_level="error",
+        dev_server_extra_args=dev_server_args(),
     )
     yield env
     await env.shutdown()
