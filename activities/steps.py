@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -40,8 +42,16 @@ class StepActivities:
             except ValidationError as e:
                 raise _invalid(f"input {name!r} of {where} is invalid: {e}") from e
         instance = step_class(state)
-        ctx = StepContext(invocation.process_name, invocation.step, attempt=activity.info().attempt)
-        result = await getattr(instance, invocation.function)(ctx, **args)
+        info = activity.info()
+        ctx = StepContext(invocation.process_name, invocation.step, attempt=info.attempt)
+        keep_alive = (
+            asyncio.create_task(_heartbeat(info.heartbeat_timeout)) if info.heartbeat_timeout else None
+        )
+        try:
+            result = await getattr(instance, invocation.function)(ctx, **args)
+        finally:
+            if keep_alive is not None:
+                keep_alive.cancel()
         return StepOutcome(
             result=to_jsonable_python(result),
             events=[EmittedEventData(name=e.name, data=to_jsonable_python(e.data)) for e in ctx.emitted],
@@ -68,6 +78,14 @@ class StepActivities:
         if invocation.function not in step_class.step_functions():
             raise _invalid(f"{invocation.ref} has no step function {invocation.function!r}")
         return step_class
+
+
+async def _heartbeat(timeout: timedelta) -> None:
+    """Heartbeat while the step function runs, so that a dead worker is noticed within `timeout`
+    (and a cancelled process cancels its running steps), without step code having to call it."""
+    while True:
+        await asyncio.sleep(timeout.total_seconds() / 3)
+        activity.heartbeat()
 
 
 def _invalid(message: str) -> ApplicationError:

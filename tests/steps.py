@@ -43,8 +43,12 @@ class Step2(ProcessStep[Calls]):
         record("step-2")
         gate = os.environ.get("BATON_TEST_GATE")
         if gate:  # hold here until the test removes the gate file: the moment to kill a worker
-            while Path(gate).exists():
-                await asyncio.sleep(0.05)
+            try:
+                while Path(gate).exists():
+                    await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                record("step-2-cancelled")
+                raise
         return value + "-2"
 
 

@@ -11,7 +11,9 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from temporalio.client import WorkflowHistory
+import pytest
+from temporalio.client import WorkflowFailureError, WorkflowHistory
+from temporalio.exceptions import CancelledError
 from temporalio.worker import Replayer
 
 from baton.settings import BatonSettings
@@ -72,7 +74,8 @@ def worker_process(
 async def test_worker_killed_mid_run_does_not_rerun_finished_steps(
     temporal, settings, journal: Journal
 ) -> None:
-    process = linear("Crash", timeout=timedelta(seconds=3)).build(ALLOWED)
+    # The step heartbeats by itself: once the worker is gone, 2 s of silence hands it to another.
+    process = linear("Crash", heartbeat_timeout=timedelta(seconds=2)).build(ALLOWED)
     gate = settings.data_dir / "gate"
     gate.parent.mkdir(parents=True, exist_ok=True)
     gate.touch()
@@ -91,7 +94,7 @@ async def test_worker_killed_mid_run_does_not_rerun_finished_steps(
         result = await run.result()
     assert result.output == "x-1-2-3"
     assert journal.count("step-1") == 1  # finished before the crash: not run again
-    assert journal.count("step-2") == 2  # cut off by the crash: run again, after its timeout
+    assert journal.count("step-2") == 2  # cut off by the crash: run again, once its heartbeat stopped
     assert journal.count("step-3") == 1
     assert result.run_counts == {"Step1": 1, "Step2": 1, "Step3": 1}
 
@@ -164,3 +167,23 @@ if __name__ == "__main__":
     # Record the histories that test_recorded_histories_replay guards: python -m tests.test_durability
     asyncio.run(_write_recorded_histories())
     os._exit(0)  # skip interpreter teardown, which the SDK's threads can crash (sdk-python issue 300)
+
+
+async def test_cancelling_a_process_cancels_its_running_step(
+    env: ProcessEnvironment, journal: Journal, monkeypatch
+) -> None:
+    gate = env.settings.data_dir / "gate"
+    gate.parent.mkdir(parents=True, exist_ok=True)
+    gate.touch()
+    monkeypatch.setenv("BATON_TEST_GATE", str(gate))
+    run = await env.start(
+        linear("Cancelled", heartbeat_timeout=timedelta(seconds=1)).build(ALLOWED), "Start", "x"
+    )
+    await wait_until(lambda: journal.count("step-2") == 1)
+    await run.cancel()
+    with pytest.raises(WorkflowFailureError) as raised:
+        await run.result()
+    assert isinstance(raised.value.cause, CancelledError)
+    # The running step learns of it through its heartbeat and stops: it never finishes.
+    await wait_until(lambda: journal.count("step-2-cancelled") == 1)
+    assert journal.count("step-3") == 0

@@ -286,6 +286,7 @@ class ProcessWorkflow:
             result_type=StepOutcome,
             task_queue=options.task_queue or input.steps_queue,
             start_to_close_timeout=options.timeout,
+            heartbeat_timeout=options.heartbeat_timeout,
             retry_policy=policy,
             summary=summary,
         )

@@ -178,17 +178,26 @@ class ProcessBuilder:
         *,
         retry: RetryOptions | None = None,
         timeout: timedelta | None = None,
+        heartbeat_timeout: timedelta | None = None,
         task_queue: str | None = None,
         local: bool = False,
     ) -> StepHandle:
         """Add a step of class `step`, named after the class unless `name` is given.
 
         `retry` defaults to 3 attempts with 2^n s backoff, `timeout` (per attempt) to 5 minutes.
+        The step heartbeats by itself; a worker silent for `heartbeat_timeout` (default 30 s) is
+        presumed dead and the attempt runs again elsewhere.
         `task_queue` sends the step to its own worker deployment; `local=True` runs a short step
         as a local activity inside the workflow worker, which saves a round trip per call.
         """
         step_name = name or step.__name__
-        options = _options(retry, timeout, task_queue, local)
+        options = StepOptions(task_queue=task_queue, local=local)
+        if retry is not None:
+            options.retry = retry
+        if timeout is not None:
+            options.timeout_seconds = timeout.total_seconds()
+        if heartbeat_timeout is not None:
+            options.heartbeat_seconds = heartbeat_timeout.total_seconds()
         self._steps.append(StepDefinition(name=step_name, step=import_path(step), options=options))
         return StepHandle(self, step_name)
 
@@ -236,14 +245,3 @@ class ProcessBuilder:
         route = Route(source=source, when=when, name=name)
         self._routes.append(route)
         return RouteBuilder(route)
-
-
-def _options(
-    retry: RetryOptions | None, timeout: timedelta | None, task_queue: str | None, local: bool
-) -> StepOptions:
-    options = StepOptions(task_queue=task_queue, local=local)
-    if retry is not None:
-        options.retry = retry
-    if timeout is not None:
-        options.timeout_seconds = timeout.total_seconds()
-    return options

@@ -31,6 +31,12 @@ class StepOptions(BaseModel):
 
     retry: RetryOptions = Field(default_factory=RetryOptions)
     timeout_seconds: float = Field(300.0, gt=0, description="Limit on one attempt of a step function.")
+    heartbeat_seconds: float | None = Field(
+        30.0,
+        gt=0,
+        description="A worker that stops heartbeating for this long is presumed dead and the attempt "
+        "is retried elsewhere; the step activity heartbeats by itself. Not used by local steps.",
+    )
     task_queue: str | None = Field(
         None, description="Queue of the workers that run this step; the steps queue by default."
     )
@@ -41,6 +47,10 @@ class StepOptions(BaseModel):
     @property
     def timeout(self) -> timedelta:
         return timedelta(seconds=self.timeout_seconds)
+
+    @property
+    def heartbeat_timeout(self) -> timedelta | None:
+        return timedelta(seconds=self.heartbeat_seconds) if self.heartbeat_seconds else None
 
 
 class StepDefinition(BaseModel):
