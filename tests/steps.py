@@ -226,3 +226,27 @@ def upper_only(name: str) -> ProcessBuilder:
 
 cli_approval = approval_process("CliApproval").build(["tests"])
 """A built process, for `baton process run tests.steps:cli_approval`."""
+
+
+class Spinner(ProcessStep[Count]):
+    """Two functions on one step: `again` keeps itself busy, `halt` must still get its turn."""
+
+    @step_function
+    async def again(self, ctx: StepContext, n: int) -> None:
+        self.state.laps += 1
+        await asyncio.sleep(0.05)
+        await ctx.emit_event("Again", n + 1)
+
+    @step_function
+    async def halt(self, ctx: StepContext, reason: str) -> None:
+        await ctx.emit_event("Halted", {"reason": reason, "laps": self.state.laps})
+
+
+def spinner() -> ProcessBuilder:
+    b = ProcessBuilder("Spinner", max_supersteps=200)
+    spin = b.add_step(Spinner)
+    b.on_input_event("Start").send_event_to(spin, function="again")
+    b.on_input_event("Halt").send_event_to(spin, function="halt")
+    spin.on_event("Again").send_event_to(spin, function="again")
+    spin.on_event("Halted").stop_process()
+    return b

@@ -184,6 +184,7 @@ async def test_cancelling_a_process_cancels_its_running_step(
     with pytest.raises(WorkflowFailureError) as raised:
         await run.result()
     assert isinstance(raised.value.cause, CancelledError)
+    assert (await run.state()).status == "cancelled"
     # The running step learns of it through its heartbeat and stops: it never finishes.
     await wait_until(lambda: journal.count("step-2-cancelled") == 1)
     assert journal.count("step-3") == 0

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from baton.process import ProcessBuilder, ProcessDefinitionError, RetryOptions, StepHandle, load_process
+from baton.process import (
+    NoState,
+    ProcessBuilder,
+    ProcessDefinitionError,
+    ProcessStep,
+    RetryOptions,
+    StepContext,
+    StepHandle,
+    load_process,
+    step_function,
+)
 from examples.document_generation.process import process as document_generation
 from tests.steps import (
     ALLOWED,
@@ -182,8 +194,66 @@ def test_subprocess_functions_are_its_input_events() -> None:
     assert child.process is not None and list(child.process.steps) == ["Step1", "Step2"]
 
 
-def test_subprocess_steps_take_only_a_task_queue() -> None:
+def test_subprocess_steps_take_no_options() -> None:
     definition = parent_with_subprocess().build(ALLOWED).to_definition()
-    definition.steps[0].options.local = True
-    with pytest.raises(ProcessDefinitionError, match="a sub-process step takes only the 'task_queue' option"):
+    definition.steps[0].options.task_queue = "elsewhere"
+    with pytest.raises(ProcessDefinitionError, match="a sub-process step takes no options"):
         load_process(definition, ALLOWED)
+
+
+def test_one_bad_target_does_not_make_the_others_look_unreachable() -> None:
+    b = ProcessBuilder("Typo")
+    s1, s2 = b.add_step(Step1), b.add_step(Step2)
+    b.on_input_event("Start").send_event_to(s1)
+    s1.on_function_result().send_event_to(s2).send_event_to(StepHandle(b, "Step_2"))
+    s2.on_function_result().stop_process()
+    assert problems_of(b) == ["route 2 (result of Step1): unknown target step 'Step_2'"]
+
+
+def test_invalid_step_options_are_refused_when_added() -> None:
+    b = ProcessBuilder("Options")
+    with pytest.raises(ProcessDefinitionError, match="timeout_seconds: Input should be greater than 0"):
+        b.add_step(Step1, timeout=timedelta(seconds=-5))
+    with pytest.raises(
+        ValidationError, match=r"maximum_interval_seconds \(60.0\) is below initial_interval_seconds"
+    ):
+        RetryOptions(initial_interval_seconds=120)
+
+
+def test_step_function_signatures_are_checked() -> None:
+    with pytest.raises(TypeError, match=r"must take \(self, ctx, ...inputs\)"):
+
+        @step_function
+        async def no_ctx(self, value: str) -> str:
+            return value
+
+    with pytest.raises(TypeError, match="inputs must be named parameters"):
+
+        @step_function
+        async def star(self, ctx: StepContext, *values: str) -> str:
+            return ""
+
+    with pytest.raises(TypeError, match=r"must take \(self, ctx, ...inputs\)"):
+
+        class Static(ProcessStep[NoState]):
+            @staticmethod
+            @step_function
+            async def run(ctx: StepContext, value: str) -> str:
+                return value
+
+
+def test_a_step_re_exported_by_an_allowed_module_is_refused(tmp_path, monkeypatch) -> None:
+    (tmp_path / "trusted_reexport.py").write_text("from tests.steps import Step1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yaml_text = """
+name: Smuggled
+steps:
+- {name: a, step: "trusted_reexport:Step1"}
+routes:
+- {when: input, name: Start, to: [{step: a}]}
+- {from: a, when: result, stop: true}
+"""
+    with pytest.raises(
+        ProcessDefinitionError, match=r"defined in module 'tests\.steps', which is not in the allowed"
+    ):
+        load_process(yaml_text, ["trusted_reexport"])

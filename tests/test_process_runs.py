@@ -25,6 +25,7 @@ from tests.steps import (
     linear,
     parent_with_subprocess,
     queued_fan_in,
+    spinner,
 )
 from workflows.process import ProcessWorkflow
 
@@ -298,3 +299,24 @@ async def test_readme_example_with_its_own_dev_server(journal: Journal) -> None:
         assert state.steps["Upper"].run_count == 1
         await run.send_event("ApprovalReceived", {"approved": True})
         assert (await run.result()).output == "BATON:approved"
+
+
+async def test_a_busy_function_does_not_starve_its_sibling(env: ProcessEnvironment) -> None:
+    run = await env.start(spinner().build(ALLOWED), "Start", 0)
+    await wait_for_state(run, lambda s: s.steps["Spinner"].run_count >= 3)
+    await run.send_event("Halt", "enough")
+    result = await run.result()
+    assert result.output["reason"] == "enough"
+    assert result.supersteps < 200
+    assert [m.target.function for m in result.unconsumed] == ["again"]
+
+
+async def test_inputs_left_when_the_process_stops_are_reported(env: ProcessEnvironment) -> None:
+    run = await env.start(queued_fan_in().build(ALLOWED), "Left", "a1")
+    for name, data in [("Left", "a2"), ("Left", "a3"), ("Right", "b1"), ("Right", "b2")]:
+        await run.send_event(name, data)
+    result = await run.result()
+    assert result.output == ["a1+b1", "a2+b2"]
+    assert [(m.target.parameter, m.data, m.origin) for m in result.unconsumed] == [
+        ("left", "a3", "input Left")
+    ]

@@ -35,6 +35,9 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+MAX_REJECTED_SHOWN = 20
+
+
 # No `from __future__ import annotations` here: the sandbox re-imports this module for every
 # run, and string annotations would be compiled again each time the workflow is defined.
 @workflow.defn(name="ProcessWorkflow")
@@ -68,20 +71,22 @@ class ProcessWorkflow:
         try:
             while not self._stopped:
                 invocations = self._take_ready()
-                if not invocations:
+                if invocations:
+                    self._superstep += 1
+                    supersteps_this_run += 1
+                    if self._superstep > process.max_supersteps:
+                        raise ApplicationError(
+                            f"process {process.name!r} exceeded max_supersteps={process.max_supersteps}; "
+                            "a cycle may not terminate (raise max_supersteps if it should run longer)",
+                            type="MaxSuperstepsExceeded",
+                            non_retryable=True,
+                        )
+                    await self._run_superstep(input, invocations)
+                else:
                     await self._wait_for_event()
-                    continue
-                self._superstep += 1
-                supersteps_this_run += 1
-                if self._superstep > process.max_supersteps:
-                    raise ApplicationError(
-                        f"process {process.name!r} exceeded max_supersteps={process.max_supersteps}; "
-                        "a cycle may not terminate (raise max_supersteps if it should run longer)",
-                        type="MaxSuperstepsExceeded",
-                        non_retryable=True,
-                    )
-                await self._run_superstep(input, invocations)
                 if not self._stopped and self._should_continue_as_new(input, supersteps_this_run):
+                    # Also while waiting: every event lands in history, and a long wait must
+                    # not run into Temporal's history limit.
                     await workflow.wait_condition(workflow.all_handlers_finished)
                     carried = CarriedState(
                         steps=self._steps, pending=self._pending, superstep=self._superstep
@@ -92,6 +97,9 @@ class ProcessWorkflow:
         except ApplicationError as e:
             self._status, self._error = "failed", e.message
             raise
+        except asyncio.CancelledError:
+            self._status = "cancelled"
+            raise
         self._status = "completed"
         workflow.set_current_details(f"completed after {self._superstep} supersteps")
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -99,6 +107,7 @@ class ProcessWorkflow:
             output=self._output,
             supersteps=self._superstep,
             run_counts={name: record.run_count for name, record in self._steps.items()},
+            unconsumed=self._pending,
         )
 
     @workflow.query
@@ -133,16 +142,18 @@ class ProcessWorkflow:
                 f"it accepts: {', '.join(process.input_events)}",
                 type="UnknownEvent",
             )
-        if self._stopped or self._status == "failed":
+        if self._stopped or self._status in ("failed", "cancelled"):
             raise ApplicationError(f"process {process.name!r} has finished", type="ProcessFinished")
 
     @workflow.signal(name="send_event_signal")
     def send_event_signal(self, event: SendEvent) -> None:
         """Fire-and-forget twin of the `send_event` update; undeclared events are logged and dropped."""
         process = self._process
-        if event.name not in process.input_events:
-            workflow.logger.warning("Dropped undeclared event %r for process %r", event.name, process.name)
-            self._rejected.append(event.name)
+        if event.name not in process.input_events or self._stopped:
+            why = "undeclared" if not self._stopped else "arrived after the process stopped"
+            workflow.logger.warning("Dropped event %r for process %r: %s", event.name, process.name, why)
+            # Bounded: a sender in a loop must not grow the state without end.
+            self._rejected = [*self._rejected[-(MAX_REJECTED_SHOWN - 1) :], event.name]
             return
         self._deliver_input(event.name, event.data)
 
@@ -163,24 +174,27 @@ class ProcessWorkflow:
         return deliveries
 
     def _take_ready(self) -> list[tuple[CompiledStep, str, dict[str, Any]]]:
-        """Per step, the first function whose every parameter has a message; its messages are taken.
+        """Per step, one function whose every parameter has a message; its messages are taken.
 
         One function per step per superstep, since a step's state is updated by one call at a
-        time. Messages for a parameter that is already filled stay queued for a later run.
+        time; of several ready functions, the one with the oldest message goes first, so none
+        starves. Messages for a parameter that is already filled stay queued for a later run.
         """
-        process = self._process
         ready = []
-        for step in process.steps.values():
+        for step in self._process.steps.values():
+            candidates = []
             for function, params in step.functions.items():
                 wanted: list[str | None] = [*params] or [None]
                 taken = [self._first_pending(step.name, function, p) for p in wanted]
                 if all(m is not None for m in taken):
                     messages = [m for m in taken if m is not None]
-                    for message in messages:
-                        self._pending.remove(message)
-                    args = {p: m.data for p, m in zip(params, messages, strict=False)}
-                    ready.append((step, function, args))
-                    break
+                    oldest = min(self._pending.index(m) for m in messages)
+                    candidates.append((oldest, function, params, messages))
+            if candidates:
+                _, function, params, messages = min(candidates, key=lambda c: c[0])
+                for message in messages:
+                    self._pending.remove(message)
+                ready.append((step, function, {p: m.data for p, m in zip(params, messages, strict=False)}))
         return ready
 
     def _first_pending(self, step: str, function: str, parameter: str | None) -> Message | None:
@@ -299,7 +313,13 @@ class ProcessWorkflow:
             + (f"; {len(self._pending)} input(s) queued for fan-in" if self._pending else "")
         )
         pending_before = len(self._pending)
-        await workflow.wait_condition(lambda: self._stopped or len(self._pending) != pending_before)
+        await workflow.wait_condition(
+            lambda: (
+                self._stopped
+                or len(self._pending) != pending_before
+                or workflow.info().is_continue_as_new_suggested()
+            )
+        )
         self._status = "running"
 
     def _should_continue_as_new(self, input: ProcessInput, supersteps_this_run: int) -> bool:

@@ -168,7 +168,7 @@ class ProcessBuilder:
         self.name = name
         self._description = description
         self._max_supersteps = max_supersteps
-        self._steps: list[StepDefinition | tuple[str, ProcessBuilder, StepOptions]] = []
+        self._steps: list[StepDefinition | tuple[str, ProcessBuilder]] = []
         self._routes: list[Route] = []
 
     def add_step(
@@ -191,26 +191,28 @@ class ProcessBuilder:
         as a local activity inside the workflow worker, which saves a round trip per call.
         """
         step_name = name or step.__name__
-        options = StepOptions(task_queue=task_queue, local=local)
+        given: dict[str, object] = {"task_queue": task_queue, "local": local}
         if retry is not None:
-            options.retry = retry
+            given["retry"] = retry
         if timeout is not None:
-            options.timeout_seconds = timeout.total_seconds()
+            given["timeout_seconds"] = timeout.total_seconds()
         if heartbeat_timeout is not None:
-            options.heartbeat_seconds = heartbeat_timeout.total_seconds()
+            given["heartbeat_seconds"] = heartbeat_timeout.total_seconds()
+        try:
+            options = StepOptions.model_validate(given)
+        except ValidationError as e:
+            raise ProcessDefinitionError(self.name, _pydantic_problems(e, f"step {step_name!r}")) from e
         self._steps.append(StepDefinition(name=step_name, step=import_path(step), options=options))
         return StepHandle(self, step_name)
 
-    def add_process(
-        self, process: ProcessBuilder, name: str | None = None, *, task_queue: str | None = None
-    ) -> StepHandle:
-        """Add another process as a step, run as a child workflow (on `task_queue`, if given).
+    def add_process(self, process: ProcessBuilder, name: str | None = None) -> StepHandle:
+        """Add another process as a step, run as a child workflow.
 
         Send events to it by the name of one of its input events (`function=`); its output is
-        the step's function result. Retries and timeouts belong to the child's own steps.
+        the step's function result. Retries, timeouts and queues belong to the child's own steps.
         """
         step_name = name or process.name
-        self._steps.append((step_name, process, StepOptions(task_queue=task_queue)))
+        self._steps.append((step_name, process))
         return StepHandle(self, step_name)
 
     def on_input_event(self, name: str) -> RouteBuilder:
@@ -220,9 +222,7 @@ class ProcessBuilder:
     def to_definition(self) -> ProcessDefinition:
         """What the builder has declared so far, as data (not yet validated against the code)."""
         steps = [
-            s
-            if isinstance(s, StepDefinition)
-            else StepDefinition(name=s[0], process=s[1].to_definition(), options=s[2])
+            s if isinstance(s, StepDefinition) else StepDefinition(name=s[0], process=s[1].to_definition())
             for s in self._steps
         ]
         return ProcessDefinition(

@@ -45,6 +45,11 @@ def resolve_step_class(ref: str, allowed_modules: Iterable[str]) -> type[Process
         obj = getattr(obj, part)
     if not (isinstance(obj, type) and issubclass(obj, ProcessStep)):
         raise ValueError(f"step {ref!r} is not a subclass of ProcessStep")
+    if not module_allowed(obj.__module__, allowed_modules):
+        raise ValueError(
+            f"step {ref!r} is defined in module {obj.__module__!r}, which is not in the allowed "
+            f"step modules {sorted(allowed_modules)}; {module_name!r} only re-exports it"
+        )
     return obj
 
 
@@ -70,10 +75,10 @@ def _compile(
             problems.append(f"{where}: give exactly one of 'step' (a ProcessStep class) or 'process'")
             continue
         if step_def.process is not None:
-            if step_def.options != StepOptions(task_queue=step_def.options.task_queue):
+            if step_def.options != StepOptions():
                 problems.append(
-                    f"{where}: a sub-process step takes only the 'task_queue' option; "
-                    "retries and timeouts belong to the child's own steps"
+                    f"{where}: a sub-process step takes no options; it runs on the workflows "
+                    "queue, and retries, timeouts and queues belong to the child's own steps"
                 )
             child = _compile(step_def.process, allowed, problems, prefix=f"{where} (sub-process): ")
             functions = {event: [SUBPROCESS_PARAMETER] for event in child.input_events}
@@ -132,42 +137,35 @@ def _compile_route(
     problems: list[str],
     prefix: str,
 ) -> Route | None:
+    """The route with its targets resolved, reporting what is wrong with it.
+
+    A route with problems is still returned (without its bad targets) when its source exists, so
+    that the reachability and fan-in checks see it and report no problems that are not there.
+    """
     where = f"{prefix}route {index + 1} ({route.describe()})"
-    ok = True
     if route.when == "input":
         if route.source is not None:
             problems.append(f"{where}: an input route has no source step")
-            ok = False
         if not route.name:
             problems.append(f"{where}: an input route needs the event name")
-            ok = False
-    else:
-        if route.source not in known_steps:
-            problems.append(f"{where}: unknown source step {route.source!r}")
-            ok = False
-        elif route.when == "event" and not route.name:
-            problems.append(f"{where}: an event route needs the event name")
-            ok = False
-        elif route.source in steps and route.name and route.when in ("result", "error"):
-            if route.name not in steps[route.source].functions:
-                problems.append(
-                    f"{where}: step {route.source!r} has no function {route.name!r} "
-                    f"(it has {_listing(steps[route.source].functions)})"
-                )
-                ok = False
+    elif route.source not in known_steps:
+        problems.append(f"{where}: unknown source step {route.source!r}")
+    elif route.when == "event" and not route.name:
+        problems.append(f"{where}: an event route needs the event name")
+    elif route.source in steps and route.name and route.when in ("result", "error"):
+        if route.name not in steps[route.source].functions:
+            problems.append(
+                f"{where}: step {route.source!r} has no function {route.name!r} "
+                f"(it has {_listing(steps[route.source].functions)})"
+            )
     if route.stop and route.to:
         problems.append(f"{where}: a route either stops the process or sends the event on, not both")
-        ok = False
     if not route.stop and not route.to:
         problems.append(f"{where}: goes nowhere: add send_event_to(...) or stop_process()")
-        ok = False
-    targets = []
-    for target in route.to:
-        resolved = _resolve_target(target, steps, known_steps, problems, where)
-        ok = ok and resolved is not None
-        if resolved is not None:
-            targets.append(resolved)
-    return route.model_copy(update={"to": targets}) if ok else None
+    targets = [t for t in (_resolve_target(t, steps, known_steps, problems, where) for t in route.to) if t]
+    if route.when != "input" and route.source not in known_steps:
+        return None
+    return route.model_copy(update={"to": targets})
 
 
 def _resolve_target(

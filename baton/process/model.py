@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 RouteTrigger = Literal["input", "result", "event", "error"]
 
@@ -22,6 +22,15 @@ class RetryOptions(BaseModel):
     non_retryable_errors: list[str] = Field(
         default_factory=list, description="Exception class names that fail at once."
     )
+
+    @model_validator(mode="after")
+    def _cap_not_below_first_delay(self) -> RetryOptions:
+        if self.maximum_interval_seconds < self.initial_interval_seconds:
+            raise ValueError(
+                f"maximum_interval_seconds ({self.maximum_interval_seconds}) is below "
+                f"initial_interval_seconds ({self.initial_interval_seconds})"
+            )
+        return self
 
 
 class StepOptions(BaseModel):

@@ -16,7 +16,7 @@ RUN_STEP_ACTIVITY = "baton.run_step"
 BATON_PROCESS = SearchAttributeKey.for_keyword("BatonProcess")
 """Search attribute naming the process of a run: a process name, never personal data."""
 
-ProcessStatus = Literal["running", "waiting", "completed", "failed"]
+ProcessStatus = Literal["running", "waiting", "completed", "failed", "cancelled"]
 
 
 def process_search_attributes(process_name: str) -> TypedSearchAttributes:
@@ -67,6 +67,10 @@ class ProcessResult(BaseModel):
     output: Any = None
     supersteps: int
     run_counts: dict[str, int]
+    unconsumed: list[Message] = Field(
+        default_factory=list,
+        description="Inputs still queued when the process stopped: delivered, never used.",
+    )
 
 
 class StepInvocation(BaseModel):

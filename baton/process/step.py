@@ -29,6 +29,14 @@ def step_function(fn: StepFunction) -> StepFunction:
     """
     if not inspect.iscoroutinefunction(fn):
         raise TypeError(f"step function {fn.__qualname__} must be declared with 'async def'")
+    params = list(inspect.signature(fn).parameters.values())
+    if len(params) < 2 or params[1].name != "ctx":
+        raise TypeError(f"step function {fn.__qualname__} must take (self, ctx, ...inputs)")
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if any(p.kind not in named for p in params[2:]):
+        raise TypeError(
+            f"step function {fn.__qualname__}: inputs must be named parameters, not *args or **kwargs"
+        )
     setattr(fn, _STEP_FUNCTION_MARK, True)
     return fn
 
@@ -88,8 +96,7 @@ class ProcessStep(Generic[StateT]):
         functions: dict[str, list[str]] = {}
         for name, member in inspect.getmembers(cls, inspect.isfunction):
             if getattr(member, _STEP_FUNCTION_MARK, False):
-                params = list(inspect.signature(member).parameters)[2:]  # after self, ctx
-                functions[name] = params
+                functions[name] = list(inspect.signature(member).parameters)[2:]  # after self, ctx
         return functions
 
     @classmethod
