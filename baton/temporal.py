@@ -44,7 +44,8 @@ def data_converter() -> DataConverter:
 async def connect(settings: BatonSettings) -> Client:
     """A client for the configured Temporal: `BATON_TEMPORAL_*` first, then Temporal's env config."""
     config = ClientConfig.load_client_connect_config()
-    tls: bool | TLSConfig = config.get("tls", False)
+    # None lets the SDK choose: TLS on when an API key is given (Temporal Cloud), off otherwise.
+    tls: bool | TLSConfig | None = config.get("tls")
     if settings.temporal_tls or settings.temporal_tls_ca or settings.temporal_tls_cert:
         tls = TLSConfig(
             server_root_ca_cert=_read(settings.temporal_tls_ca),
@@ -62,6 +63,11 @@ async def connect(settings: BatonSettings) -> Client:
 
 def _read(path: Path | None) -> bytes | None:
     return path.read_bytes() if path else None
+
+
+async def connect_embedded(port: int = 7233) -> Client:
+    """A client for the embedded dev server on this machine, whatever the environment says."""
+    return await Client.connect(f"127.0.0.1:{port}", namespace="default", data_converter=data_converter())
 
 
 async def ensure_search_attributes(client: Client) -> None:

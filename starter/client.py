@@ -6,10 +6,12 @@ import re
 import uuid
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from baton.persistence.definitions import load_deployed_process
+from baton.persistence.db import engine_from_settings, session_factory
+from baton.persistence.definitions import DefinitionStore
 from baton.process import EventAccepted, Process, ProcessResult, ProcessState
 from baton.process.runtime import ProcessInput, SendEvent, process_search_attributes
 from baton.settings import BatonSettings, get_settings
@@ -84,6 +86,7 @@ class BatonClient:
         self.temporal = client
         self.settings = settings or get_settings()
         self._search_attributes = search_attributes
+        self._engine: AsyncEngine | None = None
 
     @classmethod
     async def connect(cls, settings: BatonSettings | None = None) -> BatonClient:
@@ -107,7 +110,7 @@ class BatonClient:
         task straight to a worker in this process, when there is one.
         """
         if isinstance(process, str):
-            process = await load_deployed_process(self.settings, process)
+            process = await self.definitions.load_process(process, self.settings.step_modules)
         if event not in process.compiled.input_events:
             raise ValueError(
                 f"process {process.name!r} has no input event {event!r}; "
@@ -134,6 +137,19 @@ class BatonClient:
                 f"a run {workflow_id} is already running; use another key, or get_run() to follow it"
             ) from e
         return ProcessRun(handle, self.settings, self.temporal.namespace)
+
+    @property
+    def definitions(self) -> DefinitionStore:
+        """The deployed process definitions, in the app database (connected on first use)."""
+        if self._engine is None:
+            self._engine = engine_from_settings(self.settings)
+        return DefinitionStore(session_factory(self._engine))
+
+    async def close(self) -> None:
+        """Release the app database connections, if any were opened."""
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
 
     def get_run(self, workflow_id: str) -> ProcessRun:
         """A handle on an existing run, by workflow ID."""

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from baton.persistence.db import create_engine, session_factory
-from baton.persistence.definitions import DefinitionNotFound, DefinitionStore, load_deployed_process
+from baton.persistence.definitions import DefinitionNotFound, DefinitionStore
 from baton.persistence.migrate import current_revision, upgrade
 from baton.testing import ProcessEnvironment
 from tests.steps import ALLOWED, approval_process, upper_only
@@ -40,6 +40,7 @@ async def test_deploy_adds_versions_and_latest_wins(database_url: str) -> None:
         assert await store.versions(name) == [1, 2]
         latest = await store.get(name)
         assert latest.version == 2 and latest.definition == second
+        assert latest.created_at.tzinfo is not None
         assert (await store.get(name, 1)).definition == first
         with pytest.raises(DefinitionNotFound, match="no deployed version 9 of process"):
             await store.get(name, 9)
@@ -84,14 +85,12 @@ async def test_a_running_process_keeps_the_definition_it_started_with(temporal, 
         await engine.dispose()
 
 
-async def test_starting_an_undeployed_process_names_it(settings) -> None:
-    settings = settings.model_copy(
-        update={"database_url": f"sqlite+aiosqlite:///{settings.data_dir / 'app.db'}"}
-    )
-    engine = create_engine(settings.resolved_database_url)
-    await upgrade(engine)
-    await engine.dispose()
-    with pytest.raises(
-        DefinitionNotFound, match="no deployed process 'Nope'; deploy it with 'baton process deploy'"
-    ):
-        await load_deployed_process(settings, "Nope")
+async def test_an_undeployed_process_is_named(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        with pytest.raises(
+            DefinitionNotFound, match="no deployed process 'Nope'; deploy it with 'baton process deploy'"
+        ):
+            await DefinitionStore(session_factory(engine)).load_process("Nope", ALLOWED)
+    finally:
+        await engine.dispose()

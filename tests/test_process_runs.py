@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
+from temporalio.api.enums.v1 import RetryState
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
@@ -220,6 +222,19 @@ async def test_bad_step_input_fails_at_once(env: ProcessEnvironment) -> None:
     with pytest.raises(WorkflowFailureError) as raised:
         await run.result()
     assert "StepInputInvalid: input 'value' of Step1.run is invalid" in str(raised.value.cause)
+    events = [e async for e in run.handle.fetch_history_events()]
+    started = [
+        e.activity_task_started_event_attributes
+        for e in events
+        if e.HasField("activity_task_started_event_attributes")
+    ]
+    failed = [
+        e.activity_task_failed_event_attributes
+        for e in events
+        if e.HasField("activity_task_failed_event_attributes")
+    ]
+    assert [a.attempt for a in started] == [1]  # no retries for input that cannot become valid
+    assert [f.retry_state for f in failed] == [RetryState.RETRY_STATE_NON_RETRYABLE_FAILURE]
 
 
 async def test_subprocess_runs_as_a_child_workflow(env: ProcessEnvironment) -> None:
@@ -278,6 +293,10 @@ async def test_external_event_after_days_of_waiting(settings) -> None:
         assert state.status == "waiting" and [m.target.parameter for m in state.pending] == ["value"]
         await run.send_event("ApprovalReceived", {"approved": True})
         assert (await run.result()).output == "CONTRACT:approved"
+        events = [e async for e in run.handle.fetch_history_events()]
+    accepted = next(e for e in events if e.HasField("workflow_execution_update_accepted_event_attributes"))
+    waited = accepted.event_time.ToDatetime() - events[0].event_time.ToDatetime()
+    assert waited >= timedelta(days=5)  # in the process's own time, the approval came days later
 
 
 async def test_a_second_run_with_a_running_key_is_refused(env: ProcessEnvironment) -> None:

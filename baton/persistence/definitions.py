@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -11,8 +12,6 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from ..process.builder import Process, load_process
 from ..process.model import ProcessDefinition
-from ..settings import BatonSettings
-from .db import engine_from_settings, session_factory
 from .models import ProcessDefinitionRow
 
 
@@ -80,8 +79,16 @@ class DefinitionStore:
             name=row.name,
             version=row.version,
             definition=ProcessDefinition.model_validate(row.definition),
-            created_at=row.created_at,
+            # SQLite hands back naive datetimes; every one written is UTC.
+            created_at=row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC),
         )
+
+    async def load_process(
+        self, name: str, allowed_modules: Sequence[str], version: int | None = None
+    ) -> Process:
+        """The latest (or given) deployed version, validated against the step code."""
+        deployed = await self.get(name, version)
+        return load_process(deployed.definition, allowed_modules).with_version(deployed.version)
 
     async def versions(self, name: str) -> list[int]:
         async with self._sessions() as session:
@@ -91,13 +98,3 @@ class DefinitionStore:
                 .order_by(ProcessDefinitionRow.version)
             )
             return list(rows)
-
-
-async def load_deployed_process(settings: BatonSettings, name: str, version: int | None = None) -> Process:
-    """The latest (or given) deployed version of a process, validated against the step code."""
-    engine = engine_from_settings(settings)
-    try:
-        deployed = await DefinitionStore(session_factory(engine)).get(name, version)
-    finally:
-        await engine.dispose()
-    return load_process(deployed.definition, settings.step_modules).with_version(deployed.version)

@@ -15,7 +15,7 @@ from baton.persistence.definitions import DefinitionStore
 from baton.persistence.migrate import upgrade
 from baton.process import ProcessState, load_process
 from baton.settings import BatonSettings
-from baton.temporal import connect
+from baton.temporal import connect_embedded, ensure_search_attributes
 from examples.document_generation import process as document_generation
 from starter.cli.progress import follow_run, print_output
 from starter.cli.terminal import until_stopped
@@ -47,13 +47,14 @@ async def run_demo(console: Console, settings: BatonSettings) -> int:
     )
 
     async with contextlib.AsyncExitStack() as stack:
-        if port_open("127.0.0.1", GRPC_PORT) and not settings.temporal_address:
+        if port_open("127.0.0.1", GRPC_PORT):
             console.print("[green]✓[/] using the Temporal already running on 127.0.0.1:7233")
         else:
             console.print("starting the Temporal dev server (UI on 127.0.0.1:8233)…")
             await stack.enter_async_context(dev_server(settings.data_dir))
             console.print("[green]✓[/] Temporal dev server is up")
-        client = await connect(settings)
+        client = await connect_embedded(GRPC_PORT)
+        await ensure_search_attributes(client)
         await stack.enter_async_context(running_workers(client, settings))
         console.print("[green]✓[/] worker started on all queues")
 

@@ -17,7 +17,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
 from baton.persistence.db import engine_from_settings, session_factory
-from baton.persistence.definitions import DefinitionStore, load_deployed_process
+from baton.persistence.definitions import DefinitionStore
 from baton.persistence.migrate import upgrade
 from baton.process import Process, ProcessDefinitionError, load_process
 from baton.settings import BatonSettings, get_settings
@@ -35,9 +35,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `baton` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
-    # Like uvicorn's --app-dir: the project in the current folder is importable, so that
-    # `baton process run myapp.flows:process` and the worker find the user's own steps.
-    sys.path.insert(0, os.getcwd())
+    # The project in the current folder is importable, so that `baton process run
+    # myapp.flows:process` and the worker find the user's own steps; appended, not prepended,
+    # so that a folder here cannot shadow an installed package the allow-list trusts.
+    sys.path.append(os.getcwd())
     code = 0
     try:
         code = asyncio.run(args.handler(args)) or 0
@@ -112,7 +113,11 @@ async def resolve_process(source: str, settings: BatonSettings) -> Process:
         if not isinstance(value, Process):
             raise UsageError(f"{source!r} is a {type(value).__name__}, not a built Process")
         return value
-    return await load_deployed_process(settings, source)
+    engine = engine_from_settings(settings)
+    try:
+        return await DefinitionStore(session_factory(engine)).load_process(source, settings.step_modules)
+    finally:
+        await engine.dispose()
 
 
 async def _process_show(args: argparse.Namespace) -> int:
@@ -189,14 +194,14 @@ async def _worker(args: argparse.Namespace) -> int:
 
 
 async def _dev(args: argparse.Namespace) -> int:
-    from baton.temporal import connect
-    from starter.devserver import dev_server
+    from baton.temporal import connect_embedded
+    from starter.devserver import GRPC_PORT, dev_server
     from workers.worker import running_workers
 
     settings = get_settings()
     await _db_upgrade(args)
     async with dev_server(settings.data_dir):
-        client = await connect(settings)
+        client = await connect_embedded(GRPC_PORT)
         async with running_workers(client, settings):
             console.print(f"[bold]Temporal UI[/]  {settings.temporal_ui_url}")
             console.print("[bold]Temporal gRPC[/] 127.0.0.1:7233 · worker on all queues · Ctrl-C stops")
