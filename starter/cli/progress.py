@@ -65,7 +65,8 @@ def ask_person(console: Console) -> Responder:
                 f"  [dim]queued for {message.target.step}.{message.target.function}"
                 f"({message.target.parameter}): {message.origin}[/]"
             )
-        default = next((e for e in state.accepted_events[1:]), state.accepted_events[0])
+        # The first event usually started the run; offer the next one.
+        default = state.accepted_events[1 if len(state.accepted_events) > 1 else 0]
         while True:
             name = await in_daemon_thread(
                 Prompt.ask, "Event to send", choices=state.accepted_events, default=default, console=console
