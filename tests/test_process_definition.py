@@ -214,6 +214,8 @@ def test_invalid_step_options_are_refused_when_added() -> None:
     b = ProcessBuilder("Options")
     with pytest.raises(ProcessDefinitionError, match="timeout_seconds: Input should be greater than 0"):
         b.add_step(Step1, timeout=timedelta(seconds=-5))
+    with pytest.raises(ProcessDefinitionError, match="step 'no spaces': name: String should match pattern"):
+        b.add_step(Step1, "no spaces")
     with pytest.raises(
         ValidationError, match=r"maximum_interval_seconds \(60.0\) is below initial_interval_seconds"
     ):

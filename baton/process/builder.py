@@ -200,9 +200,9 @@ class ProcessBuilder:
             given["heartbeat_seconds"] = heartbeat_timeout.total_seconds()
         try:
             options = StepOptions.model_validate(given)
+            self._steps.append(StepDefinition(name=step_name, step=import_path(step), options=options))
         except ValidationError as e:
             raise ProcessDefinitionError(self.name, _pydantic_problems(e, f"step {step_name!r}")) from e
-        self._steps.append(StepDefinition(name=step_name, step=import_path(step), options=options))
         return StepHandle(self, step_name)
 
     def add_process(self, process: ProcessBuilder, name: str | None = None) -> StepHandle:
