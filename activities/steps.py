@@ -33,14 +33,14 @@ class StepActivities:
             state = step_class.state_type.model_validate(invocation.state or {})
         except ValidationError as e:
             raise _invalid(
-                f"stored state of step {invocation.step!r} does not fit {step_class.__name__}: {e}"
+                f"stored state of step {invocation.step!r} does not fit {step_class.__name__}: {_describe(e)}"
             ) from e
         args = {}
         for name, adapter in self._parameter_adapters(step_class, invocation).items():
             try:
                 args[name] = adapter.validate_python(invocation.args.get(name))
             except ValidationError as e:
-                raise _invalid(f"input {name!r} of {where} is invalid: {e}") from e
+                raise _invalid(f"input {name!r} of {where} is invalid: {_describe(e)}") from e
         instance = step_class(state)
         info = activity.info()
         ctx = StepContext(invocation.process_name, invocation.step, attempt=info.attempt)
@@ -86,6 +86,14 @@ async def _heartbeat(timeout: timedelta) -> None:
     while True:
         await asyncio.sleep(timeout.total_seconds() / 3)
         activity.heartbeat()
+
+
+def _describe(error: ValidationError) -> str:
+    """What is wrong, by field, without echoing the values: they may be personal data."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
+        for e in error.errors(include_input=False)
+    )
 
 
 def _invalid(message: str) -> ApplicationError:

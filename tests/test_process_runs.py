@@ -218,10 +218,15 @@ async def test_bad_step_input_fails_at_once(env: ProcessEnvironment) -> None:
     s = b.add_step(Step1)
     b.on_input_event("Start").send_event_to(s)
     s.on_function_result().stop_process()
-    run = await env.start(b.build(ALLOWED), "Start", {"not": "a string"})
+    run = await env.start(b.build(ALLOWED), "Start", {"email": "alice@example.com"})
     with pytest.raises(WorkflowFailureError) as raised:
         await run.result()
-    assert "StepInputInvalid: input 'value' of Step1.run is invalid" in str(raised.value.cause)
+    message = str(raised.value.cause)
+    assert (
+        "StepInputInvalid: input 'value' of Step1.run is invalid: value: Input should be a valid string"
+        in message
+    )
+    assert "alice@example.com" not in message  # failures are not encrypted yet: no values in them
     events = [e async for e in run.handle.fetch_history_events()]
     started = [
         e.activity_task_started_event_attributes
