@@ -86,6 +86,7 @@ class ProcessEnvironment:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop_worker()
+        await self.client.close()  # the app database, if deployed processes were started by name
         if self._env is not None:
             await self._env.shutdown()
 

@@ -58,7 +58,9 @@ async def run_demo(console: Console, settings: BatonSettings) -> int:
         await stack.enter_async_context(running_workers(client, settings))
         console.print("[green]✓[/] worker started on all queues")
 
-        run = await BatonClient(client, settings).start_process(process.name, "Start", PRODUCT)
+        # The version just deployed, already validated: no second trip to the database for it.
+        deployed = process.with_version(version)
+        run = await BatonClient(client, settings).start_process(deployed, "Start", PRODUCT)
         result = await follow_run(run, console, _approve_automatically(console))
         print_output(console, result)
         console.print(f"\n[bold]See the run in the Temporal UI:[/] {run.ui_url}")
