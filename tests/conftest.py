@@ -48,6 +48,7 @@ def settings(tmp_path: Path) -> BatonSettings:
         data_dir=tmp_path / ".baton",
         workflows_queue=f"test-workflows-{suffix}",
         steps_queue=f"test-steps-{suffix}",
+        llm_queue=f"test-llm-{suffix}",
         step_modules=["examples", "tests"],
     )
 

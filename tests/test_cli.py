@@ -27,6 +27,7 @@ def baton_env(settings: BatonSettings, **extra: str) -> dict[str, str]:
         BATON_DATA_DIR=str(settings.data_dir),
         BATON_WORKFLOWS_QUEUE=settings.workflows_queue,
         BATON_STEPS_QUEUE=settings.steps_queue,
+        BATON_LLM_QUEUE=settings.llm_queue,
         BATON_STEP_MODULES=json.dumps(settings.step_modules),
         COLUMNS="200",
         **extra,
@@ -54,7 +55,7 @@ async def baton(
 async def test_show_validates_and_prints_mermaid(settings) -> None:
     result = await baton(settings, "process", "show", "examples.document_generation.process:process")
     assert result.returncode == 0, result.stderr
-    assert "DocumentGeneration is valid (5 steps)" in result.stdout
+    assert "DocumentGeneration is valid (7 steps)" in result.stdout
     assert "flowchart LR" in result.stdout and "step_HumanApproval" in result.stdout
 
 

@@ -6,11 +6,17 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import httpx
+from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.llm import LlmActivities, llm_activities
 from activities.steps import StepActivities
+from activities.tools import run_tool
+from baton.agents.tools import import_tool_modules
 from baton.settings import BatonSettings
+from workflows.agent import AgentWorkflow
 from workflows.process import ProcessWorkflow
 
 
@@ -19,24 +25,31 @@ def build_workers(
     settings: BatonSettings,
     queues: Sequence[str],
     *,
+    llm: LlmActivities | None = None,
     allowed_modules: Sequence[str] | None = None,
 ) -> list[Worker]:
     """One worker per queue.
 
-    The workflows queue runs `ProcessWorkflow`, and step activities too, because a step marked
-    `local` runs as a local activity in the workflow worker. Any other queue (the steps queue,
-    or a step's own `task_queue`) runs step activities. The LLM and compliance queues get their
-    workers from the issues that add their activities; until then they are skipped.
+    The workflows queue runs the workflows, and step activities too, because a step marked
+    `local` runs as a local activity in the workflow worker. The LLM queue runs LLM and tool
+    calls (it needs `llm`). Any other queue (the steps queue, or a step's own `task_queue`) runs
+    step activities. The compliance queue gets its worker from the issue that adds its activities.
     """
     steps = StepActivities(allowed_modules if allowed_modules is not None else settings.step_modules)
-    reserved = {settings.llm_queue, settings.compliance_queue}
     workers = []
     for queue in dict.fromkeys(queues):
-        if queue in reserved:
+        if queue == settings.compliance_queue:
             continue
         kwargs: dict[str, Any] = {"activities": [steps.run_step]}
         if queue == settings.workflows_queue:
-            kwargs["workflows"] = [ProcessWorkflow]
+            kwargs["workflows"] = [ProcessWorkflow, AgentWorkflow]
+        elif queue == settings.llm_queue:
+            if llm is None:
+                raise ValueError("the LLM queue's worker needs the LLM activities")
+            kwargs = {
+                "activities": [llm.complete, run_tool],
+                "max_task_queue_activities_per_second": settings.llm_rate_limit,
+            }
         workers.append(Worker(client, task_queue=queue, **kwargs))
     if not workers:
         raise ValueError(f"none of the queues {list(queues)} has anything to serve yet")
@@ -52,8 +65,22 @@ async def running_workers(
     allowed_modules: Sequence[str] | None = None,
 ) -> AsyncIterator[list[Worker]]:
     """Run workers for `queues` (all of Baton's by default) until the block exits."""
-    workers = build_workers(client, settings, queues or settings.all_queues, allowed_modules=allowed_modules)
+    queues = queues or settings.all_queues
     async with contextlib.AsyncExitStack() as stack:
+        llm = None
+        if settings.llm_queue in queues:
+            import_tool_modules(settings.tool_modules)
+            # No transport retries: Temporal owns retries, with the provider's Retry-After.
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    timeout=settings.llm_timeout_seconds, transport=httpx.AsyncHTTPTransport(retries=0)
+                )
+            )
+            redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+            if redis is not None:
+                stack.push_async_callback(redis.aclose)
+            llm = llm_activities(settings, http, redis)
+        workers = build_workers(client, settings, queues, llm=llm, allowed_modules=allowed_modules)
         for worker in workers:
             await stack.enter_async_context(worker)
         yield workers

@@ -7,14 +7,13 @@ superstep. With nothing ready, the process waits, for as long as it takes, for a
 
 import asyncio
 from collections.abc import Iterable
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from baton.agents.loop import as_prompt, run_agent
     from baton.process.model import CompiledStep, Route, Target
     from baton.process.runtime import (
         BATON_PROCESS,
@@ -257,7 +256,11 @@ class ProcessWorkflow:
             result = await workflow.execute_child_workflow(
                 ProcessWorkflow.run,
                 ProcessInput(
-                    process=step.process, event=function, data=args.get("data"), steps_queue=input.steps_queue
+                    process=step.process,
+                    event=function,
+                    data=args.get("data"),
+                    steps_queue=input.steps_queue,
+                    llm_queue=input.llm_queue,
                 ),
                 id=f"{workflow.info().workflow_id}-{step.name}-{self._superstep}",
                 task_queue=options.task_queue,
@@ -269,6 +272,12 @@ class ProcessWorkflow:
                 ),
             )
             return StepOutcome(result=result.output, state={})
+        if step.kind == "agent":
+            assert step.agent is not None
+            run = await run_agent(
+                step.agent, as_prompt(args.get("input")), llm_queue=input.llm_queue, label=step.name
+            )
+            return StepOutcome(result=run.answer, state={})
         invocation = StepInvocation(
             process_name=input.process.name,
             step=step.name,
@@ -277,14 +286,7 @@ class ProcessWorkflow:
             args=args,
             state=self._steps[step.name].state,
         )
-        retry = options.retry
-        policy = RetryPolicy(
-            maximum_attempts=retry.max_attempts,
-            initial_interval=timedelta(seconds=retry.initial_interval_seconds),
-            backoff_coefficient=retry.backoff_coefficient,
-            maximum_interval=timedelta(seconds=retry.maximum_interval_seconds),
-            non_retryable_error_types=retry.non_retryable_errors or None,
-        )
+        policy = options.retry.policy()
         if options.local:
             return await workflow.execute_local_activity(
                 RUN_STEP_ACTIVITY,

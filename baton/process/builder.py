@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from ..agents.spec import AgentSpec
 from ..settings import get_settings
 from .compiler import compile_definition
 from .errors import ProcessDefinitionError
@@ -65,10 +66,12 @@ class Process:
 def load_process(
     source: str | Path | dict[str, Any] | ProcessDefinition,
     allowed_modules: Sequence[str] | None = None,
+    agents: Mapping[str, AgentSpec] | None = None,
 ) -> Process:
     """Load and validate a process from YAML text, a YAML file (`Path`), a dict or a definition.
 
-    Steps are imported only from `allowed_modules` (default: the `step_modules` setting).
+    Steps are imported only from `allowed_modules` (default: the `step_modules` setting); agent
+    steps that name their agent find it in `agents` (default: the `agent_dirs` setting).
     Every problem is reported at once in one `ProcessDefinitionError`.
     """
     origin = "definition"
@@ -94,7 +97,7 @@ def load_process(
             name = str(source.get("name", origin))
             raise ProcessDefinitionError(name, _pydantic_problems(e, origin)) from e
     allowed = get_settings().step_modules if allowed_modules is None else allowed_modules
-    return Process(definition, compile_definition(definition, allowed))
+    return Process(definition, compile_definition(definition, allowed, agents))
 
 
 def _pydantic_problems(error: ValidationError, origin: str) -> list[str]:
@@ -205,6 +208,17 @@ class ProcessBuilder:
             raise ProcessDefinitionError(self.name, _pydantic_problems(e, f"step {step_name!r}")) from e
         return StepHandle(self, step_name)
 
+    def add_agent(self, agent: AgentSpec | str, name: str | None = None) -> StepHandle:
+        """Add an agent as a step: its one function `run` takes `input` and returns the answer.
+
+        `agent` is a spec, or the name of an agent in the registry. The input becomes the user
+        message (text as is, anything else as JSON); the agent loop runs in the workflow, each
+        LLM and tool call an activity on the LLM queue.
+        """
+        step_name = name or (agent if isinstance(agent, str) else agent.name)
+        self._steps.append(StepDefinition(name=step_name, agent=agent))
+        return StepHandle(self, step_name)
+
     def add_process(self, process: ProcessBuilder, name: str | None = None) -> StepHandle:
         """Add another process as a step, run as a child workflow.
 
@@ -233,13 +247,15 @@ class ProcessBuilder:
             routes=[r.model_copy(deep=True) for r in self._routes],
         )
 
-    def build(self, allowed_modules: Sequence[str] | None = None) -> Process:
+    def build(
+        self, allowed_modules: Sequence[str] | None = None, agents: Mapping[str, AgentSpec] | None = None
+    ) -> Process:
         """Validate and return the process; every problem is reported in one `ProcessDefinitionError`."""
         try:
             definition = self.to_definition()
         except ValidationError as e:
             raise ProcessDefinitionError(self.name, _pydantic_problems(e, "definition")) from e
-        return load_process(definition, allowed_modules)
+        return load_process(definition, allowed_modules, agents)
 
     def _route(self, when: RouteTrigger, source: str | None, name: str | None) -> RouteBuilder:
         route = Route(source=source, when=when, name=name)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
+from ..agents.registry import AgentRegistry
+from ..agents.spec import AgentSpec
+from ..settings import get_settings
 from .errors import ProcessDefinitionError
 from .model import CompiledProcess, CompiledStep, ProcessDefinition, Route, StepOptions, Target
 from .step import ProcessStep
 
 SUBPROCESS_PARAMETER = "data"
+AGENT_FUNCTION = "run"
+AGENT_PARAMETER = "input"
 
 
 def module_allowed(module: str, allowed_modules: Iterable[str]) -> bool:
@@ -53,17 +58,39 @@ def resolve_step_class(ref: str, allowed_modules: Iterable[str]) -> type[Process
     return obj
 
 
-def compile_definition(definition: ProcessDefinition, allowed_modules: Sequence[str]) -> CompiledProcess:
-    """Check a definition against its step code and resolve it; raise every problem at once."""
+def compile_definition(
+    definition: ProcessDefinition,
+    allowed_modules: Sequence[str],
+    agents: Mapping[str, AgentSpec] | None = None,
+) -> CompiledProcess:
+    """Check a definition against its step code and resolve it; raise every problem at once.
+
+    Agent steps that name their agent find it in `agents` (default: the configured agent folders).
+    """
     problems: list[str] = []
-    compiled = _compile(definition, allowed_modules, problems, prefix="")
+    compiled = _compile(definition, _Agents(agents), allowed_modules, problems, prefix="")
     if problems:
         raise ProcessDefinitionError(definition.name, problems)
     return compiled
 
 
+class _Agents:
+    """The agents named steps refer to, read from the agent folders only if a step names one."""
+
+    def __init__(self, given: Mapping[str, AgentSpec] | None) -> None:
+        self._agents = given
+
+    def get(self, name: str) -> AgentSpec | None:
+        if self._agents is None:
+            self._agents = AgentRegistry.from_dirs(get_settings().agent_dirs)
+        return self._agents.get(name)
+
+    def known(self) -> list[str]:
+        return sorted(self._agents or ())
+
+
 def _compile(
-    definition: ProcessDefinition, allowed: Sequence[str], problems: list[str], prefix: str
+    definition: ProcessDefinition, agents: _Agents, allowed: Sequence[str], problems: list[str], prefix: str
 ) -> CompiledProcess:
     steps: dict[str, CompiledStep] = {}
     for step_def in definition.steps:
@@ -71,8 +98,30 @@ def _compile(
         if step_def.name in steps:
             problems.append(f"{where}: duplicate step name")
             continue
-        if (step_def.step is None) == (step_def.process is None):
-            problems.append(f"{where}: give exactly one of 'step' (a ProcessStep class) or 'process'")
+        if sum(x is not None for x in (step_def.step, step_def.process, step_def.agent)) != 1:
+            problems.append(
+                f"{where}: give exactly one of 'step' (a ProcessStep class), 'process' or 'agent'"
+            )
+            continue
+        if step_def.agent is not None:
+            if step_def.options != StepOptions():
+                problems.append(
+                    f"{where}: an agent step takes no options; its retries, timeout and model "
+                    "belong to the agent"
+                )
+            agent = step_def.agent if isinstance(step_def.agent, AgentSpec) else agents.get(step_def.agent)
+            if agent is None:
+                problems.append(
+                    f"{where}: no agent named {step_def.agent!r} (known: {', '.join(agents.known()) or 'none'})"
+                )
+                continue
+            steps[step_def.name] = CompiledStep(
+                name=step_def.name,
+                kind="agent",
+                functions={AGENT_FUNCTION: [AGENT_PARAMETER]},
+                options=step_def.options,
+                agent=agent,
+            )
             continue
         if step_def.process is not None:
             if step_def.options != StepOptions():
@@ -80,7 +129,7 @@ def _compile(
                     f"{where}: a sub-process step takes no options; it runs on the workflows "
                     "queue, and retries, timeouts and queues belong to the child's own steps"
                 )
-            child = _compile(step_def.process, allowed, problems, prefix=f"{where} (sub-process): ")
+            child = _compile(step_def.process, agents, allowed, problems, prefix=f"{where} (sub-process): ")
             functions = {event: [SUBPROCESS_PARAMETER] for event in child.input_events}
             steps[step_def.name] = CompiledStep(
                 name=step_def.name,

@@ -13,7 +13,7 @@ def to_mermaid(process: CompiledProcess) -> str:
     for name in process.input_events:
         lines.append(f"    {_id('in', name)}([{_quote(name)}])")
     for step in process.steps.values():
-        shape = f"[[{_quote(step.name)}]]" if step.kind == "process" else f"[{_quote(step.name)}]"
+        shape = {"process": "[[{}]]", "agent": "{{{{{}}}}}"}.get(step.kind, "[{}]").format(_quote(step.name))
         lines.append(f"    {_id('step', step.name)}{shape}")
     if any(r.stop for r in process.routes):
         lines.append("    end_node((end))")

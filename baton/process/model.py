@@ -5,32 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..agents.spec import AgentSpec
+from ..retry import RetryOptions
 
 RouteTrigger = Literal["input", "result", "event", "error"]
-
-
-class RetryOptions(BaseModel):
-    """How often a failing step function is retried. Defaults follow the seed: 3 attempts, 2^n s."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_attempts: int = Field(3, ge=1, description="Attempts in all, the first included.")
-    initial_interval_seconds: float = Field(2.0, gt=0, description="Delay before the first retry.")
-    backoff_coefficient: float = Field(2.0, ge=1, description="Each delay is the previous times this.")
-    maximum_interval_seconds: float = Field(60.0, gt=0, description="Cap on one delay.")
-    non_retryable_errors: list[str] = Field(
-        default_factory=list, description="Exception class names that fail at once."
-    )
-
-    @model_validator(mode="after")
-    def _cap_not_below_first_delay(self) -> RetryOptions:
-        if self.maximum_interval_seconds < self.initial_interval_seconds:
-            raise ValueError(
-                f"maximum_interval_seconds ({self.maximum_interval_seconds}) is below "
-                f"initial_interval_seconds ({self.initial_interval_seconds})"
-            )
-        return self
 
 
 class StepOptions(BaseModel):
@@ -63,13 +43,17 @@ class StepOptions(BaseModel):
 
 
 class StepDefinition(BaseModel):
-    """One step: a `ProcessStep` class by import path, or a nested process run as a child."""
+    """One step: a `ProcessStep` class by import path, a nested process run as a child, or an agent."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
     step: str | None = Field(None, description="Import path 'package.module:ClassName'.")
     process: ProcessDefinition | None = Field(None, description="A sub-process, run as a child workflow.")
+    agent: AgentSpec | str | None = Field(
+        None,
+        description="An agent, inline or by name in the agent registry, run by the workflow's agent loop.",
+    )
     options: StepOptions = Field(default_factory=StepOptions)
 
 
@@ -124,11 +108,12 @@ class CompiledStep(BaseModel):
     """A step as the workflow runs it, with every function's parameters resolved."""
 
     name: str
-    kind: Literal["step", "process"]
+    kind: Literal["step", "process", "agent"]
     ref: str | None = None
     functions: dict[str, list[str]]
     options: StepOptions
     process: CompiledProcess | None = None
+    agent: AgentSpec | None = None
 
 
 class CompiledProcess(BaseModel):

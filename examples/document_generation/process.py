@@ -1,5 +1,5 @@
-"""The seed's DocumentGeneration process: gather, generate, review (with revisions), a person's
-approval, publish. `baton process run examples.document_generation.process:process`."""
+"""The seed's DocumentGeneration process: gather, write and review (agents, with revisions),
+a person's approval, publish. `baton process run examples.document_generation.process:process`."""
 
 from baton.process import ProcessBuilder
 
@@ -18,18 +18,24 @@ APPROVAL = "ApprovalReceived"
 def build() -> ProcessBuilder:
     b = ProcessBuilder(
         "DocumentGeneration",
-        description="Gather product info, write and review documentation, get it approved, publish it.",
-        max_supersteps=30,
+        description="Gather product info, write and review documentation with agents, get it approved, publish it.",
+        max_supersteps=60,
     )
     gather = b.add_step(GatherProductInfo, local=True)
     generate = b.add_step(GenerateDocumentation)
+    writer = b.add_agent("Writer")
     review = b.add_step(ReviewDocumentation)
+    reviewer = b.add_agent("Reviewer")
     approval = b.add_step(HumanApproval)
     publish = b.add_step(PublishDocumentation)
 
     b.on_input_event(START).send_event_to(gather)
     gather.on_function_result().send_event_to(generate, function="generate")
-    generate.on_event("DocumentationGenerated").send_event_to(review)
+    generate.on_event("WriteRequested").send_event_to(writer)
+    writer.on_function_result().send_event_to(generate, function="record")
+    generate.on_event("DocumentationGenerated").send_event_to(review, function="review")
+    review.on_event("ReviewRequested").send_event_to(reviewer)
+    reviewer.on_function_result().send_event_to(review, function="decide")
     review.on_event("RevisionNeeded").send_event_to(generate, function="revise")
     review.on_event("DraftApproved").send_event_to(approval, parameter="draft")
     b.on_input_event(APPROVAL).send_event_to(approval, parameter="decision")

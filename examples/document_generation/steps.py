@@ -1,7 +1,8 @@
 """Steps of the seed's DocumentGeneration process.
 
-The writing and reviewing are deterministic text functions for now (`write_draft`,
-`review_draft`); the agents issue swaps them for agent calls without touching the process.
+The writing and the reviewing are done by agents (`Writer` and `Reviewer`, agent steps of the
+process); these steps keep the state around them: what to write, which revision this is, and
+whether the draft has every required section.
 """
 
 from __future__ import annotations
@@ -55,22 +56,22 @@ class PublishedDocument(BaseModel):
     approval_comment: str
 
 
-def write_draft(product: ProductInfo, revision: int, requested: list[str]) -> str:
-    """The document text: Overview and Features first, then sections reviewers asked for."""
-    parts = [f"# {product.name}", "", "## Overview", product.summary, "", "## Features"]
-    parts += [f"- {f}" for f in product.features] or ["- (none listed yet)"]
-    for section in requested:
-        parts += ["", f"## {section}", _section_text(section, product)]
-    parts += ["", f"_Revision {revision}, written for {product.audience}._"]
-    return "\n".join(parts)
+def writing_brief(product: ProductInfo, revision: int, requested: list[str], notes: str) -> str:
+    """What the writer agent is asked: the product, the audience and the sections to write."""
+    lines = [
+        f"Write the documentation of {product.name} for {product.audience}.",
+        f"Summary: {product.summary}",
+        "Features: " + ("; ".join(product.features) or "none listed yet"),
+        "Sections: " + "; ".join(["Overview", "Features", *requested]),
+    ]
+    if revision:
+        lines.append(f"This is revision {revision}." + (f" Reviewer notes: {notes}" if notes else ""))
+    return "\n".join(lines)
 
 
-def _section_text(section: str, product: ProductInfo) -> str:
-    if section == "Getting started":
-        return f"Install {product.name}, then follow the quick start for {product.audience}."
-    if section == "Troubleshooting":
-        return f"If {product.name} misbehaves, check its logs first; every error names its cause."
-    return f"Notes on {section.lower()} for {product.name}."
+def review_request(draft: Draft) -> str:
+    required = ", ".join(REQUIRED_SECTIONS)
+    return f"Review this draft of the {draft.product.name} documentation (required sections: {required}).\n\n{draft.text}"
 
 
 def review_draft(text: str) -> list[str]:
@@ -87,50 +88,76 @@ class GatherProductInfo(ProcessStep[NoState]):
         )
 
 
+class Feedback(BaseModel):
+    """What a revision must add: missing sections, and the reviewer's or approver's notes."""
+
+    sections: list[str] = Field(default_factory=list)
+    notes: str = ""
+
+
 class DocState(BaseModel):
     product: ProductInfo | None = None
-    latest_draft: str = ""
     revision_count: int = 0
     requested_sections: list[str] = Field(default_factory=list)
+    reviewer_notes: str = ""
 
 
 class GenerateDocumentation(ProcessStep[DocState]):
-    @step_function
-    async def generate(self, ctx: StepContext, product_info: ProductInfo) -> Draft:
-        self.state.product = product_info
-        return await self._write(ctx)
+    """Briefs the writer agent, and turns what it wrote into a numbered draft."""
 
     @step_function
-    async def revise(self, ctx: StepContext, feedback: list[str]) -> Draft:
+    async def generate(self, ctx: StepContext, product_info: ProductInfo) -> None:
+        self.state.product = product_info
+        await self._brief(ctx)
+
+    @step_function
+    async def revise(self, ctx: StepContext, feedback: Feedback) -> None:
         self.state.revision_count += 1
-        for section in feedback:
+        self.state.reviewer_notes = feedback.notes
+        for section in feedback.sections:
             if section not in self.state.requested_sections:
                 self.state.requested_sections.append(section)
-        return await self._write(ctx)
+        await self._brief(ctx)
 
-    async def _write(self, ctx: StepContext) -> Draft:
-        assert self.state.product is not None, "generate runs before revise"
-        text = write_draft(self.state.product, self.state.revision_count, self.state.requested_sections)
-        self.state.latest_draft = text
+    @step_function
+    async def record(self, ctx: StepContext, text: str) -> Draft:
+        assert self.state.product is not None, "generate runs before record"
         draft = Draft(product=self.state.product, revision=self.state.revision_count, text=text)
         await ctx.emit_event("DocumentationGenerated", draft)
         return draft
 
+    async def _brief(self, ctx: StepContext) -> None:
+        assert self.state.product is not None, "generate runs before revise"
+        brief = writing_brief(
+            self.state.product, self.state.revision_count, self.state.requested_sections, self.state.reviewer_notes
+        )
+        await ctx.emit_event("WriteRequested", brief)
+
 
 class ReviewState(BaseModel):
     reviews: int = 0
-    last_feedback: list[str] = Field(default_factory=list)
+    draft: Draft | None = None
+    last_missing: list[str] = Field(default_factory=list)
 
 
 class ReviewDocumentation(ProcessStep[ReviewState]):
+    """Asks the reviewer agent for notes, checks the required sections, decides what happens next."""
+
     @step_function
     async def review(self, ctx: StepContext, draft: Draft) -> None:
+        self.state.draft = draft
+        await ctx.emit_event("ReviewRequested", review_request(draft))
+
+    @step_function
+    async def decide(self, ctx: StepContext, notes: str) -> None:
+        draft = self.state.draft
+        assert draft is not None, "review runs before decide"
         self.state.reviews += 1
         missing = review_draft(draft.text)
-        self.state.last_feedback = missing
+        self.state.last_missing = missing
         if missing and draft.revision < MAX_REVISIONS:
             # One section per revision, as a reviewer would ask for the most important first.
-            await ctx.emit_event("RevisionNeeded", missing[:1])
+            await ctx.emit_event("RevisionNeeded", Feedback(sections=missing[:1], notes=notes))
         else:
             await ctx.emit_event("DraftApproved", draft)
 
@@ -150,7 +177,14 @@ class HumanApproval(ProcessStep[ApprovalState]):
         if decision.approved:
             await ctx.emit_event("Approved", ApprovedDraft(draft=draft, comment=decision.comment))
         else:
-            await ctx.emit_event("Rejected", [decision.comment or "Rework requested by the approver"])
+            # The approver's comment names what the next revision must cover.
+            await ctx.emit_event(
+                "Rejected",
+                Feedback(
+                    sections=[decision.comment] if decision.comment else [],
+                    notes=decision.comment or "Rework requested by the approver",
+                ),
+            )
 
 
 class PublishDocumentation(ProcessStep[NoState]):

@@ -53,7 +53,7 @@ async def run_demo(console: Console, settings: BatonSettings) -> int:
             console.print("starting the Temporal dev server (UI on 127.0.0.1:8233)…")
             await stack.enter_async_context(dev_server(settings.data_dir))
             console.print("[green]✓[/] Temporal dev server is up")
-        client = await connect_embedded(GRPC_PORT)
+        client = await connect_embedded(settings, GRPC_PORT)
         await ensure_search_attributes(client)
         await stack.enter_async_context(running_workers(client, settings))
         console.print("[green]✓[/] worker started on all queues")

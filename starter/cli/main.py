@@ -21,14 +21,14 @@ from baton.persistence.definitions import DefinitionStore
 from baton.persistence.migrate import upgrade
 from baton.process import Process, ProcessDefinitionError, load_process
 from baton.settings import BatonSettings, get_settings
+from baton.agents import AgentDefinitionError
+from starter.cli.agent import add_agent_commands
+from starter.cli.pii import add_pii_commands
 from starter.cli.terminal import until_stopped
+from starter.cli.usage import UsageError
 
 console = Console()
 err = Console(stderr=True)
-
-
-class UsageError(Exception):
-    """A mistake on the command line: reported in one line, exit status 2."""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         code = asyncio.run(args.handler(args)) or 0
     except KeyboardInterrupt:
         code = 130
-    except (UsageError, ProcessDefinitionError) as e:
+    except (UsageError, ProcessDefinitionError, AgentDefinitionError) as e:
         err.print(f"[red]error:[/] {e}")
         code = 2
     except WorkflowFailureError as e:
@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     p = proc.add_parser("deploy", help="store a new version of a process definition")
     p.add_argument("file", type=Path, help="the definition, as YAML")
     p.set_defaults(handler=_process_deploy)
+
+    add_agent_commands(sub)
+    add_pii_commands(sub)
     return parser
 
 
@@ -201,7 +204,7 @@ async def _dev(args: argparse.Namespace) -> int:
     settings = get_settings()
     await _db_upgrade(args)
     async with dev_server(settings.data_dir):
-        client = await connect_embedded(GRPC_PORT)
+        client = await connect_embedded(settings, GRPC_PORT)
         async with running_workers(client, settings):
             console.print(f"[bold]Temporal UI[/]  {settings.temporal_ui_url}")
             console.print("[bold]Temporal gRPC[/] 127.0.0.1:7233 · worker on all queues · Ctrl-C stops")

@@ -1,0 +1,142 @@
+"""The `baton.llm_complete` activity: one LLM call, made safe.
+
+In order: PII leaves only masked or pseudonymised (per the agent's policy); deterministic
+requests are answered from the cache when they can be; the endpoint's circuit breaker is
+consulted; the provider is called (streaming heartbeats); pseudonyms are restored in the
+answer; token usage is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from baton.agents.tools import get_tool
+from baton.llm import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec
+from baton.security.pii import PiiMasker, PiiPolicy, restore
+from baton.telemetry.metrics import LLM_CALLS, LLM_TOKENS
+
+from .breaker import CircuitBreaker
+from .cache import ResponseCache
+from .errors import RETRYABLE_TYPES
+from .providers import Provider
+
+LLM_COMPLETE_ACTIVITY = "baton.llm_complete"
+
+log = logging.getLogger(__name__)
+
+
+class LlmActivities:
+    def __init__(
+        self,
+        providers: dict[str, Provider],
+        breaker: CircuitBreaker,
+        cache: ResponseCache,
+        masker: PiiMasker,
+        pseudonym_key: bytes,
+    ) -> None:
+        self.providers = providers
+        self.breaker = breaker
+        self.cache = cache
+        self.masker = masker
+        self.pseudonym_key = pseudonym_key
+
+    @activity.defn(name=LLM_COMPLETE_ACTIVITY)
+    async def complete(self, request: LlmRequest) -> LlmResponse:
+        """Answer `request` with its model; errors say whether a retry can help."""
+        ref = request.ref
+        provider = self.providers.get(ref.provider)
+        if provider is None:
+            raise ApplicationError(
+                f"provider {ref.provider!r} is not configured (for azure, set BATON_AZURE_OPENAI_ENDPOINT)",
+                type="ProviderNotConfigured",
+                non_retryable=True,
+            )
+        tools = [_tool_spec(name) for name in request.tools]
+        outgoing, pseudonyms = self._protect(request)
+
+        async def call() -> LlmResponse:
+            return await self._call(provider, outgoing, tools, ref.provider, ref.model)
+
+        if request.cacheable:
+            response = await self.cache.get_or_call(self.cache.key(outgoing, tools), call)
+        else:
+            response = await call()
+        if pseudonyms:
+            response = response.model_copy(update={"message": _restored(response.message, pseudonyms)})
+        if not response.cached:
+            for kind, tokens in (
+                ("input", response.usage.input_tokens),
+                ("output", response.usage.output_tokens),
+            ):
+                LLM_TOKENS.labels(ref.provider, ref.model, request.agent, kind).inc(tokens)
+        return response
+
+    def _protect(self, request: LlmRequest) -> tuple[LlmRequest, dict[str, str]]:
+        """The request as it may leave this process, and the pseudonyms to restore afterwards."""
+        if request.pii == PiiPolicy.OFF:
+            return request, {}
+        mapping: dict[str, str] = {}
+
+        def protect(text: str) -> str:
+            if request.pii == PiiPolicy.MASK:
+                return self.masker.mask(text)
+            protected, found = self.masker.pseudonymise(text, self.pseudonym_key)
+            mapping.update(found)
+            return protected
+
+        messages = [
+            m.model_copy(
+                update={
+                    "content": protect(m.content),
+                    "tool_calls": [
+                        c.model_copy(update={"arguments": protect(c.arguments)}) for c in m.tool_calls
+                    ],
+                }
+            )
+            for m in request.messages
+        ]
+        return request.model_copy(update={"messages": messages}), mapping
+
+    async def _call(
+        self, provider: Provider, request: LlmRequest, tools: list[ToolSpec], provider_name: str, model: str
+    ) -> LlmResponse:
+        guarded = provider_name != "local"
+        if guarded:
+            await self.breaker.before_call(provider.endpoint)
+        try:
+            response = await provider.complete(request, tools, model, activity.heartbeat)
+        except ApplicationError as e:
+            LLM_CALLS.labels(provider_name, model, e.type or "error").inc()
+            if guarded and e.type in RETRYABLE_TYPES:
+                await self.breaker.record_failure(provider.endpoint)
+            raise
+        if guarded:
+            await self.breaker.record_success(provider.endpoint)
+        LLM_CALLS.labels(provider_name, model, "ok").inc()
+        return response
+
+
+def _tool_spec(name: str) -> ToolSpec:
+    tool = get_tool(name)
+    if tool is None:
+        raise ApplicationError(
+            f"tool {name!r} is not registered on this worker; add its module to BATON_TOOL_MODULES",
+            type="ToolNotRegistered",
+            non_retryable=True,
+        )
+    return tool.spec
+
+
+def _restored(message: ChatMessage, pseudonyms: dict[str, str]) -> ChatMessage:
+    return message.model_copy(
+        update={
+            "content": restore(message.content, pseudonyms),
+            "tool_calls": [
+                ToolCall(id=c.id, name=c.name, arguments=restore(c.arguments, pseudonyms))
+                for c in message.tool_calls
+            ],
+        }
+    )

@@ -1,0 +1,21 @@
+"""The `baton.run_tool` activity: one tool call an agent's model asked for."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from baton.agents.runtime import RUN_TOOL_ACTIVITY, ToolInvocation, ToolOutcome
+from baton.agents.tools import ToolArgumentsInvalid, get_tool
+
+
+@activity.defn(name=RUN_TOOL_ACTIVITY)
+async def run_tool(invocation: ToolInvocation) -> ToolOutcome:
+    """Run the tool; arguments the model got wrong go back to it, tool failures are retried."""
+    call = invocation.call
+    tool = get_tool(call.name)
+    if tool is None:
+        return ToolOutcome(content=f"Error: tool {call.name!r} is not available on this worker.", error=True)
+    try:
+        return ToolOutcome(content=await tool.call(call.arguments))
+    except ToolArgumentsInvalid as e:
+        return ToolOutcome(content=f"Error: {e}", error=True)

@@ -1,0 +1,127 @@
+"""The agent loop, as workflow code any workflow can call: LLM, tools (in parallel), LLM again.
+
+Every LLM call and every tool call is its own activity, so a crash resumes after the last one
+that finished. A tool name the model invents is reported back to it and never executed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from pydantic_core import to_json
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from ..llm.messages import ChatMessage, LlmRequest, LlmResponse, ToolCall, Usage
+from .runtime import LLM_COMPLETE_ACTIVITY, RUN_TOOL_ACTIVITY, AgentRunResult, ToolInvocation, ToolOutcome
+from .spec import AgentSpec
+
+TOOL_TIMEOUT = timedelta(minutes=2)
+TOOL_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2), backoff_coefficient=2.0)
+STREAM_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+
+
+async def run_agent(
+    agent: AgentSpec,
+    conversation: str | list[ChatMessage],
+    *,
+    llm_queue: str,
+    label: str = "",
+) -> AgentRunResult:
+    """Run `agent` until it answers without tool calls, or fail after `agent.max_turns` calls.
+
+    `conversation` is the user's input, or earlier messages to continue from (without the system
+    prompt, which comes from the agent). `label` prefixes the activity summaries in the UI.
+    """
+    history = (
+        [ChatMessage(role="user", content=conversation)]
+        if isinstance(conversation, str)
+        else list(conversation)
+    )
+    messages = [ChatMessage(role="system", content=agent.instructions), *history]
+    usage, simulated, tool_calls = Usage(), False, 0
+    prefix = f"{label} · " if label else ""
+    for turn in range(1, agent.max_turns + 1):
+        response = await complete(
+            agent, messages, llm_queue=llm_queue, summary=f"{prefix}{agent.name} · turn {turn}"
+        )
+        usage, simulated = usage + response.usage, simulated or response.simulated
+        messages.append(response.message)
+        calls = response.message.tool_calls
+        if not calls:
+            return AgentRunResult(
+                agent=agent.name,
+                answer=response.message.content,
+                messages=messages[1:],
+                usage=usage,
+                llm_calls=turn,
+                tool_calls=tool_calls,
+                simulated=simulated,
+            )
+        tool_calls += len(calls)
+        outcomes = await asyncio.gather(*(_run_tool(agent, call, llm_queue, prefix) for call in calls))
+        messages += [
+            ChatMessage(role="tool", content=outcome.content, tool_call_id=call.id, name=call.name)
+            for call, outcome in zip(calls, outcomes, strict=True)
+        ]
+    raise ApplicationError(
+        f"agent {agent.name!r} did not reach an answer within {agent.max_turns} LLM calls (max_turns)",
+        type="AgentTurnLimit",
+        non_retryable=True,
+    )
+
+
+def as_prompt(data: Any) -> str:
+    """What an agent step receives as the user message: text as is, anything else as JSON."""
+    return data if isinstance(data, str) else to_json(data, indent=2).decode()
+
+
+async def complete(
+    agent: AgentSpec, messages: list[ChatMessage], *, llm_queue: str, summary: str
+) -> LlmResponse:
+    """One LLM call for `agent` as an activity, with the agent's retry policy and timeout."""
+    request = LlmRequest(
+        model=agent.model,
+        messages=messages,
+        tools=agent.tools,
+        temperature=agent.temperature,
+        max_tokens=agent.max_tokens,
+        stream=agent.stream,
+        cache=agent.cache,
+        pii=agent.pii,
+        agent=agent.name,
+    )
+    return await workflow.execute_activity(
+        LLM_COMPLETE_ACTIVITY,
+        request,
+        result_type=LlmResponse,
+        task_queue=llm_queue,
+        start_to_close_timeout=timedelta(seconds=agent.timeout_seconds),
+        heartbeat_timeout=STREAM_HEARTBEAT_TIMEOUT if agent.stream else None,
+        retry_policy=agent.retry.policy(),
+        summary=summary,
+    )
+
+
+async def _run_tool(agent: AgentSpec, call: ToolCall, llm_queue: str, prefix: str) -> ToolOutcome:
+    if call.name not in agent.tools:
+        offered = ", ".join(agent.tools) or "none"
+        return ToolOutcome(
+            content=f"Error: there is no tool named {call.name!r}. Available tools: {offered}.", error=True
+        )
+    try:
+        return await workflow.execute_activity(
+            RUN_TOOL_ACTIVITY,
+            ToolInvocation(agent=agent.name, call=call),
+            result_type=ToolOutcome,
+            task_queue=llm_queue,
+            start_to_close_timeout=TOOL_TIMEOUT,
+            retry_policy=TOOL_RETRY,
+            summary=f"{prefix}{agent.name} · tool {call.name}",
+        )
+    except ActivityError as e:
+        # The tool failed after its retries: the model hears about it and may try another way.
+        return ToolOutcome(content=f"Error: tool {call.name!r} failed: {e.cause or e}", error=True)

@@ -1,0 +1,103 @@
+"""Large payloads out of band: a Temporal `StorageDriver` over the app database.
+
+Temporal's data converter hands every payload above `payload_offload_bytes` to this driver and
+records only a reference in the workflow history, so long chats and big documents do not bloat
+it. Entries are content-addressed (SHA-256 of the payload), so a context sent twice is stored
+once, and sealed with the keyring; the digest is checked again on the way back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from temporalio.api.common.v1 import Payload
+from temporalio.converter import (
+    StorageDriver,
+    StorageDriverClaim,
+    StorageDriverRetrieveContext,
+    StorageDriverStoreContext,
+)
+
+from ..security.keys import Keyring
+from .migrate import upgrade
+from .models import StoredPayloadRow
+
+DRIVER_NAME = "baton-db"
+
+
+class PayloadNotFound(LookupError):
+    """A history references a payload the app database no longer holds."""
+
+
+class DatabasePayloadDriver(StorageDriver):
+    """Stores payloads, sealed, in the `stored_payloads` table of the app database."""
+
+    def __init__(self, engine: AsyncEngine, keyring: Keyring, *, migrate: bool = False) -> None:
+        self._engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._keyring = keyring
+        self._migrate = migrate
+        self._ready: asyncio.Task[None] | None = None
+
+    def name(self) -> str:
+        return DRIVER_NAME
+
+    async def store(self, context: StorageDriverStoreContext, payloads: Sequence[Payload]) -> list[StorageDriverClaim]:
+        await self._ensure_schema()
+        claims, rows = [], {}
+        for payload in payloads:
+            plain = payload.SerializeToString(deterministic=True)
+            digest = hashlib.sha256(plain).hexdigest()
+            claims.append(StorageDriverClaim(claim_data={"digest": digest}))
+            rows[digest] = StoredPayloadRow(
+                digest=digest, sealed=self._keyring.seal(plain, digest.encode()), size=len(plain)
+            )
+        async with self._sessions() as session:
+            present = set(
+                (await session.scalars(select(StoredPayloadRow.digest).where(StoredPayloadRow.digest.in_(rows)))).all()
+            )
+            session.add_all(row for digest, row in rows.items() if digest not in present)
+            try:
+                await session.commit()
+            except IntegrityError:
+                # Another worker stored the same content in between: it is there, which is the point.
+                await session.rollback()
+        return claims
+
+    async def retrieve(
+        self, context: StorageDriverRetrieveContext, claims: Sequence[StorageDriverClaim]
+    ) -> list[Payload]:
+        await self._ensure_schema()
+        digests = [claim.claim_data["digest"] for claim in claims]
+        async with self._sessions() as session:
+            rows = {
+                row.digest: row
+                for row in await session.scalars(select(StoredPayloadRow).where(StoredPayloadRow.digest.in_(digests)))
+            }
+        payloads = []
+        for digest in digests:
+            row = rows.get(digest)
+            if row is None:
+                raise PayloadNotFound(f"stored payload {digest[:12]}… is missing from the app database")
+            plain = self._keyring.open(row.sealed, digest.encode())
+            if hashlib.sha256(plain).hexdigest() != digest:
+                raise PayloadNotFound(f"stored payload {digest[:12]}… does not match its digest")
+            payloads.append(Payload.FromString(plain))
+        return payloads
+
+    async def close(self) -> None:
+        """Release the database connections."""
+        await self._engine.dispose()
+
+    async def _ensure_schema(self) -> None:
+        """Migrate the embedded SQLite database on first use; production runs `baton db upgrade`."""
+        if not self._migrate:
+            return
+        if self._ready is None:
+            self._ready = asyncio.ensure_future(upgrade(self._engine))
+        await asyncio.shield(self._ready)

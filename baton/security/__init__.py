@@ -1,0 +1,1 @@
+"""Security at Baton's boundaries: PII masking, keys and encryption."""

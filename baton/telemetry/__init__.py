@@ -1,0 +1,1 @@
+"""Telemetry for Baton processes: logs whose lines never carry PII."""

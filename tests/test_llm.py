@@ -1,0 +1,332 @@
+"""LLM calls against a real HTTP server speaking the OpenAI and Anthropic protocols, with faults."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+from activities.llm import LlmActivities, llm_activities
+from baton.agents import AgentSpec
+from baton.llm import ChatMessage, LlmRequest
+from baton.process.model import RetryOptions
+from baton.settings import BatonSettings
+from baton.testing import ProcessEnvironment
+from tests.llm_server import FakeLlmServer, Reply
+
+FAST_RETRY = RetryOptions(initial_interval_seconds=0.1, maximum_interval_seconds=1)
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def server() -> Iterator[FakeLlmServer]:
+    with FakeLlmServer() as s:
+        yield s
+
+
+@pytest.fixture
+def llm_settings(settings: BatonSettings, server: FakeLlmServer) -> BatonSettings:
+    return settings.model_copy(
+        update={
+            "openai_base_url": server.url,
+            "openai_api_key": "sk-test-key",
+            "anthropic_base_url": server.base,
+            "anthropic_api_key": "ak-test-key",
+            "llm_timeout_seconds": 1.0,
+            "breaker_open_seconds": 0.5,
+        }
+    )
+
+
+@pytest.fixture
+async def agents(
+    temporal: WorkflowEnvironment, llm_settings: BatonSettings
+) -> AsyncIterator[ProcessEnvironment]:
+    async with ProcessEnvironment(settings=llm_settings, client=temporal.client) as env:
+        yield env
+
+
+def agent(**fields: Any) -> AgentSpec:
+    return AgentSpec(
+        **{
+            "name": "Tester",
+            "instructions": "You are a careful tester.",
+            "model": "openai:gpt-test",
+            "retry": FAST_RETRY,
+            **fields,
+        }
+    )
+
+
+def request(text: str = "hello", **fields: Any) -> LlmRequest:
+    return LlmRequest(
+        **{"model": "openai:gpt-test", "messages": [ChatMessage(role="user", content=text)], **fields}
+    )
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=1.0) as client:
+        yield client
+
+
+async def test_agent_answers_over_the_openai_protocol(
+    agents: ProcessEnvironment, server: FakeLlmServer
+) -> None:
+    result = await agents.client.run_agent(agent(), "What is Baton?")
+
+    assert result.answer == "echo: What is Baton?"
+    assert result.llm_calls == 1 and result.usage.output_tokens > 0
+    (sent,) = server.calls("/chat/completions")
+    assert sent.headers["authorization"] == "Bearer sk-test-key"
+    assert sent.body["model"] == "gpt-test"
+    assert [m["role"] for m in sent.body["messages"]] == ["system", "user"]
+
+
+async def test_tool_calls_run_as_activities_and_invented_tools_are_refused(
+    agents: ProcessEnvironment, server: FakeLlmServer
+) -> None:
+    server.then(
+        Reply.call("word_count", text="one two three"), Reply.call("delete_everything"), Reply.text("done")
+    )
+
+    result = await agents.client.run_agent(agent(tools=["word_count"]), "count words")
+
+    assert result.answer == "done"
+    assert (result.llm_calls, result.tool_calls) == (3, 2)
+    second, third = server.calls()[1].body, server.calls()[2].body
+    assert second["tools"][0]["function"]["name"] == "word_count"
+    assert second["tools"][0]["function"]["parameters"]["required"] == ["text"]
+    assert second["messages"][-1] == {"role": "tool", "content": "3", "tool_call_id": "call_1"}
+    assert "no tool named 'delete_everything'" in third["messages"][-1]["content"]
+
+
+async def test_streamed_answers_are_assembled(agents: ProcessEnvironment, server: FakeLlmServer) -> None:
+    server.then(Reply(content="a streamed answer in pieces", chunk_delay=0.02))
+
+    result = await agents.client.run_agent(agent(stream=True), "stream please")
+
+    assert result.answer == "a streamed answer in pieces"
+    assert server.calls()[0].body["stream"] is True
+    assert result.usage.input_tokens > 0
+
+
+async def test_anthropic_messages_with_streamed_tool_calls(
+    agents: ProcessEnvironment, server: FakeLlmServer
+) -> None:
+    server.then(Reply.call("word_count", text="a b"), Reply.text("two words"))
+
+    result = await agents.client.run_agent(
+        agent(model="anthropic:claude-test", tools=["word_count"], stream=True), "count"
+    )
+
+    assert result.answer == "two words"
+    first, second = (c.body for c in server.calls("/v1/messages"))
+    assert first["system"] == "You are a careful tester."
+    assert server.calls()[0].headers["x-api-key"] == "ak-test-key"
+    assert second["messages"][-1]["content"][0] == {
+        "type": "tool_result",
+        "tool_use_id": "toolu_1",
+        "content": "2",
+    }
+
+
+async def test_429_is_retried_after_the_delay_the_provider_asked_for(
+    agents: ProcessEnvironment, server: FakeLlmServer
+) -> None:
+    server.then(Reply.fail(429, retry_after="1"), Reply.text("finally"))
+
+    result = await agents.client.run_agent(agent(), "busy?")
+
+    assert result.answer == "finally"
+    first, second = server.calls()
+    # The agent's own first retry delay is 0.1 s; the provider asked for 1 s.
+    assert second.at - first.at >= 0.9
+
+
+async def test_5xx_hangs_and_malformed_answers_are_retried(
+    agents: ProcessEnvironment, server: FakeLlmServer
+) -> None:
+    server.then(Reply.fail(503), Reply.hang(3), Reply.broken(), Reply.text("recovered"))
+
+    result = await agents.client.run_agent(
+        agent(retry=FAST_RETRY.model_copy(update={"max_attempts": 4})), "flaky"
+    )
+
+    assert result.answer == "recovered"
+    assert len(server.calls()) == 4
+
+
+async def test_server_errors_fail_the_run_after_three_attempts(
+    agents: ProcessEnvironment, server: FakeLlmServer
+) -> None:
+    server.then(*[Reply.fail(500, "model overloaded")] * 3)
+
+    with pytest.raises(WorkflowFailureError) as failure:
+        await agents.client.run_agent(agent(), "doomed")
+
+    assert len(server.calls()) == 3
+    cause = failure.value.cause.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "ProviderUnavailable"
+    assert "500" in cause.message and "model overloaded" in cause.message
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+async def test_rejected_requests_fail_at_once_saying_what_the_provider_answered(
+    agents: ProcessEnvironment, server: FakeLlmServer, status: int
+) -> None:
+    server.then(Reply.fail(status, "model 'gpt-test' does not exist; mail admin@example.com"))
+
+    with pytest.raises(WorkflowFailureError) as failure:
+        await agents.client.run_agent(agent(), "anything")
+
+    assert len(server.calls()) == 1
+    cause = failure.value.cause.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "ProviderRejected" and cause.non_retryable
+    assert f"rejected the request with {status}" in cause.message
+    assert "model 'gpt-test' does not exist" in cause.message
+    assert "admin@example.com" not in cause.message  # the provider's echo is masked too
+
+
+def activities(settings: BatonSettings, http: httpx.AsyncClient, redis: Redis | None = None) -> LlmActivities:
+    return llm_activities(settings, http, redis)
+
+
+async def test_breaker_opens_after_five_failures_and_a_probe_closes_it(
+    llm_settings: BatonSettings, server: FakeLlmServer, http: httpx.AsyncClient
+) -> None:
+    llm = activities(llm_settings, http)
+    env = ActivityEnvironment()
+    server.then(*[Reply.fail(500)] * 5)
+    for _ in range(5):
+        with pytest.raises(ApplicationError, match="answered 500"):
+            await env.run(llm.complete, request(temperature=0.5))
+
+    with pytest.raises(ApplicationError) as open_error:
+        await env.run(llm.complete, request(temperature=0.5))
+    assert open_error.value.type == "CircuitOpen"
+    assert open_error.value.next_retry_delay is not None
+    assert 0 < open_error.value.next_retry_delay.total_seconds() <= 0.5
+    assert len(server.calls()) == 5  # failed fast, never sent
+
+    await asyncio.sleep(0.6)
+    probe = await env.run(llm.complete, request(temperature=0.5))
+    assert probe.message.content == "echo: hello"
+    assert (await env.run(llm.complete, request("again", temperature=0.5))).message.content == "echo: again"
+
+
+async def test_breaker_state_is_shared_through_redis(
+    llm_settings: BatonSettings, server: FakeLlmServer, http: httpx.AsyncClient
+) -> None:
+    redis = Redis.from_url(REDIS_URL)
+    endpoint = llm_settings.openai_base_url
+    await redis.delete(*(f"baton:breaker:{endpoint}:{p}" for p in ("failures", "open", "probe")))
+    replica_a, replica_b = activities(llm_settings, http, redis), activities(llm_settings, http, redis)
+    env = ActivityEnvironment()
+    server.then(*[Reply.fail(502)] * 5)
+    try:
+        for _ in range(5):
+            with pytest.raises(ApplicationError, match="answered 502"):
+                await env.run(replica_a.complete, request(temperature=0.5))
+        with pytest.raises(ApplicationError) as open_error:
+            await env.run(replica_b.complete, request(temperature=0.5))
+        assert open_error.value.type == "CircuitOpen"
+        assert len(server.calls()) == 5
+    finally:
+        await redis.delete(*(f"baton:breaker:{endpoint}:{p}" for p in ("failures", "open", "probe")))
+        await redis.aclose()
+
+
+async def test_deterministic_requests_hit_l1_then_l2_across_replicas(
+    llm_settings: BatonSettings, server: FakeLlmServer, http: httpx.AsyncClient
+) -> None:
+    settings = llm_settings.model_copy(update={"redis_url": REDIS_URL})
+    redis = Redis.from_url(REDIS_URL)
+    replica_a, replica_b = activities(settings, http, redis), activities(settings, http, redis)
+    env = ActivityEnvironment()
+    secret_prompt = f"cache me {id(server)}"
+    try:
+        first = await env.run(replica_a.complete, request(secret_prompt))
+        again = await env.run(replica_a.complete, request(secret_prompt))
+        elsewhere = await env.run(replica_b.complete, request(secret_prompt))
+        then_local = await env.run(replica_b.complete, request(secret_prompt))
+
+        assert (first.cached, again.cached, elsewhere.cached, then_local.cached) == (None, "l1", "l2", "l1")
+        assert first.message == again.message == elsewhere.message
+        assert len(server.calls()) == 1
+        stored = [await redis.get(k) async for k in redis.scan_iter("baton:llm:*")]
+        assert stored and not any(secret_prompt.encode() in v for v in stored)  # sealed, not plaintext
+    finally:
+        await redis.aclose()
+
+
+async def test_creative_requests_are_not_cached(
+    llm_settings: BatonSettings, server: FakeLlmServer, http: httpx.AsyncClient
+) -> None:
+    llm, env = activities(llm_settings, http), ActivityEnvironment()
+    await env.run(llm.complete, request(temperature=0.7))
+    await env.run(llm.complete, request(temperature=0.7))
+    await env.run(llm.complete, request(cache="never"))
+    await env.run(llm.complete, request(cache="never"))
+    assert len(server.calls()) == 4
+
+
+async def test_identical_concurrent_requests_make_one_call(
+    llm_settings: BatonSettings, server: FakeLlmServer, http: httpx.AsyncClient
+) -> None:
+    llm, env = activities(llm_settings, http), ActivityEnvironment()
+    server.then(Reply(content="shared", hang_seconds=0.3))
+
+    answers = await asyncio.gather(*(env.run(llm.complete, request("same question")) for _ in range(8)))
+
+    assert {a.message.content for a in answers} == {"shared"}
+    assert len(server.calls()) == 1
+
+
+async def test_pii_is_masked_before_the_request_leaves(
+    agents: ProcessEnvironment, server: FakeLlmServer
+) -> None:
+    text = "Refund jane.doe@example.com, card 4111 1111 1111 1111, SSN 123-45-6789, order #12345678."
+
+    await agents.client.run_agent(agent(pii="mask"), text)
+
+    sent = json.dumps(server.calls()[0].body)
+    for value in ("jane.doe@example.com", "4111 1111 1111 1111", "123-45-6789"):
+        assert value not in sent
+    assert "[EMAIL]" in sent and "[CARD]" in sent and "[SSN]" in sent
+    assert "#12345678" in sent
+
+
+async def test_pseudonyms_are_restored_in_the_answer(
+    agents: ProcessEnvironment, server: FakeLlmServer
+) -> None:
+    text = "Write to jane.doe@example.com about IBAN DE89 3704 0044 0532 0130 00"
+
+    result = await agents.client.run_agent(agent(pii="pseudonymise"), text)
+
+    sent = json.dumps(server.calls()[0].body)
+    assert "jane.doe@example.com" not in sent and "DE89 3704 0044 0532 0130 00" not in sent
+    assert "[EMAIL_" in sent
+    assert result.answer == f"echo: {text}"  # the model saw tokens; the caller sees the values
+
+
+async def test_local_model_calls_tools_and_labels_its_answers(agents: ProcessEnvironment) -> None:
+    analyst = AgentSpec(
+        name="Analyst",
+        instructions="You are a market analyst. Size markets with the tools you have.",
+        tools=["market_size"],
+    )
+
+    result = await agents.client.run_agent(analyst, "How big is the robotics market in 2027?")
+
+    assert result.simulated and result.tool_calls == 1 and result.llm_calls == 2
+    assert result.answer.startswith("[simulated by Baton's local model] Market analyst")
+    assert "Using market_size" in result.answer and "robotics" in result.answer

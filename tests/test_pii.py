@@ -1,0 +1,248 @@
+"""PII masking: what leaves for an LLM or a log line has no personal data, and nothing else changed."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from baton.security.pii import PiiKind, PiiMatch, default_masker, restore
+from baton.telemetry.logs import MaskingFormatter, configure_logging
+from bench.pii_corpus import generate, score
+from starter.cli.pii import HELD_BACK, PIECE
+
+BATON = Path(sys.executable).with_name("baton")
+KEY = b"test pseudonym key"
+
+
+def found(text: str) -> list[tuple[PiiKind, str]]:
+    return [(m.kind, m.value) for m in default_masker().find(text)]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "kind", "value"),
+    [
+        (
+            "Please write to ana.garcia+billing@mail.example.org before Friday.",
+            PiiKind.EMAIL,
+            "ana.garcia+billing@mail.example.org",
+        ),
+        ("Contact: <BOB_99@Example.CO.UK>", PiiKind.EMAIL, "BOB_99@Example.CO.UK"),
+        ("Écrivez à éric.dupont@exemple.fr, merci.", PiiKind.EMAIL, "éric.dupont@exemple.fr"),
+        ("Call me at (415) 555-2671 tonight.", PiiKind.PHONE, "(415) 555-2671"),
+        ("My cell is 415-555-2671.", PiiKind.PHONE, "415-555-2671"),
+        ("Office: 415.555.2671", PiiKind.PHONE, "415.555.2671"),
+        ("Reach me on +1 415 555 2671 any time.", PiiKind.PHONE, "+1 415 555 2671"),
+        ("The hotline is 1-800-555-0199.", PiiKind.PHONE, "1-800-555-0199"),
+        ("London desk: +44 20 7946 0958.", PiiKind.PHONE, "+44 20 7946 0958"),
+        ("From abroad dial +44 (0)20 7946 0958.", PiiKind.PHONE, "+44 (0)20 7946 0958"),
+        ("Berlin: +49 30 123456, ask for Jo.", PiiKind.PHONE, "+49 30 123456"),
+        ("Paris: +33 1 23 45 67 89", PiiKind.PHONE, "+33 1 23 45 67 89"),
+        ("Charge it to 4111 1111 1111 1111, thanks.", PiiKind.CARD, "4111 1111 1111 1111"),
+        ("card=5500-0000-0000-0004", PiiKind.CARD, "5500-0000-0000-0004"),
+        ("Amex 3782 822463 10005 on file", PiiKind.CARD, "3782 822463 10005"),
+        ("PAN:4012888888881881", PiiKind.CARD, "4012888888881881"),
+        ("Wire it to DE89 3704 0044 0532 0130 00 today.", PiiKind.IBAN, "DE89 3704 0044 0532 0130 00"),
+        ("IBAN:GB82WEST12345698765432", PiiKind.IBAN, "GB82WEST12345698765432"),
+        ("Account BE68 5390 0754 7034 THEN close it.", PiiKind.IBAN, "BE68 5390 0754 7034"),
+        ("Login from 192.168.1.20 at noon.", PiiKind.IPV4, "192.168.1.20"),
+        ("Blocked 10.0.0.1-10.0.0.9 and version 1.2.3.4 alike.", PiiKind.IPV4, "10.0.0.1"),
+        ("Server at 203.0.113.7:8080 is down.", PiiKind.IPV4, "203.0.113.7"),
+        ("My SSN is 078-05-1120.", PiiKind.SSN, "078-05-1120"),
+        ("SSN:123 45 6789", PiiKind.SSN, "123 45 6789"),
+    ],
+)
+def test_each_kind_is_found_in_a_sentence(sentence: str, kind: PiiKind, value: str) -> None:
+    assert (kind, value) in found(sentence)
+
+
+def test_a_match_says_where_the_value_is_even_after_emoji_and_accents() -> None:
+    text = "😀 café — write to zoë@example.com or call +44 20 7946 0958 ✓"
+    for match in default_masker().find(text):
+        assert text[match.start : match.end] == match.value
+    assert [m.kind for m in default_masker().find(text)] == [PiiKind.EMAIL, PiiKind.PHONE]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Order #12345678 shipped.",
+        "See PO-2024-000123 and INV-000123456.",
+        "Due 2024-05-17, or 17/05/2024, or 05-17-2024, or 17.05.2024.",
+        "Total $1,234,567.89 (EUR 12.500,00, €1.234,56).",
+        "Upgrade from v1.2.3 to v1.2.3.4, Windows 10.0.19045.2965, build 1.2.3.4.5.",
+        "Meet at 12:30:45 or 09:05.",
+        "NIC 00:1A:2B:3C:4D:5E is fine.",
+        "Not an address: 300.1.2.3 or 1.2.3.256.",
+        "Code, not addresses: items[::2], rows[1::2], and the loopback ::1.",
+        "Tracking 4111 1111 1111 1112 and 4111111111111112 fail Luhn.",
+        "IBAN DE88 3704 0044 0532 0130 00 has a bad checksum.",
+        "A digit run glued to letters: ID4111111111111111 or 4111111111111111x.",
+        "Call extension 555-2671 or 2671.",
+        "ISBN-less text with 42 people and 15% more in 2024.",
+    ],
+)
+def test_lookalikes_stay_untouched(text: str) -> None:
+    assert default_masker().mask(text) == text
+
+
+@pytest.mark.parametrize(
+    "ssn", ["000-12-3456", "666-12-3456", "900-12-3456", "999-12-3456", "123-00-4567", "123-45-0000"]
+)
+def test_numbers_the_ssa_never_issues_are_not_ssns(ssn: str) -> None:
+    assert found(f"SSN {ssn}") == []
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+        "2001:db8:85a3::8a2e:370:7334",
+        "2001:DB8::1",
+        "fe80::1",
+        "::ffff:192.0.2.128",
+    ],
+)
+def test_ipv6_forms_are_found(address: str) -> None:
+    for text in (f"from {address} today", f"host=[{address}]:443", f"IPv6:{address}"):
+        assert found(text) == [(PiiKind.IPV6, address)], text
+
+
+def test_mask_replaces_each_value_by_its_kind() -> None:
+    text = (
+        "Hi, I'm ana@example.com, phone +44 20 7946 0958, card 4111-1111-1111-1111, "
+        "IBAN GB82 WEST 1234 5698 7654 32, SSN 078-05-1120, from 10.1.2.3 and fe80::1. Order #12345678."
+    )
+    assert default_masker().mask(text) == (
+        "Hi, I'm [EMAIL], phone [PHONE], card [CARD], IBAN [IBAN], SSN [SSN], from [IPV4] and [IPV6]. Order #12345678."
+    )
+
+
+def test_pseudonyms_are_stable_across_turns_and_keys_tell_them_apart() -> None:
+    masker = default_masker()
+    first, first_map = masker.pseudonymise("I am ana@example.com.", KEY)
+    second, second_map = masker.pseudonymise("Again: ana@example.com, and bob@example.com", KEY)
+    (token,) = first_map
+    assert first == f"I am {token}."
+    assert token.startswith("[EMAIL_") and len(token) == len("[EMAIL_3f9a2c1d]")
+    assert second_map[token] == "ana@example.com" and second.startswith(f"Again: {token}, and [EMAIL_")
+    other, _ = masker.pseudonymise("I am ana@example.com.", b"another key")
+    assert other != first
+
+
+def test_restore_puts_values_back_wherever_the_answer_puts_tokens() -> None:
+    masker = default_masker()
+    prompt, mapping = masker.pseudonymise(
+        "Email ana@example.com and ana@example.com's manager at 415-555-2671.", KEY
+    )
+    email, phone = (
+        (t for t in mapping if t.startswith("[EMAIL_")),
+        (t for t in mapping if t.startswith("[PHONE_")),
+    )
+    email_token, phone_token = next(email), next(phone)
+    assert prompt.count(email_token) == 2
+    assert restore(prompt, mapping) == "Email ana@example.com and ana@example.com's manager at 415-555-2671."
+    answer = f"Done: I called {phone_token} first, then wrote to {email_token} ({email_token} replied)."
+    assert restore(answer, mapping) == (
+        "Done: I called 415-555-2671 first, then wrote to ana@example.com (ana@example.com replied)."
+    )
+
+
+def test_restore_leaves_tokens_it_has_no_value_for() -> None:
+    assert restore("Ask [EMAIL_0badc0de] or [CARD]", {"[EMAIL_12345678]": "x@example.com"}) == (
+        "Ask [EMAIL_0badc0de] or [CARD]"
+    )
+
+
+def test_log_lines_carry_no_pii_from_arguments_or_exceptions() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(MaskingFormatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("tests.pii")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("signed in: %s from %s", "ana@example.com", "10.1.2.3")
+        try:
+            raise ValueError("no account for bob@example.com")
+        except ValueError:
+            logger.exception("lookup failed")
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue()
+    assert "WARNING signed in: [EMAIL] from [IPV4]" in lines
+    assert "ValueError: no account for [EMAIL]" in lines
+    assert "@example.com" not in lines
+
+
+def test_configure_logging_twice_installs_one_handler() -> None:
+    root = logging.getLogger()
+    before = list(root.handlers), root.level
+    try:
+        configure_logging("DEBUG")
+        configure_logging("warning")
+        added = [h for h in root.handlers if h not in before[0]]
+        assert len(added) == 1 and isinstance(added[0].formatter, MaskingFormatter)
+        assert root.level == logging.WARNING
+    finally:
+        root.handlers[:] = before[0]
+        root.setLevel(before[1])
+
+
+def test_baton_pii_mask_masks_standard_input_line_by_line() -> None:
+    stdin = (
+        b"ana@example.com wrote\n"
+        b"call +44 20 7946 0958 about order #12345678\r\n"
+        b"\xff\xfe not UTF-8, card 4111 1111 1111 1111\n"
+        b"last line without newline: 078-05-1120"
+    )
+    result = subprocess.run([BATON, "pii", "mask"], input=stdin, capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().split("\n") == [
+        "[EMAIL] wrote",
+        "call [PHONE] about order #12345678\r",
+        "\ufffd\ufffd not UTF-8, card [CARD]",
+        "last line without newline: [SSN]",
+    ]
+
+
+def test_baton_pii_mask_answers_each_line_before_input_ends() -> None:
+    with subprocess.Popen([BATON, "pii", "mask"], stdin=subprocess.PIPE, stdout=subprocess.PIPE) as baton:
+        assert baton.stdin and baton.stdout
+        baton.stdin.write(b"from 10.1.2.3\n")
+        baton.stdin.flush()
+        assert baton.stdout.readline() == b"from [IPV4]\n"
+        baton.stdin.close()
+        assert baton.wait(timeout=60) == 0
+
+
+def test_baton_pii_mask_masks_a_value_across_the_pieces_of_a_very_long_line() -> None:
+    # The e-mail straddles the boundary where the first piece of the line ends.
+    head = "x" * (PIECE - 10) + " "
+    line = head + "ana@example.com " + "y" * (3 * HELD_BACK) + "\n"
+    result = subprocess.run([BATON, "pii", "mask"], input=line.encode(), capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode() == head + "[EMAIL] " + "y" * (3 * HELD_BACK) + "\n"
+
+
+def test_recall_and_precision_on_generated_chat_text() -> None:
+    corpus = generate(1_000_000, seed=7)
+    result = score(corpus, default_masker().find(corpus.text))
+    for kind in (PiiKind.EMAIL, PiiKind.CARD, PiiKind.IBAN, PiiKind.SSN):
+        assert result.recall[kind] >= 0.99, kind
+    for kind in (PiiKind.PHONE, PiiKind.IPV4, PiiKind.IPV6):
+        assert result.recall[kind] >= 0.97, kind
+    assert result.touched_lookalikes == []
+    assert result.precision >= 0.99
+
+
+def test_matches_do_not_overlap_and_are_sorted() -> None:
+    corpus = generate(200_000, seed=3)
+    matches = default_masker().find(corpus.text)
+    assert all(isinstance(m, PiiMatch) for m in matches)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(matches))
