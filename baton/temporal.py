@@ -40,7 +40,9 @@ def dev_server_args() -> list[str]:
     ]
 
 
-def data_converter(storage: DatabasePayloadDriver | None = None, offload_bytes: int = 32 * 1024) -> DataConverter:
+def data_converter(
+    storage: DatabasePayloadDriver | None = None, offload_bytes: int = 32 * 1024
+) -> DataConverter:
     """The converter every Baton client and worker uses: pydantic models at every boundary,
     and, given a `storage` driver, payloads of `offload_bytes` or more kept out of band."""
     if storage is None:
@@ -90,7 +92,9 @@ def _read(path: Path | None) -> bytes | None:
 
 async def connect_embedded(settings: BatonSettings, port: int = 7233) -> Client:
     """A client for the embedded dev server on this machine, whatever the environment says."""
-    return await Client.connect(f"127.0.0.1:{port}", namespace="default", data_converter=settings_converter(settings))
+    return await Client.connect(
+        f"127.0.0.1:{port}", namespace="default", data_converter=settings_converter(settings)
+    )
 
 
 async def ensure_search_attributes(client: Client) -> None:

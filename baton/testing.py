@@ -70,7 +70,9 @@ class ProcessEnvironment:
         converter = data_converter(self._storage, self.settings.payload_offload_bytes)
         temporal = self._given_client
         if temporal is not None:
-            temporal = Client(**{**temporal.config(), "data_converter": converter})
+            config = temporal.config()
+            config["data_converter"] = converter
+            temporal = Client(**config)
         else:
             if self._time_skipping:
                 self._env = await WorkflowEnvironment.start_time_skipping(

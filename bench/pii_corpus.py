@@ -138,6 +138,9 @@ def _phone(rng: random.Random) -> str:
                 f"+1 ({area}) {exchange}-{line}",
                 f"+1{area}{exchange}{line}",
                 f"1-{area}-{exchange}-{line}",
+                f"{area}-{exchange}-{line} x{rng.randint(1, 9999)}",
+                f"+1-{area}-{exchange}-{line}x{rng.randint(1, 99999)}",
+                f"({area}) {exchange}-{line} ext. {rng.randint(1, 999)}",
             )
         )
     d = lambda n: _digits(rng, n)  # noqa: E731 - a local shorthand keeps the table readable

@@ -25,9 +25,17 @@ class ManyLargeCallsWorkflow:
         answered = 0
         for i in range(input.calls):
             header = f"Document {i}. "
-            context = header + ("All work and no play. " * (input.context_bytes // 22 + 1))[: input.context_bytes - len(header)]
+            context = (
+                header
+                + ("All work and no play. " * (input.context_bytes // 22 + 1))[
+                    : input.context_bytes - len(header)
+                ]
+            )
             response = await complete(
-                input.agent, [ChatMessage(role="user", content=context)], llm_queue=input.llm_queue, summary=f"call {i}"
+                input.agent,
+                [ChatMessage(role="user", content=context)],
+                llm_queue=input.llm_queue,
+                summary=f"call {i}",
             )
             answered += len(response.message.content) > 0
         return answered

@@ -52,7 +52,9 @@ def test_agent_file_errors_name_the_file_and_every_field(tmp_path: Path) -> None
 
 
 def test_an_unknown_agent_lists_the_known_ones() -> None:
-    with pytest.raises(AgentNotFound, match="no agent named 'Nobody'; known agents: Analysis, BusinessAnalyst"):
+    with pytest.raises(
+        AgentNotFound, match="no agent named 'Nobody'; known agents: Analysis, BusinessAnalyst"
+    ):
         AgentRegistry.from_dirs([EXAMPLE_AGENTS])["Nobody"]
 
 
@@ -93,7 +95,9 @@ def test_document_generation_uses_writer_and_reviewer_agents() -> None:
     steps = document_generation.compiled.steps
     assert steps["Writer"].kind == steps["Reviewer"].kind == "agent"
     assert steps["Writer"].agent is not None and steps["Writer"].agent.name == "Writer"
-    yaml_version = load_process(Path(__file__).parents[1] / "examples" / "document_generation" / "process.yaml")
+    yaml_version = load_process(
+        Path(__file__).parents[1] / "examples" / "document_generation" / "process.yaml"
+    )
     assert yaml_version.to_definition() == document_generation.to_definition()
 
 
@@ -151,6 +155,8 @@ async def test_agent_run_explains_bad_usage(settings: BatonSettings) -> None:
     missing = await baton(settings, "agent", "run", "Nobody", "--input", "hi")
     assert missing.returncode == 2
     assert "no agent named 'Nobody'" in missing.stderr
-    bad_model = await baton(settings, "agent", "run", "--instructions", "x", "--model", "gpt4", "--input", "hi")
+    bad_model = await baton(
+        settings, "agent", "run", "--instructions", "x", "--model", "gpt4", "--input", "hi"
+    )
     assert bad_model.returncode == 2
     assert "must be written provider:model" in bad_model.stderr

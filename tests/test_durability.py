@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from temporalio.client import WorkflowFailureError, WorkflowHistory
 from temporalio.exceptions import CancelledError
 from temporalio.worker import Replayer
 
+from baton.agents.runtime import AgentRunInput
 from baton.settings import BatonSettings
 from baton.temporal import data_converter
 from baton.testing import ProcessEnvironment
@@ -31,6 +33,7 @@ from tests.steps import (
     parent_with_subprocess,
     queued_fan_in,
 )
+from workflows.agent import AgentWorkflow
 from workflows.process import ProcessWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -100,7 +103,7 @@ async def test_worker_killed_mid_run_does_not_rerun_finished_steps(
 
 
 async def assert_replays(histories: dict[str, str]) -> None:
-    replayer = Replayer(workflows=[ProcessWorkflow], data_converter=data_converter())
+    replayer = Replayer(workflows=[ProcessWorkflow, AgentWorkflow], data_converter=data_converter())
     for workflow_id, history in histories.items():
         result = await replayer.replay_workflow(
             WorkflowHistory.from_json(workflow_id, history), raise_on_replay_failure=False
@@ -111,7 +114,7 @@ async def assert_replays(histories: dict[str, str]) -> None:
 async def test_recorded_histories_replay() -> None:
     """Histories committed under tests/histories still replay: workflow changes must not break them."""
     histories = {f.stem: f.read_text() for f in sorted(HISTORIES.glob("*.json"))}
-    assert len(histories) == 7
+    assert len(histories) == 9
     await assert_replays(histories)
 
 
@@ -127,7 +130,7 @@ async def record_histories(env: ProcessEnvironment) -> dict[str, str]:
         "queued_fan_in": await env.start(queued_fan_in().build(ALLOWED), "Left", "a1", key="recorded"),
         "approval": await env.start(approval_process().build(ALLOWED), "Start", "doc", key="recorded"),
         "document_generation": await env.start(
-            document_generation, "Start", {"name": "Baton"}, key="recorded"
+            document_generation, "Start", {"name": "Baton"}, key="recorded-agents"
         ),
     }
     for name, data in [("Left", "a2"), ("Right", "b1"), ("Right", "b2")]:
@@ -138,6 +141,16 @@ async def record_histories(env: ProcessEnvironment) -> dict[str, str]:
     for run in runs.values():
         await run.result()
         histories[run.id] = (await run.handle.fetch_history()).to_json()
+    agent = await env.temporal.start_workflow(
+        AgentWorkflow.run,
+        AgentRunInput(
+            agent=env.client.agents["MarketAnalysis"], input="robotics", llm_queue=env.settings.llm_queue
+        ),
+        id="agent-MarketAnalysis-recorded",
+        task_queue=env.settings.workflows_queue,
+    )
+    await agent.result()
+    histories[agent.id] = (await agent.fetch_history()).to_json()
     return histories
 
 
@@ -156,7 +169,7 @@ async def _write_recorded_histories() -> None:
         data_converter=data_converter(),
     )
     os.environ.setdefault("BATON_TEST_JOURNAL", "/dev/null")
-    settings = BatonSettings(step_modules=ALLOWED)
+    settings = BatonSettings(step_modules=ALLOWED, data_dir=Path(tempfile.mkdtemp(prefix="baton-record-")))
     async with temporal, ProcessEnvironment(settings=settings, client=temporal.client) as env:
         HISTORIES.mkdir(exist_ok=True)
         for workflow_id, history in (await record_histories(env)).items():

@@ -28,7 +28,9 @@ async def test_200_calls_with_100_kb_contexts_keep_history_under_2_mb(
         async with Worker(env.temporal, task_queue=queue, workflows=[ManyLargeCallsWorkflow]):
             handle = await env.temporal.start_workflow(
                 ManyLargeCallsWorkflow.run,
-                ManyCallsInput(agent=reader, calls=CALLS, context_bytes=CONTEXT_BYTES, llm_queue=settings.llm_queue),
+                ManyCallsInput(
+                    agent=reader, calls=CALLS, context_bytes=CONTEXT_BYTES, llm_queue=settings.llm_queue
+                ),
                 id=f"large-contexts-{uuid.uuid4()}",
                 task_queue=queue,
             )

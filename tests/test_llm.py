@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
@@ -24,6 +25,11 @@ from tests.llm_server import FakeLlmServer, Reply
 
 FAST_RETRY = RetryOptions(initial_interval_seconds=0.1, maximum_interval_seconds=1)
 REDIS_URL = "redis://127.0.0.1:6379/0"
+COUNTED = [("l1", "hit"), ("l1", "miss"), ("l2", "hit"), ("l2", "miss")]
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 @pytest.fixture
@@ -81,9 +87,17 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 async def test_agent_answers_over_the_openai_protocol(
     agents: ProcessEnvironment, server: FakeLlmServer
 ) -> None:
+    tokens_before = metric(
+        "baton_llm_tokens_total", provider="openai", model="gpt-test", agent="Tester", kind="output"
+    )
+
     result = await agents.client.run_agent(agent(), "What is Baton?")
 
     assert result.answer == "echo: What is Baton?"
+    tokens = metric(
+        "baton_llm_tokens_total", provider="openai", model="gpt-test", agent="Tester", kind="output"
+    )
+    assert tokens - tokens_before == result.usage.output_tokens
     assert result.llm_calls == 1 and result.usage.output_tokens > 0
     (sent,) = server.calls("/chat/completions")
     assert sent.headers["authorization"] == "Bearer sk-test-key"
@@ -117,6 +131,40 @@ async def test_streamed_answers_are_assembled(agents: ProcessEnvironment, server
     assert result.answer == "a streamed answer in pieces"
     assert server.calls()[0].body["stream"] is True
     assert result.usage.input_tokens > 0
+
+
+async def test_a_long_stream_heartbeats_and_a_stalled_one_is_retried(
+    agents: ProcessEnvironment, server: FakeLlmServer
+) -> None:
+    # 12 pieces, 0.25 s apart: 3 s in all, three times the heartbeat timeout.
+    long_answer = " ".join(f"w{i}" for i in range(12))
+    server.then(Reply(content=long_answer, chunk_delay=0.25), Reply.hang(5), Reply.text("after the stall"))
+    streaming = agent(stream=True, heartbeat_seconds=1.0)
+
+    assert (await agents.client.run_agent(streaming, "long")).answer == long_answer
+    assert (await agents.client.run_agent(streaming, "stall")).answer == "after the stall"
+    assert len(server.calls()) == 3
+
+
+async def test_azure_openai_uses_the_deployment_and_api_version(
+    temporal: WorkflowEnvironment, llm_settings: BatonSettings, server: FakeLlmServer
+) -> None:
+    settings = llm_settings.model_copy(
+        update={"azure_openai_endpoint": server.base, "azure_openai_api_key": "az-key"}
+    )
+    async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
+        result = await env.client.run_agent(agent(model="azure:my-gpt-deployment"), "hi azure")
+
+    assert result.answer == "echo: hi azure"
+    (sent,) = server.calls()
+    assert sent.path == "/openai/deployments/my-gpt-deployment/chat/completions?api-version=2024-10-21"
+    assert sent.headers["api-key"] == "az-key" and "authorization" not in sent.headers
+
+
+async def test_an_unconfigured_provider_fails_at_once(agents: ProcessEnvironment) -> None:
+    with pytest.raises(WorkflowFailureError) as failure:
+        await agents.client.run_agent(agent(model="azure:gpt"), "hi")
+    assert "BATON_AZURE_OPENAI_ENDPOINT" in str(failure.value.cause.cause)
 
 
 async def test_anthropic_messages_with_streamed_tool_calls(
@@ -213,6 +261,7 @@ async def test_breaker_opens_after_five_failures_and_a_probe_closes_it(
     with pytest.raises(ApplicationError) as open_error:
         await env.run(llm.complete, request(temperature=0.5))
     assert open_error.value.type == "CircuitOpen"
+    assert metric("baton_llm_circuit_state", endpoint=llm_settings.openai_base_url) == 2
     assert open_error.value.next_retry_delay is not None
     assert 0 < open_error.value.next_retry_delay.total_seconds() <= 0.5
     assert len(server.calls()) == 5  # failed fast, never sent
@@ -221,6 +270,7 @@ async def test_breaker_opens_after_five_failures_and_a_probe_closes_it(
     probe = await env.run(llm.complete, request(temperature=0.5))
     assert probe.message.content == "echo: hello"
     assert (await env.run(llm.complete, request("again", temperature=0.5))).message.content == "echo: again"
+    assert metric("baton_llm_circuit_state", endpoint=llm_settings.openai_base_url) == 0
 
 
 async def test_breaker_state_is_shared_through_redis(
@@ -253,6 +303,7 @@ async def test_deterministic_requests_hit_l1_then_l2_across_replicas(
     replica_a, replica_b = activities(settings, http, redis), activities(settings, http, redis)
     env = ActivityEnvironment()
     secret_prompt = f"cache me {id(server)}"
+    before = {key: metric("baton_llm_cache_total", level=key[0], result=key[1]) for key in COUNTED}
     try:
         first = await env.run(replica_a.complete, request(secret_prompt))
         again = await env.run(replica_a.complete, request(secret_prompt))
@@ -264,6 +315,10 @@ async def test_deterministic_requests_hit_l1_then_l2_across_replicas(
         assert len(server.calls()) == 1
         stored = [await redis.get(k) async for k in redis.scan_iter("baton:llm:*")]
         assert stored and not any(secret_prompt.encode() in v for v in stored)  # sealed, not plaintext
+        counted = {
+            key: metric("baton_llm_cache_total", level=key[0], result=key[1]) - before[key] for key in COUNTED
+        }
+        assert counted == {("l1", "hit"): 2, ("l1", "miss"): 2, ("l2", "hit"): 1, ("l2", "miss"): 1}
     finally:
         await redis.aclose()
 

@@ -126,7 +126,8 @@ def test_a_step_with_several_functions_needs_the_function_named() -> None:
     b.on_input_event("Start").send_event_to(g)
     g.on_function_result().stop_process()
     assert any(
-        "has several functions (generate, record, revise); name one with function=" in p for p in problems_of(b)
+        "has several functions (generate, record, revise); name one with function=" in p
+        for p in problems_of(b)
     )
 
 

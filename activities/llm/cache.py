@@ -15,7 +15,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 from pydantic_core import to_json
@@ -115,7 +115,8 @@ class ResponseCache:
         if self.redis is None:
             return None
         try:
-            sealed = await self.redis.get(f"baton:llm:{key}")
+            # Bytes: Baton's Redis clients never decode responses.
+            sealed = cast(bytes | None, await self.redis.get(f"baton:llm:{key}"))
         except RedisError as e:
             log.warning("L2 cache unavailable, calling the provider: %s", type(e).__name__)
             return None

@@ -21,7 +21,6 @@ from .spec import AgentSpec
 
 TOOL_TIMEOUT = timedelta(minutes=2)
 TOOL_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2), backoff_coefficient=2.0)
-STREAM_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 
 
 async def run_agent(
@@ -100,7 +99,7 @@ async def complete(
         result_type=LlmResponse,
         task_queue=llm_queue,
         start_to_close_timeout=timedelta(seconds=agent.timeout_seconds),
-        heartbeat_timeout=STREAM_HEARTBEAT_TIMEOUT if agent.stream else None,
+        heartbeat_timeout=timedelta(seconds=agent.heartbeat_seconds) if agent.stream else None,
         retry_policy=agent.retry.policy(),
         summary=summary,
     )

@@ -42,6 +42,9 @@ class AgentSpec(BaseModel):
     stream: bool = Field(
         False, description="Stream tokens from the provider, heartbeating while they arrive."
     )
+    heartbeat_seconds: float = Field(
+        30.0, gt=0, description="While streaming: a call silent this long is presumed stuck and tried again."
+    )
     retry: RetryOptions = Field(default_factory=RetryOptions)
     timeout_seconds: float = Field(120.0, gt=0, description="Limit on one LLM call attempt.")
 

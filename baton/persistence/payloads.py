@@ -47,7 +47,9 @@ class DatabasePayloadDriver(StorageDriver):
     def name(self) -> str:
         return DRIVER_NAME
 
-    async def store(self, context: StorageDriverStoreContext, payloads: Sequence[Payload]) -> list[StorageDriverClaim]:
+    async def store(
+        self, context: StorageDriverStoreContext, payloads: Sequence[Payload]
+    ) -> list[StorageDriverClaim]:
         await self._ensure_schema()
         claims, rows = [], {}
         for payload in payloads:
@@ -59,7 +61,11 @@ class DatabasePayloadDriver(StorageDriver):
             )
         async with self._sessions() as session:
             present = set(
-                (await session.scalars(select(StoredPayloadRow.digest).where(StoredPayloadRow.digest.in_(rows)))).all()
+                (
+                    await session.scalars(
+                        select(StoredPayloadRow.digest).where(StoredPayloadRow.digest.in_(rows))
+                    )
+                ).all()
             )
             session.add_all(row for digest, row in rows.items() if digest not in present)
             try:
@@ -77,7 +83,9 @@ class DatabasePayloadDriver(StorageDriver):
         async with self._sessions() as session:
             rows = {
                 row.digest: row
-                for row in await session.scalars(select(StoredPayloadRow).where(StoredPayloadRow.digest.in_(digests)))
+                for row in await session.scalars(
+                    select(StoredPayloadRow).where(StoredPayloadRow.digest.in_(digests))
+                )
             }
         payloads = []
         for digest in digests:

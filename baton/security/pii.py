@@ -98,7 +98,12 @@ def _luhn_ok(digits: str) -> bool:
 
 def _check_card(text: str, start: int, end: int) -> Span | None:
     digits = _digits(text[start:end])
-    return (start, end) if 13 <= len(digits) <= 19 and _luhn_ok(digits) else None
+    # The first digit names the industry: 1-6 are airlines, travel, banking and retail, where every
+    # card network lives; 0 and 7-9 are not cards (but are how most EAN-13 barcodes and all
+    # ISBN-13s start, one in ten of which passes the Luhn check by chance).
+    if not (13 <= len(digits) <= 19 and "1" <= digits[0] <= "6"):
+        return None
+    return (start, end) if _luhn_ok(digits) else None
 
 
 # IBAN length by country, from SWIFT's IBAN registry (ISO 13616). A country not listed here yet is
@@ -164,20 +169,30 @@ def _check_ssn(text: str, start: int, end: int) -> Span | None:
     return start, end
 
 
+# An extension ("x204", "ext. 204") follows a number without being one of its digits.
+_EXTENSION = r" ?(?:x|ext\.?) ?\d{1,5}"
+_TRAILING_EXTENSION = re.compile(_EXTENSION + "$")
+
+
+def _phone_digits(value: str) -> str:
+    # "(0)" is the trunk prefix of "+44 (0)20 ...", dialled only from inside the country.
+    return _digits(_TRAILING_EXTENSION.sub("", value).replace("(0)", ""))
+
+
 def _nanp_ok(national: str) -> bool:
     # North America: a 3-digit area code and a 3-digit exchange, neither starting with 0 or 1.
     return len(national) == 10 and national[0] >= "2" and national[3] >= "2"
 
 
 def _check_us_phone(text: str, start: int, end: int) -> Span | None:
-    digits = _digits(text[start:end])
+    digits = _phone_digits(text[start:end])
     national = digits[1:] if len(digits) == 11 else digits  # "1-800-..." has the country code
     return (start, end) if _nanp_ok(national) else None
 
 
 def _check_intl_phone(text: str, start: int, end: int) -> Span | None:
     while True:
-        digits = _digits(text[start:end].replace("(0)", ""))  # "(0)" is the trunk prefix, not dialled
+        digits = _phone_digits(text[start:end])
         # E.164 allows 15 digits with the country code; fewer than 8 reach nobody.
         valid = _nanp_ok(digits[1:]) if digits.startswith("1") else 8 <= len(digits) <= 15
         if valid:
@@ -261,14 +276,14 @@ _DETECTORS = (
     # "+44 20 7946 0958", "+33 1 23 45 67 89", "+1 (415) 555-2671", "+44 (0)20 ...", "+442079460958".
     _Detector(
         PiiKind.PHONE,
-        r"\+\d{1,3}(?:[ .\-]?(?:\(\d{1,4}\)[ .\-]?)?\d{1,6}){1,6}\b",
+        r"\+\d{1,3}(?:[ .\-]?(?:\(\d{1,4}\)[ .\-]?)?\d{1,6}){1,6}" + rf"(?:{_EXTENSION})?\b",
         _check_intl_phone,
         not_before_digit=_NUMBER_GLUE,
     ),
-    # "(415) 555-2671", "415-555-2671", "415.555.2671", "415 555 2671", "1-800-555-0199".
+    # "(415) 555-2671", "415-555-2671", "415.555.2671", "415 555 2671", "1-800-555-0199 x12".
     _Detector(
         PiiKind.PHONE,
-        r"(?:\b1[ .\-])?(?:\(\d{3}\) ?|\b\d{3}[ .\-])\d{3}[ .\-]\d{4}\b",
+        r"(?:\b1[ .\-])?(?:\(\d{3}\) ?|\b\d{3}[ .\-])\d{3}[ .\-]\d{4}" + rf"(?:{_EXTENSION})?\b",
         _check_us_phone,
         not_after=_NUMBER_GLUE,
         not_before_digit=_NUMBER_GLUE,
@@ -337,13 +352,14 @@ class PiiMasker:
         found.sort(key=lambda c: (c[0], -c[1]))
         matches: list[PiiMatch] = []
         taken = 0  # end of the last match: nothing may overlap it
-        shadow = (0, 0)  # the last candidate that failed: nothing may start inside it
+        shadow = (0, 0)  # the last candidate that failed its check: nothing may start inside it
         for start, end, detector in _char_spans(text, data, found):
             if start < taken or shadow[0] < start < shadow[1]:
                 continue
             span = detector.check(text, start, end)
             if span is None or _glued(text, span, detector):
-                shadow = (start, end)
+                if end > shadow[1]:  # a shorter one from the same start leaves the longer shadow
+                    shadow = (start, end)
                 continue
             matches.append(PiiMatch(detector.kind, span[0], span[1], text[span[0] : span[1]]))
             taken = span[1]
@@ -364,7 +380,7 @@ class PiiMasker:
         mapping: dict[str, str] = {}
 
         def token(match: PiiMatch) -> str:
-            digest = hmac.new(key, (match.kind + match.value).encode(), hashlib.sha256).hexdigest()
+            digest = hmac.new(key, f"{match.kind.value}{match.value}".encode(), hashlib.sha256).hexdigest()
             name = f"[{match.kind.name}_{digest[:8]}]"
             mapping[name] = match.value
             return name

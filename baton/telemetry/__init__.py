@@ -1,1 +1,1 @@
-"""Telemetry for Baton processes: logs whose lines never carry PII."""
+"""Telemetry: what Baton processes tell their operators, in logs and metrics."""

@@ -129,7 +129,10 @@ class GenerateDocumentation(ProcessStep[DocState]):
     async def _brief(self, ctx: StepContext) -> None:
         assert self.state.product is not None, "generate runs before revise"
         brief = writing_brief(
-            self.state.product, self.state.revision_count, self.state.requested_sections, self.state.reviewer_notes
+            self.state.product,
+            self.state.revision_count,
+            self.state.requested_sections,
+            self.state.reviewer_notes,
         )
         await ctx.emit_event("WriteRequested", brief)
 

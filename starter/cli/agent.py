@@ -49,8 +49,15 @@ def agent_from_args(args: argparse.Namespace, settings: BatonSettings) -> AgentS
         fields = spec.model_dump() | overrides | ({"model": args.model} if args.model else {})
     else:
         if not args.instructions:
-            raise UsageError("name a registered agent, or give --instructions (and --model) for an ad-hoc one")
-        fields = {"name": "adhoc", "instructions": args.instructions, "model": args.model or "local:baton", **overrides}
+            raise UsageError(
+                "name a registered agent, or give --instructions (and --model) for an ad-hoc one"
+            )
+        fields = {
+            "name": "adhoc",
+            "instructions": args.instructions,
+            "model": args.model or "local:baton",
+            **overrides,
+        }
     try:
         return AgentSpec.model_validate(fields)
     except ValidationError as e:

@@ -16,12 +16,12 @@ from rich.syntax import Syntax
 from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
+from baton.agents import AgentDefinitionError
 from baton.persistence.db import engine_from_settings, session_factory
 from baton.persistence.definitions import DefinitionStore
 from baton.persistence.migrate import upgrade
 from baton.process import Process, ProcessDefinitionError, load_process
 from baton.settings import BatonSettings, get_settings
-from baton.agents import AgentDefinitionError
 from starter.cli.agent import add_agent_commands
 from starter.cli.pii import add_pii_commands
 from starter.cli.terminal import until_stopped
