@@ -28,6 +28,11 @@ class BatonSettings(BaseSettings):
     )
 
     data_dir: Path = Field(Path(".baton"), description="Where the embedded defaults keep their files.")
+    log_level: str = Field(
+        "WARNING",
+        pattern=r"^(?i:DEBUG|INFO|WARNING|ERROR|CRITICAL)$",
+        description="Log level of the `baton` command and its workers; PII is masked in every line.",
+    )
     database_url: str | None = Field(
         None,
         description="SQLAlchemy async URL of the app database, e.g. "

@@ -20,6 +20,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from .persistence.payloads import DatabasePayloadDriver
 from .process import Process
 from .process.model import CompiledProcess
 from .settings import BatonSettings, get_settings
@@ -57,6 +58,7 @@ class ProcessEnvironment:
         self._time_skipping = time_skipping
         self._env: WorkflowEnvironment | None = None
         self._workers: contextlib.AsyncExitStack | None = None
+        self._storage: DatabasePayloadDriver | None = None
         self.client: Any = None  # starter.BatonClient once started
 
     @property
@@ -95,7 +97,8 @@ class ProcessEnvironment:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop_worker()
         await self.client.close()  # the app database, if deployed processes were started by name
-        await self._storage.close()
+        if self._storage is not None:
+            await self._storage.close()
         if self._env is not None:
             await self._env.shutdown()
 

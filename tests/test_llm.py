@@ -167,13 +167,14 @@ async def test_an_unconfigured_provider_fails_at_once(agents: ProcessEnvironment
     assert "BATON_AZURE_OPENAI_ENDPOINT" in str(failure.value.cause.cause)
 
 
-async def test_anthropic_messages_with_streamed_tool_calls(
-    agents: ProcessEnvironment, server: FakeLlmServer
+@pytest.mark.parametrize("stream", [False, True])
+async def test_anthropic_messages_with_tool_calls(
+    agents: ProcessEnvironment, server: FakeLlmServer, stream: bool
 ) -> None:
     server.then(Reply.call("word_count", text="a b"), Reply.text("two words"))
 
     result = await agents.client.run_agent(
-        agent(model="anthropic:claude-test", tools=["word_count"], stream=True), "count"
+        agent(model="anthropic:claude-test", tools=["word_count"], stream=stream), "count"
     )
 
     assert result.answer == "two words"
@@ -385,3 +386,16 @@ async def test_local_model_calls_tools_and_labels_its_answers(agents: ProcessEnv
     assert result.simulated and result.tool_calls == 1 and result.llm_calls == 2
     assert result.answer.startswith("[simulated by Baton's local model] Market analyst")
     assert "Using market_size" in result.answer and "robotics" in result.answer
+
+
+async def test_the_llm_queue_rate_limit_spaces_calls_out(
+    temporal: WorkflowEnvironment, llm_settings: BatonSettings, server: FakeLlmServer
+) -> None:
+    settings = llm_settings.model_copy(update={"llm_rate_limit": 2.0})
+    async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
+        await asyncio.gather(*(env.client.run_agent(agent(), f"call {i}") for i in range(6)))
+
+    times = sorted(call.at for call in server.calls())
+    assert len(times) == 6
+    # Two calls a second (allowing for a first burst): six calls cannot all start within 1.5 s.
+    assert times[-1] - times[0] >= 1.5, [round(t - times[0], 2) for t in times]

@@ -50,12 +50,16 @@ class PiiKind(StrEnum):
     SSN = "ssn"
 
 
+TOKEN_HEX = 12
+"""Hex digits of HMAC in a pseudonym: 48 bits, so two values of one chat practically never share a token."""
+
+
 class PiiPolicy(StrEnum):
     """What happens to PII before text crosses a boundary, such as the call to an LLM provider."""
 
     OFF = "off"
     MASK = "mask"  # "[EMAIL]": the value is gone for good
-    PSEUDONYMISE = "pseudonymise"  # "[EMAIL_3f9a2c1d]": stable per value, reversible with the mapping
+    PSEUDONYMISE = "pseudonymise"  # "[EMAIL_3f9a2c1d8e07]": stable per value, reversible with the mapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,10 +374,10 @@ class PiiMasker:
         return _replace(text, self.find(text), lambda m: f"[{m.kind.name}]")
 
     def pseudonymise(self, text: str, key: bytes) -> tuple[str, dict[str, str]]:
-        """`text` with each value replaced by a token such as "[EMAIL_3f9a2c1d]", and the mapping
+        """`text` with each value replaced by a token such as "[EMAIL_3f9a2c1d8e07]", and the mapping
         from token to value that `restore` needs.
 
-        A token is the kind and the first 8 hex digits of HMAC-SHA256(key, kind + value): the same
+        A token is the kind and the first 12 hex digits (48 bits) of HMAC-SHA256(key, kind + value): the same
         value gets the same token in every call under the same key, so a multi-turn chat stays
         coherent, and without the key a token tells nothing about its value.
         """
@@ -381,7 +385,7 @@ class PiiMasker:
 
         def token(match: PiiMatch) -> str:
             digest = hmac.new(key, f"{match.kind.value}{match.value}".encode(), hashlib.sha256).hexdigest()
-            name = f"[{match.kind.name}_{digest[:8]}]"
+            name = f"[{match.kind.name}_{digest[:TOKEN_HEX]}]"
             mapping[name] = match.value
             return name
 
@@ -416,7 +420,7 @@ def _replace(text: str, matches: list[PiiMatch], replacement: Callable[[PiiMatch
 
 
 _KIND_NAMES = "|".join(kind.name for kind in PiiKind)
-_TOKEN = re.compile(rf"\[(?:{_KIND_NAMES})_[0-9a-f]{{8}}\]")
+_TOKEN = re.compile(rf"\[(?:{_KIND_NAMES})_[0-9a-f]{{{TOKEN_HEX}}}\]")
 
 
 def restore(text: str, mapping: dict[str, str]) -> str:

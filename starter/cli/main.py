@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
@@ -22,6 +23,7 @@ from baton.persistence.definitions import DefinitionStore
 from baton.persistence.migrate import upgrade
 from baton.process import Process, ProcessDefinitionError, load_process
 from baton.settings import BatonSettings, get_settings
+from baton.telemetry.logs import configure_logging
 from starter.cli.agent import add_agent_commands
 from starter.cli.pii import add_pii_commands
 from starter.cli.terminal import until_stopped
@@ -41,17 +43,18 @@ def main(argv: list[str] | None = None) -> None:
     sys.path.append(os.getcwd())
     code = 0
     try:
+        configure_logging(get_settings().log_level)
         code = asyncio.run(args.handler(args)) or 0
     except KeyboardInterrupt:
         code = 130
     except (UsageError, ProcessDefinitionError, AgentDefinitionError) as e:
-        err.print(f"[red]error:[/] {e}")
+        err.print(f"[red]error:[/] {escape(str(e))}")
         code = 2
     except WorkflowFailureError as e:
-        err.print(f"[red]the run failed:[/] {e.cause}")
+        err.print(f"[red]the run failed:[/] {escape(str(e.cause))}")
         code = 1
     except Exception as e:  # the one place where any failure becomes a message and a status
-        err.print(f"[red]error:[/] {type(e).__name__}: {e}")
+        err.print(f"[red]error:[/] {type(e).__name__}: {escape(str(e))}")
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()
