@@ -25,6 +25,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/process_overhead.py
+	$(BIN)/python bench/llm_overhead.py
+	$(BIN)/python bench/large_contexts.py
+	$(BIN)/python bench/pii_masking.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -67,11 +67,12 @@ def _answer(agent: str, system: str, task: str, tool_results: list[ChatMessage])
     subject = ", ".join(topics) if topics else "the request"
     lines = [f"{SIMULATED} {role} on {subject}."]
     if sections := _SECTIONS.search(task):
+        facts = _facts(task)
         for section in (s.strip() for s in re.split(r"[;,]", sections.group(1))):
             if section:
-                lines += ["", f"## {section}", _sentence(role, section, topics)]
+                lines += ["", f"## {section}", _section(role, section, topics, facts)]
     else:
-        lines += ["", _sentence(role, "summary", topics)]
+        lines += ["", _sentence(role, "the request", topics)]
         for i, topic in enumerate(topics[:3], 1):
             lines.append(f"{i}. {topic.capitalize()}: {_sentence(role, topic, topics)}")
     for result in tool_results:
@@ -88,19 +89,35 @@ def _role(agent: str, system: str) -> str:
     return f"{agent} agent" if agent else "Assistant"
 
 
-_OPENERS = (
-    "The evidence points to a clear priority",
-    "A practical next step stands out",
-    "The main risk is manageable",
-    "Two trade-offs matter most",
-    "The simplest option is also the safest",
+def _facts(task: str) -> dict[str, str]:
+    """`Key: value` lines of the task, by lower-case key (`summary`, `features`, ...)."""
+    return {k.strip().lower(): v.strip() for k, v in re.findall(r"^\s*([A-Za-z ]{3,30}):\s*(.+)$", task, re.MULTILINE)}
+
+
+def _section(role: str, section: str, topics: list[str], facts: dict[str, str]) -> str:
+    """A section's text: what the task says about it when it says something, else a remark."""
+    key = section.lower()
+    known = facts.get(key) or (facts.get("summary") if key in ("overview", "introduction") else None)
+    if known and key == "features":
+        return "\n".join(f"- {item.strip()}" for item in known.split(";") if item.strip())
+    if known:
+        return known
+    return _sentence(role, section.lower(), topics)
+
+
+_REMARKS = (
+    "For {focus}, the priority is {topic}: it shapes the outcome most.",
+    "On {focus}: settle {topic} first, and the details follow from it.",
+    "{Focus} depends mainly on {topic}; start there and keep it short.",
+    "A practical next step for {focus} is to make {topic} explicit early.",
+    "The main risk in {focus} lies around {topic}, and it is manageable.",
 )
 
 
 def _sentence(role: str, focus: str, topics: list[str]) -> str:
-    opener = _OPENERS[int(_digest(role, focus)[:4], 16) % len(_OPENERS)]
-    about = f" around {topics[0]}" if topics and topics[0] != focus else ""
-    return f"{opener} for {focus.lower()}{about}, from the perspective of a {role.lower()}."
+    template = _REMARKS[int(_digest(role, focus)[:4], 16) % len(_REMARKS)]
+    topic = next((t for t in topics if t != focus), "the essentials")
+    return template.format(focus=focus, Focus=focus[0].upper() + focus[1:], topic=topic)
 
 
 def _keywords(text: str, limit: int) -> list[str]:
