@@ -20,7 +20,8 @@ leave a card number masked in its middle.
 customers apart, and `restore` puts the values back into its answer.
 
 Left alone on purpose: IBANs in lower case; phone numbers outside North America written without
-their +country code (020 7946 0958); IPv6 addresses in ::/8 other than IPv4-mapped ones, which are
+their +country code (020 7946 0958); bare runs of ten digits (4155552671), which cannot be told
+from order and account numbers; IPv6 addresses in ::/8 other than IPv4-mapped ones, which are
 the loopback ::1 or, far more often, code (a[1::2]); anything glued to letters or digits.
 """
 
