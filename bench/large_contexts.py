@@ -29,7 +29,13 @@ from temporalio.worker import Worker
 
 from baton.agents import AgentSpec
 from baton.settings import BatonSettings
-from baton.temporal import SEARCH_ATTRIBUTES, data_converter, dev_server_args, dev_server_path, payload_storage
+from baton.temporal import (
+    SEARCH_ATTRIBUTES,
+    data_converter,
+    dev_server_args,
+    dev_server_path,
+    payload_storage,
+)
 from tests.agent_workflows import ManyCallsInput, ManyLargeCallsWorkflow
 from workers.worker import running_workers
 
@@ -46,7 +52,9 @@ async def history_bytes(client: Client, settings: BatonSettings) -> int:
     ):
         handle = await client.start_workflow(
             ManyLargeCallsWorkflow.run,
-            ManyCallsInput(agent=reader, calls=CALLS, context_bytes=CONTEXT_BYTES, llm_queue=settings.llm_queue),
+            ManyCallsInput(
+                agent=reader, calls=CALLS, context_bytes=CONTEXT_BYTES, llm_queue=settings.llm_queue
+            ),
             id=f"bench-large-{uuid.uuid4()}",
             task_queue=queue,
         )
@@ -63,19 +71,25 @@ async def main() -> None:
         dev_server_extra_args=dev_server_args(),
     )
     settings = BatonSettings(
-        data_dir=Path(tempfile.mkdtemp(prefix="baton-bench-")), workflows_queue="bench-wf", llm_queue="bench-llm"
+        data_dir=Path(tempfile.mkdtemp(prefix="baton-bench-")),
+        workflows_queue="bench-wf",
+        llm_queue="bench-llm",
     )
     storage = payload_storage(settings)
     try:
         config = env.client.config()
         config["data_converter"] = data_converter(storage, settings.payload_offload_bytes)
         offloaded = await history_bytes(Client(**config), settings)
-        inline = await history_bytes(env.client, settings.model_copy(update={"llm_queue": "bench-llm-inline"}))
+        inline = await history_bytes(
+            env.client, settings.model_copy(update={"llm_queue": "bench-llm-inline"})
+        )
     finally:
         await storage.close()
         await env.shutdown()
     print(f"{CALLS} LLM calls with {CONTEXT_BYTES // 1024} KB contexts each:")
-    print(f"  Baton (out of band): history {offloaded / 1e6:.2f} MB, {offloaded / CALLS / 1024:.2f} KB per call")
+    print(
+        f"  Baton (out of band): history {offloaded / 1e6:.2f} MB, {offloaded / CALLS / 1024:.2f} KB per call"
+    )
     print(f"  inline:              history {inline / 1e6:.2f} MB, {inline / CALLS / 1024:.2f} KB per call")
     print(
         f"large_contexts calls={CALLS} history_mb={offloaded / 1e6:.2f} "

@@ -13,6 +13,7 @@ import logging
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from baton.agents.runtime import LLM_COMPLETE_ACTIVITY
 from baton.agents.tools import get_tool
 from baton.llm import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec
 from baton.security.pii import PiiMasker, PiiPolicy, restore
@@ -22,8 +23,6 @@ from .breaker import CircuitBreaker
 from .cache import ResponseCache
 from .errors import RETRYABLE_TYPES
 from .providers import Provider
-
-LLM_COMPLETE_ACTIVITY = "baton.llm_complete"
 
 log = logging.getLogger(__name__)
 

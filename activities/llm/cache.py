@@ -87,7 +87,8 @@ class ResponseCache:
             return hit.model_copy(update={"cached": "l1"})
         LLM_CACHE.labels("l1", "miss").inc()
         if (flight := self._flights.get(key)) is not None:
-            return await asyncio.shield(flight)
+            # Served by another caller's call: for usage accounting, as good as an L1 hit.
+            return (await asyncio.shield(flight)).model_copy(update={"cached": "l1"})
         flight = asyncio.get_running_loop().create_future()
         self._flights[key] = flight
         try:

@@ -91,7 +91,10 @@ def _role(agent: str, system: str) -> str:
 
 def _facts(task: str) -> dict[str, str]:
     """`Key: value` lines of the task, by lower-case key (`summary`, `features`, ...)."""
-    return {k.strip().lower(): v.strip() for k, v in re.findall(r"^\s*([A-Za-z ]{3,30}):\s*(.+)$", task, re.MULTILINE)}
+    return {
+        k.strip().lower(): v.strip()
+        for k, v in re.findall(r"^\s*([A-Za-z ]{3,30}):\s*(.+)$", task, re.MULTILINE)
+    }
 
 
 def _section(role: str, section: str, topics: list[str], facts: dict[str, str]) -> str:

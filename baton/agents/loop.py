@@ -42,7 +42,7 @@ async def run_agent(
     )
     messages = [ChatMessage(role="system", content=agent.instructions), *history]
     usage, simulated, tool_calls = Usage(), False, 0
-    prefix = f"{label} · " if label else ""
+    prefix = f"{label} · " if label and label != agent.name else ""
     for turn in range(1, agent.max_turns + 1):
         response = await complete(
             agent, messages, llm_queue=llm_queue, summary=f"{prefix}{agent.name} · turn {turn}"
