@@ -161,6 +161,18 @@ async def test_azure_openai_uses_the_deployment_and_api_version(
     assert sent.headers["api-key"] == "az-key" and "authorization" not in sent.headers
 
 
+@pytest.mark.parametrize("provider", ["ollama", "vllm"])
+async def test_ollama_and_vllm_speak_the_openai_protocol(
+    temporal: WorkflowEnvironment, llm_settings: BatonSettings, server: FakeLlmServer, provider: str
+) -> None:
+    settings = llm_settings.model_copy(update={f"{provider}_base_url": server.url})
+    async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
+        result = await env.client.run_agent(agent(model=f"{provider}:llama3.1"), "hi")
+
+    assert result.answer == "echo: hi"
+    assert server.calls()[0].body["model"] == "llama3.1"
+
+
 async def test_an_unconfigured_provider_fails_at_once(agents: ProcessEnvironment) -> None:
     with pytest.raises(WorkflowFailureError) as failure:
         await agents.client.run_agent(agent(model="azure:gpt"), "hi")
@@ -399,3 +411,21 @@ async def test_the_llm_queue_rate_limit_spaces_calls_out(
     assert len(times) == 6
     # Two calls a second (allowing for a first burst): six calls cannot all start within 1.5 s.
     assert times[-1] - times[0] >= 1.5, [round(t - times[0], 2) for t in times]
+
+
+async def test_a_worker_lost_mid_call_resumes_after_the_last_finished_call(
+    agents: ProcessEnvironment, server: FakeLlmServer
+) -> None:
+    server.then(Reply.call("word_count", text="a b c"), Reply.hang(30), Reply.text("done"))
+    handle = await agents.client.start_agent(agent(tools=["word_count"], timeout_seconds=5), "count")
+    while len(server.calls()) < 2:  # the second LLM call hangs: the worker dies under it
+        await asyncio.sleep(0.05)
+
+    await agents.stop_worker()
+    await agents.start_worker()
+    result = await handle.result()
+
+    assert result.answer == "done" and result.tool_calls == 1
+    first, hung, retried = (c.body for c in server.calls())
+    assert len(first["messages"]) == 2  # the first call was not made again
+    assert hung["messages"] == retried["messages"] and retried["messages"][-1]["content"] == "3"
