@@ -68,6 +68,11 @@ class BatonSettings(BaseSettings):
         description="Modules the LLM worker imports so their `@tool` functions are registered.",
     )
 
+    manager_modules: list[str] = Field(
+        default_factory=lambda: ["examples.managers"],
+        description="Modules the workflow worker imports so their @chat_manager classes are registered.",
+    )
+
     openai_base_url: str = Field(
         "https://api.openai.com/v1", description="OpenAI-compatible endpoint (`openai:` models)."
     )

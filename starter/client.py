@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHandle
@@ -12,6 +13,19 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from baton.agents import AgentRegistry, AgentRunResult, AgentSpec
 from baton.agents.runtime import AgentRunInput
+from baton.orchestration.models import (
+    ConcurrentInput,
+    GroupChatInput,
+    HandoffInput,
+    HumanInput,
+    HumanReply,
+    MagenticInput,
+    ManagerSpec,
+    OrchestrationInput,
+    OrchestrationProgress,
+    OrchestrationResult,
+    SequentialInput,
+)
 from baton.persistence.db import engine_from_settings, session_factory
 from baton.persistence.definitions import DefinitionStore
 from baton.process import EventAccepted, Process, ProcessResult, ProcessState
@@ -71,6 +85,53 @@ class ProcessRun:
 
     async def cancel(self) -> None:
         await self.handle.cancel()
+
+
+class OrchestrationRun:
+    """A handle on one orchestration run: wait, watch the transcript grow, answer, cancel."""
+
+    def __init__(
+        self, handle: WorkflowHandle[Any, OrchestrationResult], settings: BatonSettings, namespace: str
+    ) -> None:
+        self.handle = handle
+        self._settings = settings
+        self._namespace = namespace
+
+    @property
+    def id(self) -> str:
+        return self.handle.id
+
+    @property
+    def ui_url(self) -> str:
+        return self._settings.workflow_url(self.id, self._namespace)
+
+    async def result(self) -> OrchestrationResult:
+        """Wait for the answer; raises `WorkflowFailureError` naming the agent that failed."""
+        return await self.handle.result()
+
+    async def progress(self) -> OrchestrationProgress:
+        """Status, round, the transcript so far, and the question a person is asked, if any."""
+        return await self.handle.query("progress", result_type=OrchestrationProgress)
+
+    async def reply(self, text: str, author: str = "user") -> None:
+        """Answer the question the run waits on; refused when it is not waiting."""
+        await self.handle.execute_update("reply", HumanReply(text=text, author=author))
+
+    async def cancel(self) -> None:
+        await self.handle.cancel()
+
+
+ORCHESTRATION_WORKFLOWS = {
+    SequentialInput: "SequentialOrchestration",
+    ConcurrentInput: "ConcurrentOrchestration",
+    GroupChatInput: "GroupChatOrchestration",
+    HandoffInput: "HandoffOrchestration",
+    MagenticInput: "MagenticOrchestration",
+}
+"""Workflow type of each pattern, by its input model."""
+
+AgentRef = AgentSpec | str
+"""An agent given as a spec, or by name in the agent registry."""
 
 
 class BatonClient:
@@ -160,6 +221,124 @@ class BatonClient:
     async def run_agent(self, agent: AgentSpec | str, input: str) -> AgentRunResult:
         """Run one agent on `input` and wait for its answer."""
         return await (await self.start_agent(agent, input)).result()
+
+    async def orchestrate(self, input: OrchestrationInput) -> OrchestrationRun:
+        """Start an orchestration from its input model; `run_sequential` and friends build it."""
+        workflow_type = ORCHESTRATION_WORKFLOWS[type(input)]
+        pattern = workflow_type.removesuffix("Orchestration").lower()
+        handle = await self.temporal.start_workflow(
+            workflow_type,
+            input.model_copy(update={"llm_queue": self.settings.llm_queue}),
+            id=f"{pattern}-{uuid.uuid4()}",
+            task_queue=self.settings.workflows_queue,
+            result_type=OrchestrationResult,
+            static_summary=f"{pattern}: {', '.join(a.name for a in input.agents)}",
+        )
+        return OrchestrationRun(handle, self.settings, self.temporal.namespace)
+
+    async def run_sequential(
+        self, task: str, agents: Sequence[AgentRef], *, pass_transcript: bool = False, wait: bool = True
+    ) -> Any:
+        """Agents in order, each answering the previous one (or, with `pass_transcript`, all so far).
+
+        Waits for the `OrchestrationResult`; with `wait=False`, returns the `OrchestrationRun`."""
+        return await self._run(
+            SequentialInput(task=task, agents=self._specs(agents), pass_transcript=pass_transcript), wait
+        )
+
+    async def run_concurrent(
+        self,
+        task: str,
+        agents: Sequence[AgentRef],
+        *,
+        aggregator: AgentRef | None = None,
+        on_failure: Literal["fail", "continue"] = "fail",
+        wait: bool = True,
+    ) -> Any:
+        """All agents on the task at once; their answers listed, or combined by `aggregator`."""
+        return await self._run(
+            ConcurrentInput(
+                task=task,
+                agents=self._specs(agents),
+                aggregator=self._specs([aggregator])[0] if aggregator else None,
+                on_failure=on_failure,
+            ),
+            wait,
+        )
+
+    async def run_group_chat(
+        self,
+        task: str,
+        agents: Sequence[AgentRef],
+        *,
+        manager: ManagerSpec | Literal["round-robin", "llm"] = "round-robin",
+        max_rounds: int = 10,
+        approval_phrase: str | None = "APPROVED",
+        human: HumanInput | None = None,
+        wait: bool = True,
+    ) -> Any:
+        """A managed chat: round-robin, an LLM manager (the ProjectManager agent), or a ManagerSpec."""
+        if manager == "llm":
+            manager = ManagerSpec(kind="llm", agent=self.agents["ProjectManager"])
+        elif manager == "round-robin":
+            manager = ManagerSpec()
+        chat = GroupChatInput(
+            task=task,
+            agents=self._specs(agents),
+            manager=manager,
+            max_rounds=max_rounds,
+            approval_phrase=approval_phrase,
+            human=human or HumanInput(),
+        )
+        return await self._run(chat, wait)
+
+    async def run_handoff(
+        self,
+        task: str,
+        agents: Sequence[AgentRef],
+        *,
+        routes: dict[str, list[str]] | None = None,
+        max_handoffs: int = 10,
+        human: HumanInput | None = None,
+        wait: bool = True,
+    ) -> Any:
+        """Agents pass control along `routes` (default: anyone to anyone) until one completes the task."""
+        specs = self._specs(agents)
+        names = [a.name for a in specs]
+        routes = routes if routes is not None else {n: [m for m in names if m != n] for n in names}
+        return await self._run(
+            HandoffInput(
+                task=task, agents=specs, routes=routes, max_handoffs=max_handoffs, human=human or HumanInput()
+            ),
+            wait,
+        )
+
+    async def run_magentic(
+        self,
+        task: str,
+        agents: Sequence[AgentRef],
+        *,
+        manager: AgentRef = "ProjectManager",
+        max_rounds: int = 20,
+        wait: bool = True,
+    ) -> Any:
+        """A planning manager keeps task and progress ledgers and picks who works next."""
+        return await self._run(
+            MagenticInput(
+                task=task,
+                agents=self._specs(agents),
+                manager=self._specs([manager])[0],
+                max_rounds=max_rounds,
+            ),
+            wait,
+        )
+
+    async def _run(self, input: OrchestrationInput, wait: bool) -> OrchestrationResult | OrchestrationRun:
+        run = await self.orchestrate(input)
+        return await run.result() if wait else run
+
+    def _specs(self, agents: Sequence[AgentRef]) -> list[AgentSpec]:
+        return [self.agents[a] if isinstance(a, str) else a for a in agents]
 
     @property
     def agents(self) -> AgentRegistry:

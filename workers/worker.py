@@ -14,9 +14,10 @@ from temporalio.worker import Worker
 from activities.llm import LlmActivities, llm_activities
 from activities.steps import StepActivities
 from activities.tools import run_tool
-from baton.agents.tools import import_tool_modules
+from baton.agents.tools import import_modules
 from baton.settings import BatonSettings
 from workflows.agent import AgentWorkflow
+from workflows.orchestrations import ORCHESTRATIONS
 from workflows.process import ProcessWorkflow
 
 
@@ -42,7 +43,7 @@ def build_workers(
             continue
         kwargs: dict[str, Any] = {"activities": [steps.run_step]}
         if queue == settings.workflows_queue:
-            kwargs["workflows"] = [ProcessWorkflow, AgentWorkflow]
+            kwargs["workflows"] = [ProcessWorkflow, AgentWorkflow, *ORCHESTRATIONS]
         elif queue == settings.llm_queue:
             if llm is None:
                 raise ValueError("the LLM queue's worker needs the LLM activities")
@@ -67,9 +68,11 @@ async def running_workers(
     """Run workers for `queues` (all of Baton's by default) until the block exits."""
     queues = queues or settings.all_queues
     async with contextlib.AsyncExitStack() as stack:
+        if settings.workflows_queue in queues:
+            import_modules(settings.manager_modules)
         llm = None
         if settings.llm_queue in queues:
-            import_tool_modules(settings.tool_modules)
+            import_modules(settings.tool_modules)
             # No transport retries: Temporal owns retries, with the provider's Retry-After.
             http = await stack.enter_async_context(
                 httpx.AsyncClient(

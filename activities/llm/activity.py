@@ -53,7 +53,7 @@ class LlmActivities:
                 type="ProviderNotConfigured",
                 non_retryable=True,
             )
-        tools = [_tool_spec(name) for name in request.tools]
+        tools = [*(_tool_spec(name) for name in request.tools), *request.inline_tools]
         outgoing, pseudonyms = self._protect(request)
 
         async def call() -> LlmResponse:

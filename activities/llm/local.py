@@ -40,6 +40,20 @@ def respond(request: LlmRequest, tools: list[ToolSpec], model: str = "baton") ->
     turn = _current_turn(request.messages)
     task = next((m.content for m in reversed(turn) if m.role == "user"), "")
     tool_results = [m for m in turn if m.role == "tool"]
+    if (decision := _manager_decision(task)) is not None:
+        return _response(ChatMessage(role="assistant", content=decision), request, model)
+    names = {t.name for t in tools}
+    handed_off = any(f"handed off to {request.agent}" in m.content for m in request.messages)
+    if "complete_task" in names and handed_off:
+        answer = _answer(request.agent, system, task, tool_results)
+        call = ToolCall(
+            id=f"call_{_digest(task, 'complete')[:12]}",
+            name="complete_task",
+            arguments=json.dumps({"answer": answer}),
+        )
+        return _response(
+            ChatMessage(role="assistant", tool_calls=[call]), request, model, finish="tool_calls"
+        )
     if tools and not tool_results:
         tool = _pick_tool(tools, task)
         call = ToolCall(
@@ -51,6 +65,35 @@ def respond(request: LlmRequest, tools: list[ToolSpec], model: str = "baton") ->
         return _response(message, request, model, finish="tool_calls")
     text = _answer(request.agent, system, task, tool_results)
     return _response(ChatMessage(role="assistant", content=text), request, model)
+
+
+def _manager_decision(task: str) -> str | None:
+    """Answers to the questions Baton's orchestration managers ask, decided by who spoke least."""
+    choose = re.search(r"Choose one of: ([^.\n]+)\.", task)
+    participants = re.search(r"^Participants: (.+)$", task, re.MULTILINE)
+    listing = choose or participants
+    if listing is None:
+        return None
+    names = [n.strip() for n in listing.group(1).split(",")]
+    spoken = {n: len(re.findall(rf"^- {re.escape(n)}:", task, re.MULTILINE)) for n in names}
+    least = min(names, key=lambda n: spoken[n])
+    everyone_spoke = min(spoken.values()) > 0
+    if task.startswith("PROGRESS LEDGER"):
+        topics = " ".join(_keywords(task.split("\n", 2)[1], 4))
+        return json.dumps(
+            {
+                "is_request_satisfied": everyone_spoke,
+                "is_in_loop": False,
+                "is_progress_being_made": True,
+                "next_speaker": least,
+                "instruction": f"Contribute your part on {topics}.",
+            }
+        )
+    if choose:
+        return least
+    if "Answer yes or no" in task:
+        return "yes" if everyone_spoke else "no"
+    return None
 
 
 def _current_turn(messages: list[ChatMessage]) -> list[ChatMessage]:

@@ -7,6 +7,7 @@ that finished. A tool name the model invents is reported back to it and never ex
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from ..llm.messages import ChatMessage, LlmRequest, LlmResponse, ToolCall, Usage
+from ..llm.messages import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec, Usage
 from .runtime import LLM_COMPLETE_ACTIVITY, RUN_TOOL_ACTIVITY, AgentRunResult, ToolInvocation, ToolOutcome
 from .spec import AgentSpec
 
@@ -29,12 +30,16 @@ async def run_agent(
     *,
     llm_queue: str,
     label: str = "",
+    control_tools: Sequence[ToolSpec] = (),
 ) -> AgentRunResult:
     """Run `agent` until it answers without tool calls, or fail after `agent.max_turns` calls.
 
     `conversation` is the user's input, or earlier messages to continue from (without the system
     prompt, which comes from the agent). `label` prefixes the activity summaries in the UI.
+    `control_tools` are offered besides the agent's own; calling one ends the turn at once and
+    the call is returned as `control`, for the calling workflow to act on (a handoff, say).
     """
+    control_names = {t.name for t in control_tools}
     history = (
         [ChatMessage(role="user", content=conversation)]
         if isinstance(conversation, str)
@@ -45,12 +50,17 @@ async def run_agent(
     prefix = f"{label} · " if label and label != agent.name else ""
     for turn in range(1, agent.max_turns + 1):
         response = await complete(
-            agent, messages, llm_queue=llm_queue, summary=f"{prefix}{agent.name} · turn {turn}"
+            agent,
+            messages,
+            llm_queue=llm_queue,
+            summary=f"{prefix}{agent.name} · turn {turn}",
+            inline_tools=control_tools,
         )
         usage, simulated = usage + response.usage, simulated or response.simulated
         messages.append(response.message)
         calls = response.message.tool_calls
-        if not calls:
+        control = next((c for c in calls if c.name in control_names), None)
+        if not calls or control is not None:
             return AgentRunResult(
                 agent=agent.name,
                 answer=response.message.content,
@@ -59,6 +69,7 @@ async def run_agent(
                 llm_calls=turn,
                 tool_calls=tool_calls,
                 simulated=simulated,
+                control=control,
             )
         tool_calls += len(calls)
         outcomes = await asyncio.gather(*(_run_tool(agent, call, llm_queue, prefix) for call in calls))
@@ -79,13 +90,19 @@ def as_prompt(data: Any) -> str:
 
 
 async def complete(
-    agent: AgentSpec, messages: list[ChatMessage], *, llm_queue: str, summary: str
+    agent: AgentSpec,
+    messages: list[ChatMessage],
+    *,
+    llm_queue: str,
+    summary: str,
+    inline_tools: Sequence[ToolSpec] = (),
 ) -> LlmResponse:
     """One LLM call for `agent` as an activity, with the agent's retry policy and timeout."""
     request = LlmRequest(
         model=agent.model,
         messages=messages,
         tools=agent.tools,
+        inline_tools=list(inline_tools),
         temperature=agent.temperature,
         max_tokens=agent.max_tokens,
         stream=agent.stream,

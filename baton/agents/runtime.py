@@ -40,3 +40,6 @@ class AgentRunResult(BaseModel):
     llm_calls: int = 0
     tool_calls: int = 0
     simulated: bool = Field(False, description="Whether the built-in local model wrote any of it.")
+    control: ToolCall | None = Field(
+        None, description="The control tool (handoff, completion) the agent called, which ended its turn."
+    )

@@ -106,7 +106,7 @@ def registered_tools() -> dict[str, Tool]:
     return dict(_registry)
 
 
-def import_tool_modules(modules: Iterable[str]) -> None:
-    """Import the modules whose `@tool` functions the LLM worker serves."""
+def import_modules(modules: Iterable[str]) -> None:
+    """Import the modules that register tools (`@tool`) or chat managers (`@chat_manager`)."""
     for module in modules:
         importlib.import_module(module)

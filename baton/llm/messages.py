@@ -86,6 +86,10 @@ class LlmRequest(BaseModel):
     tools: list[str] = Field(
         default_factory=list, description="Names of registered tools; the LLM worker adds their schemas."
     )
+    inline_tools: list[ToolSpec] = Field(
+        default_factory=list,
+        description="Tools the calling workflow handles itself (handoffs, completion), sent as given.",
+    )
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int = Field(1024, ge=1)
     stream: bool = Field(False, description="Stream tokens (SSE), heartbeating as they arrive.")
