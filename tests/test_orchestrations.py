@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 
@@ -226,11 +226,15 @@ async def test_cancelling_a_chat_that_waits_for_a_person(baton: Any) -> None:
     assert isinstance(failure.value.cause, CancelledError)
 
 
-async def test_a_reply_when_nobody_asked_is_refused(baton: Any) -> None:
-    run = await baton.run_group_chat("x", TEAM, max_rounds=1, wait=False)
-    await run.result()
-    with pytest.raises(Exception, match="not waiting for input|completed"):
+async def test_a_reply_when_nobody_asked_is_refused(baton: Any, server: FakeLlmServer) -> None:
+    server.then(Reply(content="thinking done", hang_seconds=1.0))
+    run = await baton.run_group_chat("x", [remote("Slow")], max_rounds=1, wait=False)
+    while not server.calls():
+        await asyncio.sleep(0.05)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
         await run.reply("hello?")
+    assert "the run is not waiting for input" in str(refused.value.cause)
+    assert (await run.result()).answer == "thinking done"
 
 
 async def test_a_worker_lost_mid_chat_resumes_with_the_transcript_intact(
