@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -121,14 +121,32 @@ class OrchestrationRun:
         await self.handle.cancel()
 
 
+class PendingOrchestration:
+    """What `run_sequential` and the other `run_*` return: `await` it to start the run and wait for
+    its `OrchestrationResult`, or `await pending.start()` for an `OrchestrationRun` to follow."""
+
+    def __init__(self, client: BatonClient, input: OrchestrationInput) -> None:
+        self.client = client
+        self.input = input
+
+    async def start(self) -> OrchestrationRun:
+        return await self.client.orchestrate(self.input)
+
+    def __await__(self) -> Generator[Any, None, OrchestrationResult]:
+        return self._start_and_wait().__await__()
+
+    async def _start_and_wait(self) -> OrchestrationResult:
+        return await (await self.start()).result()
+
+
 ORCHESTRATION_WORKFLOWS = {
-    SequentialInput: "SequentialOrchestration",
-    ConcurrentInput: "ConcurrentOrchestration",
-    GroupChatInput: "GroupChatOrchestration",
-    HandoffInput: "HandoffOrchestration",
-    MagenticInput: "MagenticOrchestration",
+    SequentialInput: ("sequential", "SequentialOrchestration"),
+    ConcurrentInput: ("concurrent", "ConcurrentOrchestration"),
+    GroupChatInput: ("group-chat", "GroupChatOrchestration"),
+    HandoffInput: ("handoff", "HandoffOrchestration"),
+    MagenticInput: ("magentic", "MagenticOrchestration"),
 }
-"""Workflow type of each pattern, by its input model."""
+"""Pattern (the workflow ID's prefix) and workflow type, by input model."""
 
 AgentRef = AgentSpec | str
 """An agent given as a spec, or by name in the agent registry."""
@@ -224,8 +242,7 @@ class BatonClient:
 
     async def orchestrate(self, input: OrchestrationInput) -> OrchestrationRun:
         """Start an orchestration from its input model; `run_sequential` and friends build it."""
-        workflow_type = ORCHESTRATION_WORKFLOWS[type(input)]
-        pattern = workflow_type.removesuffix("Orchestration").lower()
+        pattern, workflow_type = ORCHESTRATION_WORKFLOWS[type(input)]
         handle = await self.temporal.start_workflow(
             workflow_type,
             input.model_copy(update={"llm_queue": self.settings.llm_queue}),
@@ -236,37 +253,36 @@ class BatonClient:
         )
         return OrchestrationRun(handle, self.settings, self.temporal.namespace)
 
-    async def run_sequential(
-        self, task: str, agents: Sequence[AgentRef], *, pass_transcript: bool = False, wait: bool = True
-    ) -> Any:
+    def run_sequential(
+        self, task: str, agents: Sequence[AgentRef], *, pass_transcript: bool = False
+    ) -> PendingOrchestration:
         """Agents in order, each answering the previous one (or, with `pass_transcript`, all so far).
 
-        Waits for the `OrchestrationResult`; with `wait=False`, returns the `OrchestrationRun`."""
-        return await self._run(
-            SequentialInput(task=task, agents=self._specs(agents), pass_transcript=pass_transcript), wait
+        Await it for the `OrchestrationResult`, or `await ….start()` for an `OrchestrationRun`."""
+        return PendingOrchestration(
+            self, SequentialInput(task=task, agents=self._specs(agents), pass_transcript=pass_transcript)
         )
 
-    async def run_concurrent(
+    def run_concurrent(
         self,
         task: str,
         agents: Sequence[AgentRef],
         *,
         aggregator: AgentRef | None = None,
         on_failure: Literal["fail", "continue"] = "fail",
-        wait: bool = True,
-    ) -> Any:
+    ) -> PendingOrchestration:
         """All agents on the task at once; their answers listed, or combined by `aggregator`."""
-        return await self._run(
+        return PendingOrchestration(
+            self,
             ConcurrentInput(
                 task=task,
                 agents=self._specs(agents),
                 aggregator=self._specs([aggregator])[0] if aggregator else None,
                 on_failure=on_failure,
             ),
-            wait,
         )
 
-    async def run_group_chat(
+    def run_group_chat(
         self,
         task: str,
         agents: Sequence[AgentRef],
@@ -275,8 +291,7 @@ class BatonClient:
         max_rounds: int = 10,
         approval_phrase: str | None = "APPROVED",
         human: HumanInput | None = None,
-        wait: bool = True,
-    ) -> Any:
+    ) -> PendingOrchestration:
         """A managed chat: round-robin, an LLM manager (the ProjectManager agent), or a ManagerSpec."""
         if manager == "llm":
             manager = ManagerSpec(kind="llm", agent=self.agents["ProjectManager"])
@@ -290,9 +305,9 @@ class BatonClient:
             approval_phrase=approval_phrase,
             human=human or HumanInput(),
         )
-        return await self._run(chat, wait)
+        return PendingOrchestration(self, chat)
 
-    async def run_handoff(
+    def run_handoff(
         self,
         task: str,
         agents: Sequence[AgentRef],
@@ -300,42 +315,36 @@ class BatonClient:
         routes: dict[str, list[str]] | None = None,
         max_handoffs: int = 10,
         human: HumanInput | None = None,
-        wait: bool = True,
-    ) -> Any:
+    ) -> PendingOrchestration:
         """Agents pass control along `routes` (default: anyone to anyone) until one completes the task."""
         specs = self._specs(agents)
         names = [a.name for a in specs]
         routes = routes if routes is not None else {n: [m for m in names if m != n] for n in names}
-        return await self._run(
+        return PendingOrchestration(
+            self,
             HandoffInput(
                 task=task, agents=specs, routes=routes, max_handoffs=max_handoffs, human=human or HumanInput()
             ),
-            wait,
         )
 
-    async def run_magentic(
+    def run_magentic(
         self,
         task: str,
         agents: Sequence[AgentRef],
         *,
         manager: AgentRef = "ProjectManager",
         max_rounds: int = 20,
-        wait: bool = True,
-    ) -> Any:
+    ) -> PendingOrchestration:
         """A planning manager keeps task and progress ledgers and picks who works next."""
-        return await self._run(
+        return PendingOrchestration(
+            self,
             MagenticInput(
                 task=task,
                 agents=self._specs(agents),
                 manager=self._specs([manager])[0],
                 max_rounds=max_rounds,
             ),
-            wait,
         )
-
-    async def _run(self, input: OrchestrationInput, wait: bool) -> OrchestrationResult | OrchestrationRun:
-        run = await self.orchestrate(input)
-        return await run.result() if wait else run
 
     def _specs(self, agents: Sequence[AgentRef]) -> list[AgentSpec]:
         return [self.agents[a] if isinstance(a, str) else a for a in agents]

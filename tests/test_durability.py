@@ -18,11 +18,12 @@ from temporalio.exceptions import CancelledError
 from temporalio.worker import Replayer
 
 from baton.agents.runtime import AgentRunInput
+from baton.orchestration import GroupChatInput, ManagerSpec
 from baton.settings import BatonSettings
 from baton.temporal import data_converter
 from baton.testing import ProcessEnvironment
 from examples.document_generation.process import process as document_generation
-from starter.client import BatonClient
+from starter.client import ORCHESTRATION_WORKFLOWS, BatonClient
 from tests.conftest import Journal
 from tests.steps import (
     ALLOWED,
@@ -34,6 +35,7 @@ from tests.steps import (
     queued_fan_in,
 )
 from workflows.agent import AgentWorkflow
+from workflows.orchestrations import ORCHESTRATIONS
 from workflows.process import ProcessWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -103,7 +105,9 @@ async def test_worker_killed_mid_run_does_not_rerun_finished_steps(
 
 
 async def assert_replays(histories: dict[str, str]) -> None:
-    replayer = Replayer(workflows=[ProcessWorkflow, AgentWorkflow], data_converter=data_converter())
+    replayer = Replayer(
+        workflows=[ProcessWorkflow, AgentWorkflow, *ORCHESTRATIONS], data_converter=data_converter()
+    )
     for workflow_id, history in histories.items():
         result = await replayer.replay_workflow(
             WorkflowHistory.from_json(workflow_id, history), raise_on_replay_failure=False
@@ -114,7 +118,7 @@ async def assert_replays(histories: dict[str, str]) -> None:
 async def test_recorded_histories_replay() -> None:
     """Histories committed under tests/histories still replay: workflow changes must not break them."""
     histories = {f.stem: f.read_text() for f in sorted(HISTORIES.glob("*.json"))}
-    assert len(histories) == 9
+    assert len(histories) == 14
     await assert_replays(histories)
 
 
@@ -151,6 +155,30 @@ async def record_histories(env: ProcessEnvironment) -> dict[str, str]:
     )
     await agent.result()
     histories[agent.id] = (await agent.fetch_history()).to_json()
+    baton = env.client
+    team = ["Developer", "QA", "BusinessAnalyst"]
+    orchestrations = [
+        baton.run_sequential("Q3 numbers", ["DataExtraction", "Analysis", "ReportGeneration"]),
+        baton.run_concurrent(
+            "EV chargers", ["MarketAnalysis", "TrendAnalysis"], aggregator="ReportGeneration"
+        ),
+        baton.run_group_chat(
+            "Plan OAuth login",
+            team,
+            manager=ManagerSpec(kind="llm", agent=baton.agents["ProjectManager"], ask_human_every=2),
+        ),
+        baton.run_handoff("Refund order 1042", ["Developer", "QA"]),
+        baton.run_magentic("Assess home batteries", ["MarketAnalysis", "TrendAnalysis"]),
+    ]
+    for pending in orchestrations:
+        run = await pending.start()
+        if isinstance(pending.input, GroupChatInput):
+            while (await run.progress()).waiting_for is None:
+                await asyncio.sleep(0.05)
+            await run.reply("Keep it small")
+        await run.result()
+        pattern, _ = ORCHESTRATION_WORKFLOWS[type(pending.input)]
+        histories[f"orchestration-{pattern}-recorded"] = (await run.handle.fetch_history()).to_json()
     return histories
 
 

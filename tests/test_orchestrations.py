@@ -20,6 +20,7 @@ from baton.process.model import RetryOptions
 from baton.settings import BatonSettings
 from baton.testing import ProcessEnvironment
 from tests.llm_server import FakeLlmServer, Reply
+from tests.test_cli import baton as baton_cli
 
 TEAM = ["Developer", "QA", "BusinessAnalyst"]
 
@@ -172,7 +173,7 @@ async def test_handoff_asks_a_person_and_goes_on_with_the_reply(baton: Any, serv
         Reply.call("transfer_to_Billing"),
         Reply.call("complete_task", answer="Refunded order 1042"),
     )
-    run = await baton.run_handoff("Refund please", [remote("Front"), remote("Billing")], wait=False)
+    run = await baton.run_handoff("Refund please", [remote("Front"), remote("Billing")]).start()
     while (progress := await run.progress()).waiting_for is None:
         await asyncio.sleep(0.05)
     assert progress.status == "waiting_for_input" and progress.waiting_for == "Which order?"
@@ -215,9 +216,7 @@ async def test_magentic_replans_on_stalls_then_gives_up(baton: Any, server: Fake
 
 
 async def test_cancelling_a_chat_that_waits_for_a_person(baton: Any) -> None:
-    run = await baton.run_group_chat(
-        "x", TEAM, manager=ManagerSpec(ask_human_every=1), max_rounds=5, wait=False
-    )
+    run = await baton.run_group_chat("x", TEAM, manager=ManagerSpec(ask_human_every=1), max_rounds=5).start()
     while (await run.progress()).status != "waiting_for_input":
         await asyncio.sleep(0.05)
     await run.cancel()
@@ -228,7 +227,7 @@ async def test_cancelling_a_chat_that_waits_for_a_person(baton: Any) -> None:
 
 async def test_a_reply_when_nobody_asked_is_refused(baton: Any, server: FakeLlmServer) -> None:
     server.then(Reply(content="thinking done", hang_seconds=1.0))
-    run = await baton.run_group_chat("x", [remote("Slow")], max_rounds=1, wait=False)
+    run = await baton.run_group_chat("x", [remote("Slow")], max_rounds=1).start()
     while not server.calls():
         await asyncio.sleep(0.05)
     with pytest.raises(WorkflowUpdateFailedError) as refused:
@@ -244,7 +243,7 @@ async def test_a_worker_lost_mid_chat_resumes_with_the_transcript_intact(
     server.then(Reply.text("one"), Reply.text("two"), Reply.hang(30), Reply.text("three"))
     async with ProcessEnvironment(settings=fast, client=temporal.client) as env:
         agents = [remote("A", timeout_seconds=3), remote("B", timeout_seconds=3)]
-        run = await env.client.run_group_chat("count", agents, max_rounds=3, wait=False)
+        run = await env.client.run_group_chat("count", agents, max_rounds=3).start()
         while len(server.calls()) < 3:
             await asyncio.sleep(0.05)
         await env.stop_worker()
@@ -263,8 +262,7 @@ async def test_a_person_answers_days_later(settings: BatonSettings) -> None:
             manager=ManagerSpec(ask_human_every=2),
             max_rounds=3,
             human=HumanInput(timeout_seconds=7 * 24 * 3600),
-            wait=False,
-        )
+        ).start()
         while (progress := await run.progress()).status != "waiting_for_input":
             await asyncio.sleep(0.05)
         assert progress.round == 2 and len(progress.transcript) == 4  # task, two turns, the question
@@ -278,8 +276,7 @@ async def test_a_person_answers_days_later(settings: BatonSettings) -> None:
             manager=ManagerSpec(ask_human_every=1),
             max_rounds=2,
             human=HumanInput(timeout_seconds=3600),
-            wait=False,
-        )
+        ).start()
         await env.sleep(2 * 3600)
         quiet = await timed_out.result()
 
@@ -310,3 +307,76 @@ async def test_a_300_round_chat_continues_as_new_without_losing_the_transcript(b
     last = await baton.temporal.get_workflow_handle(run.id).fetch_history()
     carried = last.events[0].workflow_execution_started_event_attributes.input.payloads[0]
     assert carried.external_payloads, "the carried transcript travels out of band"
+
+
+@pytest.fixture
+async def cli_env(
+    temporal: WorkflowEnvironment, settings: BatonSettings
+) -> AsyncIterator[ProcessEnvironment]:
+    async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
+        yield env
+
+
+async def test_cli_group_chat_shows_turns_and_asks_the_person(cli_env: ProcessEnvironment, temporal) -> None:
+    result = await baton_cli(
+        cli_env.settings,
+        "orchestrate",
+        "group-chat",
+        "--agents",
+        "Developer,QA,BusinessAnalyst",
+        "--task",
+        "Plan the export feature",
+        "--max-rounds",
+        "3",
+        "--ask-every",
+        "2",
+        stdin="Keep it small\n",
+        BATON_TEMPORAL_ADDRESS=temporal.client.service_client.config.target_host,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for line in (
+        "round 1 Developer:",
+        "round 2 QA:",
+        "round 2 user: Keep it small",
+        "round 3 BusinessAnalyst:",
+    ):
+        assert line in out
+    assert "Round 2: anything to add" in out and "3 round(s) · reached max_rounds (3)" in out
+    assert "/namespaces/default/workflows/group-chat-" in out
+
+
+async def test_cli_exits_non_zero_with_a_clear_message_when_the_run_fails(
+    cli_env: ProcessEnvironment, temporal, tmp_path
+) -> None:
+    agents_dir = tmp_path / "agents"
+    agents_dir.mkdir()
+    (agents_dir / "broken.yaml").write_text(
+        "name: Broken\ninstructions: You are broken.\nmodel: azure:nowhere\n"
+    )
+    address = temporal.client.service_client.config.target_host
+    failed = await baton_cli(
+        cli_env.settings,
+        "orchestrate",
+        "sequential",
+        "--agents",
+        "Broken",
+        "--task",
+        "x",
+        BATON_TEMPORAL_ADDRESS=address,
+        BATON_AGENT_DIRS=f'["{agents_dir}"]',
+    )
+    assert failed.returncode == 1
+    assert "the run failed" in failed.stderr and "agent Broken failed in round 1" in failed.stderr
+
+    unknown = await baton_cli(
+        cli_env.settings,
+        "orchestrate",
+        "handoff",
+        "--agents",
+        "Nobody",
+        "--task",
+        "x",
+        BATON_TEMPORAL_ADDRESS=address,
+    )
+    assert unknown.returncode == 2 and "no agent named 'Nobody'" in unknown.stderr

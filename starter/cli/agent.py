@@ -66,22 +66,13 @@ def agent_from_args(args: argparse.Namespace, settings: BatonSettings) -> AgentS
 
 
 async def _agent_run(args: argparse.Namespace) -> int:
-    from baton.temporal import connect, connect_embedded, ensure_search_attributes
+    from starter.cli.connection import connect_or_embed
     from starter.client import BatonClient
-    from starter.devserver import GRPC_PORT, dev_server, port_open
-    from workers.worker import running_workers
 
     settings = get_settings()
     spec = agent_from_args(args, settings)
     async with contextlib.AsyncExitStack() as stack:
-        if settings.temporal_address is None and not port_open("127.0.0.1", GRPC_PORT):
-            console.print("[dim]no Temporal running: starting an embedded dev server for this run…[/]")
-            await stack.enter_async_context(dev_server(settings.data_dir))
-            client = await connect_embedded(settings, GRPC_PORT)
-            await ensure_search_attributes(client)
-            await stack.enter_async_context(running_workers(client, settings))
-        else:
-            client = await connect(settings)
+        client = await connect_or_embed(settings, stack, console)
         baton = BatonClient(client, settings)
         stack.push_async_callback(baton.close)
         handle = await baton.start_agent(spec, args.input)
