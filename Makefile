@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/process_overhead.py
 	$(BIN)/python bench/llm_overhead.py
 	$(BIN)/python bench/large_contexts.py
+	$(BIN)/python bench/orchestration_overhead.py
 	$(BIN)/python bench/pii_masking.py
 
 lint: $(STAMP)

@@ -225,6 +225,7 @@ class HandoffOrchestration(_Orchestration):
             if call.name == COMPLETE_TASK.name:
                 self._status = "completed"
                 answer = str(arguments.get("answer") or result.answer)
+                chat.add(current.name, answer)
                 return chat.result(self.pattern, answer, f"{current.name} completed the task")
             if call.name == REQUEST_USER_INPUT.name:
                 await self.ask_human(

@@ -21,7 +21,7 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z-]{3,}")
 _STOP = frozenset(
     "this that with from your have will what when which about into their there these those them then than "
     "also been were they each other such more most only over some very just like make made the and for you "
-    "are please write answer given using used should would could".split()
+    "are please write answer given using used should would could task give view".split()
 )
 
 
@@ -79,14 +79,14 @@ def _manager_decision(task: str) -> str | None:
     least = min(names, key=lambda n: spoken[n])
     everyone_spoke = min(spoken.values()) > 0
     if task.startswith("PROGRESS LEDGER"):
-        topics = " ".join(_keywords(task.split("\n", 2)[1], 4))
+        topics = ", ".join(_keywords(task.split("\n", 2)[1], 3))
         return json.dumps(
             {
                 "is_request_satisfied": everyone_spoke,
                 "is_in_loop": False,
                 "is_progress_being_made": True,
                 "next_speaker": least,
-                "instruction": f"Contribute your part on {topics}.",
+                "instruction": f"Give your view on {topics}.",
             }
         )
     if choose:
@@ -106,7 +106,7 @@ def _current_turn(messages: list[ChatMessage]) -> list[ChatMessage]:
 
 def _answer(agent: str, system: str, task: str, tool_results: list[ChatMessage]) -> str:
     role = _role(agent, system)
-    topics = _keywords(task, 4)
+    topics = _keywords(task.replace(SIMULATED, ""), 4)  # not the label of another agent's answer
     subject = ", ".join(topics) if topics else "the request"
     lines = [f"{SIMULATED} {role} on {subject}."]
     if sections := _SECTIONS.search(task):

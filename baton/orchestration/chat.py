@@ -59,6 +59,7 @@ class Chat:
         A failure after the agent's retries ends the run with an error naming agent and round.
         """
         started = workflow.now()
+        workflow.set_current_details(f"round {self.round}: {agent.name} is working")
         try:
             result = await run_agent(
                 agent,
@@ -78,7 +79,8 @@ class Chat:
         timing.turns += 1
         timing.total_ms += duration
         timing.usage = timing.usage + result.usage
-        if record:
+        # A turn that only called a control tool (a handoff) said nothing: the manager's note tells it.
+        if record and (result.answer or result.control is None):
             self.transcript.append(
                 ChatTurn(
                     round=self.round,
