@@ -380,3 +380,14 @@ async def test_cli_exits_non_zero_with_a_clear_message_when_the_run_fails(
         BATON_TEMPORAL_ADDRESS=address,
     )
     assert unknown.returncode == 2 and "no agent named 'Nobody'" in unknown.stderr
+
+
+async def test_cancelling_a_chat_while_an_agent_works(baton: Any, server: FakeLlmServer) -> None:
+    server.then(Reply.hang(30))
+    run = await baton.run_concurrent("x", [remote("Slow", timeout_seconds=60)]).start()
+    while not server.calls():
+        await asyncio.sleep(0.05)
+    await run.cancel()
+    with pytest.raises(WorkflowFailureError) as failure:
+        await run.result()
+    assert isinstance(failure.value.cause, CancelledError)
