@@ -5,7 +5,12 @@ chat long enough to continue as new."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,10 +24,12 @@ from baton.orchestration import GroupChatInput, HumanInput, ManagerSpec
 from baton.process.model import RetryOptions
 from baton.settings import BatonSettings
 from baton.testing import ProcessEnvironment
+from starter.client import BatonClient
 from tests.llm_server import FakeLlmServer, Reply
 from tests.test_cli import baton as baton_cli
 
 TEAM = ["Developer", "QA", "BusinessAnalyst"]
+REPO = Path(__file__).parents[1]
 
 
 @pytest.fixture
@@ -236,24 +243,6 @@ async def test_a_reply_when_nobody_asked_is_refused(baton: Any, server: FakeLlmS
     assert (await run.result()).answer == "thinking done"
 
 
-async def test_a_worker_lost_mid_chat_resumes_with_the_transcript_intact(
-    temporal: WorkflowEnvironment, settings: BatonSettings, server: FakeLlmServer
-) -> None:
-    fast = settings.model_copy(update={"openai_base_url": server.url, "llm_timeout_seconds": 2.0})
-    server.then(Reply.text("one"), Reply.text("two"), Reply.hang(30), Reply.text("three"))
-    async with ProcessEnvironment(settings=fast, client=temporal.client) as env:
-        agents = [remote("A", timeout_seconds=3), remote("B", timeout_seconds=3)]
-        run = await env.client.run_group_chat("count", agents, max_rounds=3).start()
-        while len(server.calls()) < 3:
-            await asyncio.sleep(0.05)
-        await env.stop_worker()
-        await env.start_worker()
-        result = await run.result()
-
-    assert [t.content for t in result.transcript] == ["count", "one", "two", "three"]
-    assert len(server.calls()) == 4  # only the call cut off was made again
-
-
 async def test_a_person_answers_days_later(settings: BatonSettings) -> None:
     async with ProcessEnvironment(settings=settings, time_skipping=True) as env:
         run = await env.client.run_group_chat(
@@ -391,3 +380,46 @@ async def test_cancelling_a_chat_while_an_agent_works(baton: Any, server: FakeLl
     with pytest.raises(WorkflowFailureError) as failure:
         await run.result()
     assert isinstance(failure.value.cause, CancelledError)
+
+
+async def test_a_worker_killed_mid_chat_resumes_with_the_transcript_intact(
+    temporal: WorkflowEnvironment, settings: BatonSettings, server: FakeLlmServer
+) -> None:
+    server.then(Reply.text("one"), Reply.text("two"), Reply.hang(30), Reply.text("three"))
+    address = temporal.client.service_client.config.target_host
+    env = {
+        **os.environ,
+        "BATON_TEMPORAL_ADDRESS": address,
+        "BATON_WORKFLOWS_QUEUE": settings.workflows_queue,
+        "BATON_LLM_QUEUE": settings.llm_queue,
+        "BATON_DATA_DIR": str(settings.data_dir),
+        "BATON_OPENAI_BASE_URL": server.url,
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "starter.cli.main",
+        "worker",
+        "--queues",
+        settings.workflows_queue,
+        settings.llm_queue,
+    ]
+    worker = subprocess.Popen(
+        command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    fast = settings.model_copy(update={"openai_base_url": server.url})
+    try:
+        client = BatonClient(temporal.client, fast)
+        agents = [remote("A", timeout_seconds=2), remote("B", timeout_seconds=2)]
+        run = await client.run_group_chat("count", agents, max_rounds=3).start()
+        while len(server.calls()) < 3:  # the third call hangs: the worker dies under it
+            await asyncio.sleep(0.05)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        worker.kill()
+
+    async with ProcessEnvironment(settings=fast, client=temporal.client):
+        result = await run.result()
+    assert [t.content for t in result.transcript] == ["count", "one", "two", "three"]
+    assert len(server.calls()) == 4  # only the call cut off was made again
