@@ -103,6 +103,15 @@ class BatonSettings(BaseSettings):
     cache_ttl_seconds: float = Field(3600, gt=0, description="How long a cached LLM response stays valid.")
     cache_max_entries: int = Field(1024, ge=1, description="Responses kept in each process's L1 cache.")
 
+    keys_dir: Path | None = Field(
+        None,
+        description="A folder of key files (`<id>.key` in base64, `current` naming the active one), e.g. a "
+        "mounted Kubernetes secret. Default: a keyring file in data_dir, created on first use.",
+    )
+    compress_above_bytes: int = Field(
+        1024, ge=0, description="Payloads bigger than this are compressed before they are encrypted."
+    )
+
     payload_offload_bytes: int = Field(
         32 * 1024,
         ge=1024,

@@ -12,14 +12,15 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, ExternalStorage
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, ExternalStorage
 from temporalio.envconfig import ClientConfig
 from temporalio.service import TLSConfig
 
 from .persistence.db import engine_from_settings
 from .persistence.payloads import DatabasePayloadDriver
 from .process.runtime import BATON_PROCESS
-from .security.keys import load_keyring
+from .security.codec import EncryptionCodec
+from .security.keys import KeyProvider, key_provider
 from .settings import BatonSettings
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
@@ -41,29 +42,52 @@ def dev_server_args() -> list[str]:
 
 
 def data_converter(
-    storage: DatabasePayloadDriver | None = None, offload_bytes: int = 32 * 1024
+    keys: KeyProvider | None = None,
+    storage: DatabasePayloadDriver | None = None,
+    *,
+    offload_bytes: int = 32 * 1024,
+    compress_above: int = 1024,
 ) -> DataConverter:
-    """The converter every Baton client and worker uses: pydantic models at every boundary,
-    and, given a `storage` driver, payloads of `offload_bytes` or more kept out of band."""
-    if storage is None:
+    """The converter every Baton client and worker uses: pydantic models at every boundary; with
+    `keys`, payloads and failure messages encrypted (`EncryptionCodec`); with `storage` too,
+    payloads of `offload_bytes` or more kept out of band, after encryption."""
+    if keys is None:
+        if storage is not None:
+            raise ValueError("payloads are stored out of band only when they are encrypted: give keys")
         return pydantic_data_converter
     return dataclasses.replace(
         pydantic_data_converter,
-        external_storage=ExternalStorage(drivers=[storage], payload_size_threshold=offload_bytes),
+        payload_codec=EncryptionCodec(keys, compress_above),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+        external_storage=ExternalStorage(drivers=[storage], payload_size_threshold=offload_bytes)
+        if storage
+        else None,
     )
 
 
 def payload_storage(settings: BatonSettings) -> DatabasePayloadDriver:
     """The out-of-band payload store in the app database (the embedded SQLite one migrates itself)."""
     url = settings.resolved_database_url
-    return DatabasePayloadDriver(
-        engine_from_settings(settings), load_keyring(settings.keyring_path), migrate=url.startswith("sqlite")
+    return DatabasePayloadDriver(engine_from_settings(settings), migrate=url.startswith("sqlite"))
+
+
+def settings_converter(
+    settings: BatonSettings, storage: DatabasePayloadDriver | None = None
+) -> DataConverter:
+    """`data_converter` as configured: the key provider, the payload store, the thresholds."""
+    return data_converter(
+        key_provider(settings),
+        storage or payload_storage(settings),
+        offload_bytes=settings.payload_offload_bytes,
+        compress_above=settings.compress_above_bytes,
     )
 
 
-def settings_converter(settings: BatonSettings) -> DataConverter:
-    """`data_converter` with the payload store and threshold from `settings`."""
-    return data_converter(payload_storage(settings), settings.payload_offload_bytes)
+def with_converter(client: Client, converter: DataConverter) -> Client:
+    """The same connection as `client`, with another data converter."""
+    config = client.config()
+    config["data_converter"] = converter
+    return Client(**config)
 
 
 async def connect(settings: BatonSettings) -> Client:

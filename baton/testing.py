@@ -26,11 +26,12 @@ from .process.model import CompiledProcess
 from .settings import BatonSettings, get_settings
 from .temporal import (
     SEARCH_ATTRIBUTES,
-    data_converter,
     dev_server_args,
     dev_server_path,
     payload_storage,
+    settings_converter,
     test_server_path,
+    with_converter,
 )
 
 
@@ -69,12 +70,10 @@ class ProcessEnvironment:
         from starter.client import BatonClient
 
         self._storage = payload_storage(self.settings)
-        converter = data_converter(self._storage, self.settings.payload_offload_bytes)
+        converter = settings_converter(self.settings, self._storage)
         temporal = self._given_client
         if temporal is not None:
-            config = temporal.config()
-            config["data_converter"] = converter
-            temporal = Client(**config)
+            temporal = with_converter(temporal, converter)
         else:
             if self._time_skipping:
                 self._env = await WorkflowEnvironment.start_time_skipping(

@@ -35,6 +35,7 @@ from baton.temporal import (
     dev_server_args,
     dev_server_path,
     payload_storage,
+    settings_converter,
 )
 from tests.agent_workflows import ManyCallsInput, ManyLargeCallsWorkflow
 from workers.worker import running_workers
@@ -78,7 +79,7 @@ async def main() -> None:
     storage = payload_storage(settings)
     try:
         config = env.client.config()
-        config["data_converter"] = data_converter(storage, settings.payload_offload_bytes)
+        config["data_converter"] = settings_converter(settings, storage)
         offloaded = await history_bytes(Client(**config), settings)
         inline = await history_bytes(
             env.client, settings.model_copy(update={"llm_queue": "bench-llm-inline"})

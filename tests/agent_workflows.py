@@ -1,5 +1,7 @@
 """Workflows that only tests run: they drive the agent helpers the way a user's workflow would."""
 
+import hashlib
+
 from pydantic import BaseModel
 from temporalio import workflow
 
@@ -7,6 +9,15 @@ with workflow.unsafe.imports_passed_through():
     from baton.agents.loop import complete
     from baton.agents.spec import AgentSpec
     from baton.llm import ChatMessage
+
+
+def document(number: int, size: int) -> str:
+    """`size` characters of text that compresses like prose does (about 2:1), unique per number."""
+    digests, seed = [], f"Document {number}.".encode()
+    while len(digests) * 64 < size:
+        seed = hashlib.sha256(seed).digest()
+        digests.append(seed.hex())
+    return f"Document {number}. " + "".join(digests)[:size]
 
 
 class ManyCallsInput(BaseModel):
@@ -24,13 +35,7 @@ class ManyLargeCallsWorkflow:
     async def run(self, input: ManyCallsInput) -> int:
         answered = 0
         for i in range(input.calls):
-            header = f"Document {i}. "
-            context = (
-                header
-                + ("All work and no play. " * (input.context_bytes // 22 + 1))[
-                    : input.context_bytes - len(header)
-                ]
-            )
+            context = document(i, input.context_bytes)
             response = await complete(
                 input.agent,
                 [ChatMessage(role="user", content=context)],

@@ -15,7 +15,15 @@ from temporalio.testing import WorkflowEnvironment
 from baton.persistence.db import create_engine
 from baton.persistence.migrate import upgrade
 from baton.settings import BatonSettings
-from baton.temporal import SEARCH_ATTRIBUTES, data_converter, dev_server_args, dev_server_path
+from baton.temporal import (
+    SEARCH_ATTRIBUTES,
+    data_converter,
+    dev_server_args,
+    dev_server_path,
+    payload_storage,
+    settings_converter,
+    with_converter,
+)
 from baton.testing import ProcessEnvironment
 from tests.steps import JOURNAL_ENV
 
@@ -51,6 +59,14 @@ def settings(tmp_path: Path) -> BatonSettings:
         llm_queue=f"test-llm-{suffix}",
         step_modules=["examples", "tests"],
     )
+
+
+@pytest.fixture
+async def baton_temporal(temporal: WorkflowEnvironment, settings: BatonSettings) -> AsyncIterator[Client]:
+    """The session's server, with this test's Baton data converter (its keys, its payload store)."""
+    storage = payload_storage(settings)
+    yield with_converter(temporal.client, settings_converter(settings, storage))
+    await storage.close()
 
 
 class Journal:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,13 +15,15 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHistory
+from temporalio.converter import DataConverter
 from temporalio.exceptions import CancelledError
 from temporalio.worker import Replayer
 
 from baton.agents.runtime import AgentRunInput
 from baton.orchestration import GroupChatInput, ManagerSpec
+from baton.security.keys import FileKeyProvider
 from baton.settings import BatonSettings
-from baton.temporal import data_converter
+from baton.temporal import data_converter, payload_storage, settings_converter
 from baton.testing import ProcessEnvironment
 from examples.document_generation.process import process as document_generation
 from starter.client import ORCHESTRATION_WORKFLOWS, BatonClient
@@ -39,6 +42,7 @@ from workflows.orchestrations import ORCHESTRATIONS
 from workflows.process import ProcessWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
+RECORDING_KEYS = HISTORIES / "keyring.json"
 REPO = Path(__file__).parents[1]
 
 
@@ -77,7 +81,7 @@ def worker_process(
 
 
 async def test_worker_killed_mid_run_does_not_rerun_finished_steps(
-    temporal, settings, journal: Journal
+    temporal, baton_temporal, settings, journal: Journal
 ) -> None:
     # The step heartbeats by itself: once the worker is gone, 2 s of silence hands it to another.
     process = linear("Crash", heartbeat_timeout=timedelta(seconds=2)).build(ALLOWED)
@@ -86,7 +90,7 @@ async def test_worker_killed_mid_run_does_not_rerun_finished_steps(
     gate.touch()
     worker = worker_process(temporal.client.service_client.config.target_host, settings, journal, gate)
     try:
-        run = await BatonClient(temporal.client, settings).start_process(process, "Start", "x")
+        run = await BatonClient(baton_temporal, settings).start_process(process, "Start", "x")
         await wait_until(lambda: journal.count("step-2") == 1)
         worker.send_signal(signal.SIGKILL)  # no goodbye: the process is gone mid-step
         worker.wait(10)
@@ -104,10 +108,8 @@ async def test_worker_killed_mid_run_does_not_rerun_finished_steps(
     assert result.run_counts == {"Step1": 1, "Step2": 1, "Step3": 1}
 
 
-async def assert_replays(histories: dict[str, str]) -> None:
-    replayer = Replayer(
-        workflows=[ProcessWorkflow, AgentWorkflow, *ORCHESTRATIONS], data_converter=data_converter()
-    )
+async def assert_replays(histories: dict[str, str], converter: DataConverter) -> None:
+    replayer = Replayer(workflows=[ProcessWorkflow, AgentWorkflow, *ORCHESTRATIONS], data_converter=converter)
     for workflow_id, history in histories.items():
         result = await replayer.replay_workflow(
             WorkflowHistory.from_json(workflow_id, history), raise_on_replay_failure=False
@@ -116,10 +118,13 @@ async def assert_replays(histories: dict[str, str]) -> None:
 
 
 async def test_recorded_histories_replay() -> None:
-    """Histories committed under tests/histories still replay: workflow changes must not break them."""
-    histories = {f.stem: f.read_text() for f in sorted(HISTORIES.glob("*.json"))}
+    """Histories committed under tests/histories still replay: workflow changes must not break them.
+
+    Those recorded before payload encryption are plain; later ones are encrypted with the test
+    keyring committed beside them (RECORDING_KEYS, test data only)."""
+    histories = {f.stem: f.read_text() for f in sorted(HISTORIES.glob("*-recorded*.json"))}
     assert len(histories) == 14
-    await assert_replays(histories)
+    await assert_replays(histories, data_converter(FileKeyProvider(RECORDING_KEYS)))
 
 
 async def record_histories(env: ProcessEnvironment) -> dict[str, str]:
@@ -183,7 +188,12 @@ async def record_histories(env: ProcessEnvironment) -> dict[str, str]:
 
 
 async def test_fresh_histories_replay(env: ProcessEnvironment) -> None:
-    await assert_replays(await record_histories(env))
+    """Fresh histories are encrypted: the replayer reads them with the run's keys."""
+    storage = payload_storage(env.settings)
+    try:
+        await assert_replays(await record_histories(env), settings_converter(env.settings, storage))
+    finally:
+        await storage.close()
 
 
 async def _write_recorded_histories() -> None:
@@ -197,7 +207,10 @@ async def _write_recorded_histories() -> None:
         data_converter=data_converter(),
     )
     os.environ.setdefault("BATON_TEST_JOURNAL", "/dev/null")
-    settings = BatonSettings(step_modules=ALLOWED, data_dir=Path(tempfile.mkdtemp(prefix="baton-record-")))
+    data_dir = Path(tempfile.mkdtemp(prefix="baton-record-"))
+    FileKeyProvider(RECORDING_KEYS).load()  # created on the first recording, then reused
+    shutil.copy(RECORDING_KEYS, data_dir / "keyring.json")
+    settings = BatonSettings(step_modules=ALLOWED, data_dir=data_dir)
     async with temporal, ProcessEnvironment(settings=settings, client=temporal.client) as env:
         HISTORIES.mkdir(exist_ok=True)
         for workflow_id, history in (await record_histories(env)).items():

@@ -274,26 +274,32 @@ async def test_a_person_answers_days_later(settings: BatonSettings) -> None:
     assert "No answer from a person in time; the team goes on." in [t.content for t in quiet.transcript]
 
 
-async def test_a_300_round_chat_continues_as_new_without_losing_the_transcript(baton: Any) -> None:
+async def test_a_300_round_chat_continues_as_new_without_losing_the_transcript(
+    temporal: WorkflowEnvironment, settings: BatonSettings
+) -> None:
+    # A low offload threshold, so that the carried transcript (compressed, then encrypted) is
+    # stored out of band well before it would be in production.
+    small = settings.model_copy(update={"payload_offload_bytes": 2048})
     pair = [
         AgentSpec(name="Ping", instructions="You are ping."),
         AgentSpec(name="Pong", instructions="You are pong."),
     ]
-    run = await baton.orchestrate(
-        GroupChatInput(
-            task="rally", agents=pair, max_rounds=300, approval_phrase=None, continue_as_new_after=60
+    async with ProcessEnvironment(settings=small, client=temporal.client) as env:
+        baton = env.client
+        run = await baton.orchestrate(
+            GroupChatInput(
+                task="rally", agents=pair, max_rounds=300, approval_phrase=None, continue_as_new_after=60
+            )
         )
-    )
-    result = await run.result()
+        result = await run.result()
+        first = baton.temporal.get_workflow_handle(run.id, run_id=run.handle.first_execution_run_id)
+        first_status = (await first.describe()).status
+        last = await baton.temporal.get_workflow_handle(run.id).fetch_history()
 
     assert result.rounds == 300 and len(result.transcript) == 301
     assert speakers(result)[1:] == ["Ping", "Pong"] * 150
     assert [t.round for t in result.transcript[1:]] == list(range(1, 301))
-    first = baton.temporal.get_workflow_handle(run.id, run_id=run.handle.first_execution_run_id)
-    assert (
-        await first.describe()
-    ).status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
-    last = await baton.temporal.get_workflow_handle(run.id).fetch_history()
+    assert first_status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
     carried = last.events[0].workflow_execution_started_event_attributes.input.payloads[0]
     assert carried.external_payloads, "the carried transcript travels out of band"
 
@@ -383,7 +389,7 @@ async def test_cancelling_a_chat_while_an_agent_works(baton: Any, server: FakeLl
 
 
 async def test_a_worker_killed_mid_chat_resumes_with_the_transcript_intact(
-    temporal: WorkflowEnvironment, settings: BatonSettings, server: FakeLlmServer
+    temporal: WorkflowEnvironment, baton_temporal: Any, settings: BatonSettings, server: FakeLlmServer
 ) -> None:
     server.then(Reply.text("one"), Reply.text("two"), Reply.hang(30), Reply.text("three"))
     address = temporal.client.service_client.config.target_host
@@ -409,7 +415,7 @@ async def test_a_worker_killed_mid_chat_resumes_with_the_transcript_intact(
     )
     fast = settings.model_copy(update={"openai_base_url": server.url})
     try:
-        client = BatonClient(temporal.client, fast)
+        client = BatonClient(baton_temporal, fast)
         agents = [remote("A", timeout_seconds=2), remote("B", timeout_seconds=2)]
         run = await client.run_group_chat("count", agents, max_rounds=3).start()
         while len(server.calls()) < 3:  # the third call hangs: the worker dies under it

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from redis.asyncio import Redis
 
-from baton.security.keys import load_keyring
+from baton.security.keys import key_provider
 from baton.security.pii import default_masker
 from baton.settings import BatonSettings
 
@@ -17,7 +17,7 @@ from .providers import build_providers
 
 def llm_activities(settings: BatonSettings, http: httpx.AsyncClient, redis: Redis | None) -> LlmActivities:
     """The LLM activity as configured: breaker and L2 cache shared through Redis when given."""
-    keyring = load_keyring(settings.keyring_path)
+    keyring = key_provider(settings).load()
     breaker = CircuitBreaker(
         RedisBreakerStore(redis) if redis is not None else MemoryBreakerStore(),
         failures=settings.breaker_failures,

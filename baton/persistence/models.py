@@ -27,11 +27,11 @@ class ProcessDefinitionRow(Base):
 
 
 class StoredPayloadRow(Base):
-    """A Temporal payload kept out of band: sealed bytes under the hash of their plaintext."""
+    """A Temporal payload kept out of band (encrypted by the codec), under the SHA-256 of its bytes."""
 
     __tablename__ = "stored_payloads"
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
-    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))

@@ -1,9 +1,9 @@
 """Large payloads out of band: a Temporal `StorageDriver` over the app database.
 
-Temporal's data converter hands every payload above `payload_offload_bytes` to this driver and
-records only a reference in the workflow history, so long chats and big documents do not bloat
-it. Entries are content-addressed (SHA-256 of the payload), so a context sent twice is stored
-once, and sealed with the keyring; the digest is checked again on the way back.
+Temporal's data converter hands every payload above `payload_offload_bytes` to this driver, after
+the codec has encrypted it, and records only a reference in the workflow history, so long chats
+and big documents do not bloat it. Entries are addressed by the SHA-256 of their (encrypted)
+bytes, which is checked again on the way back.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from temporalio.converter import (
     StorageDriverStoreContext,
 )
 
-from ..security.keys import Keyring
 from .migrate import upgrade
 from .models import StoredPayloadRow
 
@@ -35,12 +34,11 @@ class PayloadNotFound(LookupError):
 
 
 class DatabasePayloadDriver(StorageDriver):
-    """Stores payloads, sealed, in the `stored_payloads` table of the app database."""
+    """Stores (encrypted) payloads in the `stored_payloads` table of the app database."""
 
-    def __init__(self, engine: AsyncEngine, keyring: Keyring, *, migrate: bool = False) -> None:
+    def __init__(self, engine: AsyncEngine, *, migrate: bool = False) -> None:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._keyring = keyring
         self._migrate = migrate
         self._ready: asyncio.Task[None] | None = None
 
@@ -53,12 +51,10 @@ class DatabasePayloadDriver(StorageDriver):
         await self._ensure_schema()
         claims, rows = [], {}
         for payload in payloads:
-            plain = payload.SerializeToString(deterministic=True)
-            digest = hashlib.sha256(plain).hexdigest()
+            data = payload.SerializeToString(deterministic=True)
+            digest = hashlib.sha256(data).hexdigest()
             claims.append(StorageDriverClaim(claim_data={"digest": digest}))
-            rows[digest] = StoredPayloadRow(
-                digest=digest, sealed=self._keyring.seal(plain, digest.encode()), size=len(plain)
-            )
+            rows[digest] = StoredPayloadRow(digest=digest, data=data, size=len(data))
         async with self._sessions() as session:
             present = set(
                 (
@@ -92,10 +88,9 @@ class DatabasePayloadDriver(StorageDriver):
             row = rows.get(digest)
             if row is None:
                 raise PayloadNotFound(f"stored payload {digest[:12]}… is missing from the app database")
-            plain = self._keyring.open(row.sealed, digest.encode())
-            if hashlib.sha256(plain).hexdigest() != digest:
+            if hashlib.sha256(row.data).hexdigest() != digest:
                 raise PayloadNotFound(f"stored payload {digest[:12]}… does not match its digest")
-            payloads.append(Payload.FromString(plain))
+            payloads.append(Payload.FromString(row.data))
         return payloads
 
     async def close(self) -> None:

@@ -1,8 +1,11 @@
-"""Keys and authenticated encryption for what Baton keeps outside Temporal.
+"""Keys and authenticated encryption: Temporal payloads, stored payloads, cache entries.
 
 A `Keyring` holds AES-256 keys by ID; new data is sealed with the current key and old keys
-still open what they sealed. The embedded default keeps its keyring in a file under the data
-folder (mode 0600), created on first use.
+still open what they sealed, so rotation never strands old histories. A `KeyProvider` says
+where the keyring comes from: a file under the data folder (the embedded default, mode 0600,
+created on first use and rotated by `baton keys rotate`), or a folder of files such as a mounted
+Kubernetes secret. A provider backed by a KMS or Key Vault would unwrap data keys in `load`
+(envelope encryption); nothing above this interface changes.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ import hmac
 import json
 import os
 import secrets
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..settings import BatonSettings
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -26,6 +32,10 @@ _FORMAT = 1
 
 class DecryptionError(Exception):
     """Sealed data could not be opened: unknown key, wrong context, or tampered bytes."""
+
+
+class UnknownKey(DecryptionError):
+    """Sealed with a key this keyring does not hold (a newer one, or one removed)."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +67,7 @@ class Keyring:
         key_id = sealed[2:id_end].decode(errors="replace")
         key = self.keys.get(key_id)
         if key is None:
-            raise DecryptionError(f"sealed with key {key_id!r}, which this keyring does not hold")
+            raise UnknownKey(f"sealed with key {key_id!r}, which this keyring does not hold")
         header = sealed[: id_end + NONCE_BYTES]
         try:
             return AESGCM(key).decrypt(
@@ -76,27 +86,68 @@ class Keyring:
         return hmac.new(first, b"baton:" + purpose.encode(), hashlib.sha256).digest()
 
 
+class KeyProvider(ABC):
+    """Where a process gets its keyring."""
+
+    @abstractmethod
+    def load(self) -> Keyring: ...
+
+    def rotate(self) -> Keyring:
+        """Add a fresh key and make it current; old keys stay, to open old data."""
+        raise NotImplementedError(
+            f"{type(self).__name__}: rotate keys where they are managed (the secret store), then restart workers"
+        )
+
+
+@dataclass(frozen=True)
+class FileKeyProvider(KeyProvider):
+    """A keyring file, created with one key on first use (the embedded default)."""
+
+    path: Path
+
+    def load(self) -> Keyring:
+        return load_keyring(self.path)
+
+    def rotate(self) -> Keyring:
+        current = self.load()
+        key_id = _new_key_id(current.keys)
+        rotated = Keyring(keys={**current.keys, key_id: secrets.token_bytes(KEY_BYTES)}, current=key_id)
+        _write_atomically(self.path, _document(rotated), replace=True)
+        return rotated
+
+
+@dataclass(frozen=True)
+class DirectoryKeyProvider(KeyProvider):
+    """Keys as files in a folder, e.g. a mounted Kubernetes secret: `<key-id>.key` holds the key
+    in base64, `current` names the key that encrypts."""
+
+    path: Path
+
+    def load(self) -> Keyring:
+        try:
+            current = (self.path / "current").read_text().strip()
+            keys = {f.stem: base64.b64decode(f.read_text().strip()) for f in sorted(self.path.glob("*.key"))}
+            return Keyring(keys=keys, current=current)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{self.path}: not a usable key folder ({e})") from None
+
+
+def key_provider(settings: BatonSettings) -> KeyProvider:
+    """The configured provider: `BATON_KEYS_DIR`, or the keyring file in the data folder."""
+    return (
+        DirectoryKeyProvider(settings.keys_dir)
+        if settings.keys_dir
+        else FileKeyProvider(settings.keyring_path)
+    )
+
+
 def load_keyring(path: Path) -> Keyring:
     """The keyring in `path`, created with one fresh key (file mode 0600) when missing."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key_id = f"k{secrets.token_hex(4)}"
-        document = {
-            "current": key_id,
-            "keys": {key_id: base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()},
-        }
-        # Written aside, then linked into place: a concurrent starter either wins the link or
-        # reads the winner's complete file, never a half-written one.
-        staging = path.with_name(f".{path.name}.{os.getpid()}")
-        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(document, f)
-        try:
-            os.link(staging, path)
-        except FileExistsError:
-            pass
-        finally:
-            staging.unlink()
+        key_id = _new_key_id({})
+        _write_atomically(
+            path, _document(Keyring(keys={key_id: secrets.token_bytes(KEY_BYTES)}, current=key_id))
+        )
     try:
         document = json.loads(path.read_text())
         return Keyring(
@@ -105,3 +156,35 @@ def load_keyring(path: Path) -> Keyring:
         )
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path}: not a Baton keyring ({e})") from None
+
+
+def _new_key_id(existing: dict[str, bytes]) -> str:
+    while (key_id := f"k{secrets.token_hex(4)}") in existing:
+        pass
+    return key_id
+
+
+def _document(keyring: Keyring) -> dict[str, object]:
+    return {
+        "current": keyring.current,
+        "keys": {k: base64.b64encode(v).decode() for k, v in keyring.keys.items()},
+    }
+
+
+def _write_atomically(path: Path, document: dict[str, object], *, replace: bool = False) -> None:
+    """Write aside (mode 0600), then link or rename into place: readers never see half a file, and
+    of two processes creating the file at once, one wins and the other reads the winner's."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(document, f)
+    try:
+        if replace:
+            os.replace(staging, path)
+        else:
+            os.link(staging, path)
+    except FileExistsError:
+        pass
+    finally:
+        staging.unlink(missing_ok=True)

@@ -25,6 +25,7 @@ from baton.process import Process, ProcessDefinitionError, load_process
 from baton.settings import BatonSettings, get_settings
 from baton.telemetry.logs import configure_logging
 from starter.cli.agent import add_agent_commands
+from starter.cli.keys import add_keys_commands
 from starter.cli.orchestrate import add_orchestrate_command
 from starter.cli.pii import add_pii_commands
 from starter.cli.terminal import until_stopped
@@ -101,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_agent_commands(sub)
     add_orchestrate_command(sub)
+    add_keys_commands(sub)
     add_pii_commands(sub)
     return parser
 

@@ -18,7 +18,7 @@ def upgrade() -> None:
     op.create_table(
         "stored_payloads",
         sa.Column("digest", sa.String(64), primary_key=True),
-        sa.Column("sealed", sa.LargeBinary(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )

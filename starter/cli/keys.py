@@ -1,0 +1,45 @@
+"""`baton keys list|rotate`: the keys that encrypt payloads. Key material is never printed."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from baton.security.keys import key_provider
+from baton.settings import get_settings
+from starter.cli.usage import UsageError
+
+console = Console()
+
+
+def add_keys_commands(sub: argparse._SubParsersAction) -> None:
+    keys = sub.add_parser("keys", help="the payload encryption keys").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    p = keys.add_parser("list", help="key IDs, and which one encrypts new payloads")
+    p.set_defaults(handler=_list)
+    p = keys.add_parser(
+        "rotate",
+        help="add a fresh key and make it current; old keys stay to read old histories",
+        description="New payloads use the new key at once; running workers pick it up when they first "
+        "meet a payload sealed with it.",
+    )
+    p.set_defaults(handler=_rotate)
+
+
+async def _list(args: argparse.Namespace) -> int:
+    keyring = key_provider(get_settings()).load()
+    for key_id in keyring.keys:
+        console.print(f"{key_id}{'  (current)' if key_id == keyring.current else ''}")
+    return 0
+
+
+async def _rotate(args: argparse.Namespace) -> int:
+    provider = key_provider(get_settings())
+    try:
+        keyring = provider.rotate()
+    except NotImplementedError as e:
+        raise UsageError(str(e)) from None
+    console.print(f"[green]✓[/] new current key {keyring.current}; {len(keyring.keys)} keys in all")
+    return 0

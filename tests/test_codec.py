@@ -1,0 +1,147 @@
+"""Every payload Temporal stores is encrypted: round trips, tampering, rotation, what Temporal
+itself shows, and failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from temporalio.api.common.v1 import Payload
+from temporalio.client import WorkflowFailureError
+
+from baton.agents import AgentSpec
+from baton.security.codec import COMPRESSION, KEY_ID, EncryptionCodec, PayloadDecryptionError
+from baton.security.keys import DirectoryKeyProvider, FileKeyProvider
+from baton.settings import BatonSettings
+from baton.temporal import dev_server_path
+from baton.testing import ProcessEnvironment
+from examples.document_generation.process import process as document_generation
+from tests.test_cli import baton as baton_cli
+
+SECRET = "Zebracorn-7f3a confidential launch"
+
+
+def payload(text: str) -> Payload:
+    return Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(text).encode())
+
+
+@pytest.fixture
+def codec(tmp_path: Path) -> EncryptionCodec:
+    return EncryptionCodec(FileKeyProvider(tmp_path / "keyring.json"), compress_above=1024)
+
+
+async def test_round_trip_encrypts_and_compresses_big_payloads(codec: EncryptionCodec) -> None:
+    small, big = payload(SECRET), payload(SECRET * 200)
+    encoded = await codec.encode([small, big])
+
+    assert [p.metadata[COMPRESSION] for p in encoded] == [b"none", b"zlib"]
+    assert all(
+        SECRET.encode() not in p.data and p.metadata["encoding"] == b"binary/encrypted" for p in encoded
+    )
+    assert len(encoded[1].data) < len(big.data) // 10
+    assert await codec.decode(encoded) == [small, big]
+    assert (await codec.encode([small]))[0].data != encoded[0].data  # a fresh nonce every time
+
+
+async def test_payloads_from_before_encryption_pass_through(codec: EncryptionCodec) -> None:
+    assert await codec.decode([payload("old history")]) == [payload("old history")]
+
+
+@pytest.mark.parametrize("tamper", ["bit flip", "wrong key id", "other compression", "truncated"])
+async def test_tampering_is_a_clear_error(codec: EncryptionCodec, tamper: str) -> None:
+    (encoded,) = await codec.encode([payload(SECRET)])
+    if tamper == "bit flip":
+        data = bytearray(encoded.data)
+        data[len(data) // 2] ^= 0x01
+        encoded.data = bytes(data)
+    elif tamper == "wrong key id":
+        encoded.metadata[KEY_ID] = b"k00000000"
+    elif tamper == "other compression":
+        encoded.metadata[COMPRESSION] = b"zlib"
+    else:
+        encoded.data = encoded.data[:-5]
+
+    with pytest.raises(
+        PayloadDecryptionError, match="encrypted payload cannot be read: sealed data failed authentication"
+    ):
+        await codec.decode([encoded])
+
+
+async def test_rotation_keeps_old_payloads_readable(tmp_path: Path) -> None:
+    keys = FileKeyProvider(tmp_path / "keyring.json")
+    before = EncryptionCodec(keys)  # a worker started before the rotation
+    (old,) = await before.encode([payload("old")])
+
+    rotated = keys.rotate()
+    after = EncryptionCodec(keys)
+    (new,) = await after.encode([payload("new")])
+
+    assert new.metadata[KEY_ID].decode() == rotated.current != old.metadata[KEY_ID].decode()
+    assert await after.decode([old, new]) == [payload("old"), payload("new")]
+    assert await before.decode([new]) == [payload("new")]  # reloads the keys it had not seen
+
+
+def test_keys_from_a_mounted_secret(tmp_path: Path) -> None:
+    (tmp_path / "k1.key").write_text("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n")
+    (tmp_path / "current").write_text("k1\n")
+    keyring = DirectoryKeyProvider(tmp_path).load()
+    assert keyring.current == "k1" and keyring.keys["k1"] == bytes(range(32))
+    (tmp_path / "current").write_text("k2")
+    with pytest.raises(ValueError, match="not a usable key folder"):
+        DirectoryKeyProvider(tmp_path).load()
+
+
+async def test_temporal_shows_no_plaintext_of_a_run(env: ProcessEnvironment, temporal) -> None:
+    run = await env.start(document_generation, "Start", {"name": SECRET, "features": ["durable runs"]})
+    await run.send_event("ApprovalReceived", {"approved": True, "comment": SECRET})
+    assert (await run.result()).output["title"] == SECRET  # Baton's own client reads it
+
+    address = temporal.client.service_client.config.target_host
+    shown = await asyncio.to_thread(
+        subprocess.run,
+        [
+            dev_server_path(),
+            "workflow",
+            "show",
+            "--workflow-id",
+            run.id,
+            "--address",
+            address,
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "ActivityTaskCompleted" in shown.stdout or "EVENT_TYPE_ACTIVITY_TASK_COMPLETED" in shown.stdout
+    for plaintext in ("Zebracorn", "durable runs", "Technical writer", "Overview"):
+        assert plaintext not in shown.stdout
+
+
+async def test_failure_messages_are_encrypted_too(env: ProcessEnvironment) -> None:
+    leaky = AgentSpec(name="Leaky", instructions="x", model="azure:nowhere")
+    handle = await env.client.start_agent(leaky, SECRET)
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert "BATON_AZURE_OPENAI_ENDPOINT" in str(failure.value.cause.cause)  # decrypted for the client
+    history = (await handle.fetch_history()).to_json()
+    assert "BATON_AZURE_OPENAI_ENDPOINT" not in history and "Encoded failure" in history
+    assert "Zebracorn" not in history
+
+
+async def test_keys_cli_lists_and_rotates_without_printing_keys(settings: BatonSettings) -> None:
+    listed = await baton_cli(settings, "keys", "list")
+    rotated = await baton_cli(settings, "keys", "rotate")
+    relisted = await baton_cli(settings, "keys", "list")
+
+    assert listed.returncode == rotated.returncode == relisted.returncode == 0
+    (first,) = listed.stdout.split()[:1]
+    assert "(current)" in listed.stdout and len(relisted.stdout.splitlines()) == 2
+    assert f"{first}\n" in relisted.stdout and "(current)" not in relisted.stdout.splitlines()[0]
+    keyring = json.loads((settings.data_dir / "keyring.json").read_text())
+    assert not any(key in relisted.stdout + rotated.stdout for key in keyring["keys"].values())
