@@ -112,6 +112,21 @@ class BatonSettings(BaseSettings):
         1024, ge=0, description="Payloads bigger than this are compressed before they are encrypted."
     )
 
+    oidc_issuer: str | None = Field(
+        None,
+        description="OIDC issuer whose tokens the codec server (and API) accept. Default: the dev issuer.",
+    )
+    oidc_audience: str = Field("baton", description="The audience tokens must be issued for.")
+    oidc_roles_claim: str = Field("roles", description="The claim that lists a token's roles.")
+    codec_roles: list[str] = Field(
+        default_factory=lambda: ["Admin"],
+        description="Roles allowed to decrypt payloads through the codec server.",
+    )
+    codec_cors_origins: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8233", "http://localhost:8233"],
+        description="Origins (the Temporal UI) allowed to call the codec server from a browser.",
+    )
+
     payload_offload_bytes: int = Field(
         32 * 1024,
         ge=1024,

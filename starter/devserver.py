@@ -10,10 +10,12 @@ import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from baton.settings import BatonSettings
 from baton.temporal import SEARCH_ATTRIBUTES, dev_server_args, dev_server_path
 
 GRPC_PORT = 7233
 UI_PORT = 8233
+CODEC_PORT = 8234
 START_TIMEOUT_S = 60.0
 
 
@@ -47,6 +49,9 @@ async def dev_server(data_dir: Path, host: str = "127.0.0.1") -> AsyncIterator[s
         str(data_dir / "temporal.db"),
         "--log-level",
         "warn",
+        # The UI asks Baton's codec server to decrypt payloads (see starter/codec_server.py).
+        "--ui-codec-endpoint",
+        f"http://{host}:{CODEC_PORT}",
         *dev_server_args(),
     ]
     for key in SEARCH_ATTRIBUTES:
@@ -77,3 +82,28 @@ async def _wait_until_serving(server: subprocess.Popen[bytes], host: str, data_d
         if loop.time() > deadline:
             raise RuntimeError(f"the Temporal dev server did not start in {START_TIMEOUT_S:.0f} s")
         await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def codec_server(
+    settings: BatonSettings, host: str = "127.0.0.1", port: int = CODEC_PORT
+) -> AsyncIterator[str]:
+    """Serve the codec server in this process for a block; yields its base URL."""
+    import uvicorn
+
+    from starter.codec_server import create_app
+
+    if port_open(host, port):
+        raise RuntimeError(f"port {port} on {host} is taken: is another codec server running?")
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # raises why it could not start
+                raise RuntimeError(f"the codec server did not start on {host}:{port}")
+            await asyncio.sleep(0.05)
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        await task

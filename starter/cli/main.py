@@ -28,6 +28,7 @@ from starter.cli.agent import add_agent_commands
 from starter.cli.keys import add_keys_commands
 from starter.cli.orchestrate import add_orchestrate_command
 from starter.cli.pii import add_pii_commands
+from starter.cli.security import add_security_commands
 from starter.cli.terminal import until_stopped
 from starter.cli.usage import UsageError
 
@@ -103,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     add_agent_commands(sub)
     add_orchestrate_command(sub)
     add_keys_commands(sub)
+    add_security_commands(sub)
     add_pii_commands(sub)
     return parser
 
@@ -205,16 +207,19 @@ async def _worker(args: argparse.Namespace) -> int:
 
 async def _dev(args: argparse.Namespace) -> int:
     from baton.temporal import connect_embedded
-    from starter.devserver import GRPC_PORT, dev_server
+    from starter.cli.security import print_ui_sign_in
+    from starter.devserver import GRPC_PORT, codec_server, dev_server
     from workers.worker import running_workers
 
     settings = get_settings()
     await _db_upgrade(args)
-    async with dev_server(settings.data_dir):
+    async with dev_server(settings.data_dir), codec_server(settings) as codec_url:
         client = await connect_embedded(settings, GRPC_PORT)
         async with running_workers(client, settings):
             console.print(f"[bold]Temporal UI[/]  {settings.temporal_ui_url}")
+            console.print(f"[bold]Codec server[/] {codec_url}")
             console.print("[bold]Temporal gRPC[/] 127.0.0.1:7233 · worker on all queues · Ctrl-C stops")
+            print_ui_sign_in(settings, codec_url)
             await until_stopped()
     console.print("stopped")
     return 0

@@ -1,0 +1,61 @@
+"""`baton token` (the dev issuer) and `baton codec-server`."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from baton.security.dev_issuer import DevIssuer
+from baton.settings import BatonSettings, get_settings
+from starter.cli.terminal import until_stopped
+from starter.cli.usage import UsageError
+
+console = Console()
+
+
+def add_security_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "token",
+        help="print a token from the dev issuer (embedded default; production uses an OIDC authority)",
+    )
+    p.add_argument("--sub", required=True, help="who the token is for (a user name, not personal data)")
+    p.add_argument("--roles", default="", help="comma-separated roles, e.g. Admin")
+    p.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
+    p.set_defaults(handler=_token)
+
+    p = sub.add_parser("codec-server", help="serve the codec server for the Temporal UI until Ctrl-C")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8234)
+    p.set_defaults(handler=_codec_server)
+
+
+async def _token(args: argparse.Namespace) -> int:
+    if args.ttl <= 0:
+        raise UsageError("--ttl must be a positive number of seconds")
+    roles = [r.strip() for r in args.roles.split(",") if r.strip()]
+    print(DevIssuer.load(get_settings()).issue(args.sub, roles, args.ttl))
+    return 0
+
+
+async def _codec_server(args: argparse.Namespace) -> int:
+    from starter.devserver import codec_server
+
+    settings = get_settings()
+    async with codec_server(settings, args.host, args.port) as url:
+        console.print(f"[bold]Codec server[/] {url} · Ctrl-C stops")
+        print_ui_sign_in(settings, url)
+        await until_stopped()
+    return 0
+
+
+def print_ui_sign_in(settings: BatonSettings, url: str) -> None:
+    """How a person reads decrypted payloads in the local Temporal UI (dev issuer only)."""
+    if settings.oidc_issuer is not None:
+        return
+    token = DevIssuer.load(settings).issue("dev", settings.codec_roles[:1], 8 * 3600)
+    console.print(
+        "[bold]Payloads are encrypted.[/] To read them in the UI: open this sign-in link once, then in the UI's "
+        "Codec Server settings turn on 'Include cross-origin credentials':"
+    )
+    console.print(f"  {url}/login?token={token}", soft_wrap=True)

@@ -1,0 +1,162 @@
+"""The codec server: Temporal's remote codec protocol (`POST /encode`, `POST /decode`) over HTTPS,
+so the Temporal UI and CLI can show payloads in plain text to people allowed to see them.
+
+Every request needs a bearer JWT (the `Authorization` header, or the cookie `/login` sets for a
+browser) whose roles include one of `BATON_CODEC_ROLES`; without one it is 401, with the wrong
+roles 403. Browsers may call it only from `BATON_CODEC_CORS_ORIGINS`. Every decode is audited:
+who, in which namespace, for which workflow (taken from the UI page that asked).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payloads
+
+from baton.persistence.db import engine_from_settings, session_factory
+from baton.persistence.migrate import upgrade
+from baton.persistence.models import AuditEventRow
+from baton.security.codec import EncryptionCodec, PayloadDecryptionError
+from baton.security.dev_issuer import DevIssuer
+from baton.security.jwt import Identity, JwtVerifier, OidcKeys, TokenError
+from baton.security.keys import key_provider
+from baton.settings import BatonSettings
+
+COOKIE = "baton_codec_token"
+audit_log = logging.getLogger("baton.audit")
+_WORKFLOW_IN_URL = re.compile(r"/namespaces/[^/]+/workflows/([^/?#]+)")
+
+
+def create_app(settings: BatonSettings, verifier: JwtVerifier | None = None) -> FastAPI:
+    """The codec server for `settings`: their keys, their issuer (the dev issuer by default)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = engine_from_settings(settings)
+        await upgrade(engine)
+        async with httpx.AsyncClient(timeout=10) as http:
+            app.state.verifier = verifier or _verifier(settings, http)
+            app.state.codec = EncryptionCodec(key_provider(settings), settings.compress_above_bytes)
+            app.state.sessions = session_factory(engine)
+            app.state.codec_roles = settings.codec_roles
+            yield
+        await engine.dispose()
+
+    app = FastAPI(title="Baton codec server", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.codec_cors_origins,
+        allow_credentials=True,
+        allow_methods=["POST"],
+        allow_headers=["Authorization", "Content-Type", "X-Namespace"],
+    )
+
+    @app.post("/decode")
+    async def decode(
+        request: Request, who: Allowed, x_namespace: Annotated[str, Header()] = "default"
+    ) -> dict[str, Any]:
+        payloads = await _payloads(request)
+        try:
+            decoded = await request.app.state.codec.decode(payloads.payloads)
+        except PayloadDecryptionError as e:
+            raise HTTPException(422, str(e)) from None
+        workflow_id = _workflow_from(request.headers.get("referer", ""))
+        async with request.app.state.sessions() as session:
+            session.add(
+                AuditEventRow(
+                    actor=who.subject,
+                    action="payload.decode",
+                    namespace=x_namespace,
+                    workflow_id=workflow_id,
+                    detail={"payloads": len(decoded)},
+                )
+            )
+            await session.commit()
+        audit_log.info(
+            "decode by %s in %s, workflow %s: %d payloads",
+            who.subject,
+            x_namespace,
+            workflow_id,
+            len(decoded),
+        )
+        return json_format.MessageToDict(Payloads(payloads=decoded))
+
+    @app.post("/encode")
+    async def encode(request: Request, who: Allowed) -> dict[str, Any]:
+        payloads = await _payloads(request)
+        return json_format.MessageToDict(
+            Payloads(payloads=await request.app.state.codec.encode(payloads.payloads))
+        )
+
+    @app.get("/login")
+    async def login(request: Request, token: str) -> Response:
+        """For a browser: check the token once and keep it in an HttpOnly cookie, so the Temporal UI
+        (with "Include cross-origin credentials" on) is authenticated on its codec calls."""
+        try:
+            who = await request.app.state.verifier.verify(token)
+        except TokenError as e:
+            raise HTTPException(401, str(e)) from None
+        response = Response(f"Signed in to the codec server as {who.subject}.\n", media_type="text/plain")
+        expires = int(who.claims["exp"])
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", expires=expires)
+        return response
+
+    return app
+
+
+async def identity(request: Request, authorization: Annotated[str | None, Header()] = None) -> Identity:
+    """Who calls: a valid token (header or sign-in cookie) with a role that may decrypt."""
+    token = _bearer(authorization) or request.cookies.get(COOKIE)
+    if not token:
+        raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        who: Identity = await request.app.state.verifier.verify(token)
+    except TokenError as e:
+        raise HTTPException(
+            401, str(e), headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        ) from None
+    roles: list[str] = request.app.state.codec_roles
+    if not who.has_any_role(roles):
+        raise HTTPException(403, f"decrypting payloads needs one of the roles {', '.join(roles)}")
+    return who
+
+
+Allowed = Annotated[Identity, Depends(identity)]
+
+
+def _verifier(settings: BatonSettings, http: httpx.AsyncClient) -> JwtVerifier:
+    if settings.oidc_issuer is None:
+        return DevIssuer.load(settings).verifier()
+    return JwtVerifier(
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        keys=OidcKeys(settings.oidc_issuer, http),
+        roles_claim=settings.oidc_roles_claim,
+    )
+
+
+def _bearer(authorization: str | None) -> str | None:
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return None
+
+
+async def _payloads(request: Request) -> Payloads:
+    try:
+        return json_format.Parse(await request.body(), Payloads())
+    except json_format.ParseError as e:
+        raise HTTPException(400, f"body is not a Payloads message: {e}") from None
+
+
+def _workflow_from(referer: str) -> str | None:
+    """The workflow the UI page shows, from the page address that made the request."""
+    found = _WORKFLOW_IN_URL.search(referer)
+    return found.group(1) if found else None
