@@ -8,6 +8,7 @@ import shutil
 import sysconfig
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
@@ -18,6 +19,8 @@ from temporalio.service import TLSConfig
 
 from .persistence.db import engine_from_settings
 from .persistence.payloads import DatabasePayloadDriver
+from .persistence.schema import Schema
+from .persistence.subjects import SubjectKeys
 from .process.runtime import BATON_PROCESS
 from .security.codec import EncryptionCodec
 from .security.keys import KeyProvider, key_provider
@@ -45,19 +48,21 @@ def data_converter(
     keys: KeyProvider | None = None,
     storage: DatabasePayloadDriver | None = None,
     *,
+    subjects: SubjectKeys | None = None,
     offload_bytes: int = 32 * 1024,
     compress_above: int = 1024,
 ) -> DataConverter:
     """The converter every Baton client and worker uses: pydantic models at every boundary; with
-    `keys`, payloads and failure messages encrypted (`EncryptionCodec`); with `storage` too,
-    payloads of `offload_bytes` or more kept out of band, after encryption."""
+    `keys`, payloads and failure messages encrypted (`EncryptionCodec`), with each data subject's
+    own key when `subjects` is given; with `storage`, payloads of `offload_bytes` or more kept out
+    of band, after encryption."""
     if keys is None:
         if storage is not None:
             raise ValueError("payloads are stored out of band only when they are encrypted: give keys")
         return pydantic_data_converter
     return dataclasses.replace(
         pydantic_data_converter,
-        payload_codec=EncryptionCodec(keys, compress_above),
+        payload_codec=EncryptionCodec(keys, compress_above, subjects),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
         external_storage=ExternalStorage(drivers=[storage], payload_size_threshold=offload_bytes)
         if storage
@@ -65,19 +70,14 @@ def data_converter(
     )
 
 
-def payload_storage(settings: BatonSettings) -> DatabasePayloadDriver:
-    """The out-of-band payload store in the app database (the embedded SQLite one migrates itself)."""
-    url = settings.resolved_database_url
-    return DatabasePayloadDriver(engine_from_settings(settings), migrate=url.startswith("sqlite"))
-
-
-def settings_converter(
-    settings: BatonSettings, storage: DatabasePayloadDriver | None = None
-) -> DataConverter:
-    """`data_converter` as configured: the key provider, the payload store, the thresholds."""
+def settings_converter(settings: BatonSettings, engine: AsyncEngine) -> DataConverter:
+    """`data_converter` as configured, over the app database `engine` (payload store, subject keys)."""
+    keys = key_provider(settings)
+    schema = Schema(engine)
     return data_converter(
-        key_provider(settings),
-        storage or payload_storage(settings),
+        keys,
+        DatabasePayloadDriver(schema),
+        subjects=SubjectKeys(schema, keys.load()),
         offload_bytes=settings.payload_offload_bytes,
         compress_above=settings.compress_above_bytes,
     )
@@ -106,7 +106,7 @@ async def connect(settings: BatonSettings) -> Client:
         namespace=settings.temporal_namespace or config.get("namespace") or "default",
         api_key=settings.temporal_api_key or config.get("api_key"),
         tls=tls,
-        data_converter=settings_converter(settings),
+        data_converter=settings_converter(settings, engine_from_settings(settings)),
     )
 
 
@@ -116,9 +116,8 @@ def _read(path: Path | None) -> bytes | None:
 
 async def connect_embedded(settings: BatonSettings, port: int = 7233) -> Client:
     """A client for the embedded dev server on this machine, whatever the environment says."""
-    return await Client.connect(
-        f"127.0.0.1:{port}", namespace="default", data_converter=settings_converter(settings)
-    )
+    converter = settings_converter(settings, engine_from_settings(settings))
+    return await Client.connect(f"127.0.0.1:{port}", namespace="default", data_converter=converter)
 
 
 async def ensure_search_attributes(client: Client) -> None:

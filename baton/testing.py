@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from .persistence.payloads import DatabasePayloadDriver
+from .persistence.db import engine_from_settings
 from .process import Process
 from .process.model import CompiledProcess
 from .settings import BatonSettings, get_settings
@@ -28,7 +29,6 @@ from .temporal import (
     SEARCH_ATTRIBUTES,
     dev_server_args,
     dev_server_path,
-    payload_storage,
     settings_converter,
     test_server_path,
     with_converter,
@@ -59,7 +59,7 @@ class ProcessEnvironment:
         self._time_skipping = time_skipping
         self._env: WorkflowEnvironment | None = None
         self._workers: contextlib.AsyncExitStack | None = None
-        self._storage: DatabasePayloadDriver | None = None
+        self._engine: AsyncEngine | None = None
         self.client: Any = None  # starter.BatonClient once started
 
     @property
@@ -69,8 +69,8 @@ class ProcessEnvironment:
     async def __aenter__(self) -> ProcessEnvironment:
         from starter.client import BatonClient
 
-        self._storage = payload_storage(self.settings)
-        converter = settings_converter(self.settings, self._storage)
+        self._engine = engine_from_settings(self.settings)
+        converter = settings_converter(self.settings, self._engine)
         temporal = self._given_client
         if temporal is not None:
             temporal = with_converter(temporal, converter)
@@ -96,8 +96,8 @@ class ProcessEnvironment:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop_worker()
         await self.client.close()  # the app database, if deployed processes were started by name
-        if self._storage is not None:
-            await self._storage.close()
+        if self._engine is not None:
+            await self._engine.dispose()
         if self._env is not None:
             await self._env.shutdown()
 

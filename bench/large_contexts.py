@@ -28,14 +28,15 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from baton.agents import AgentSpec
+from baton.persistence.db import engine_from_settings
 from baton.settings import BatonSettings
 from baton.temporal import (
     SEARCH_ATTRIBUTES,
     data_converter,
     dev_server_args,
     dev_server_path,
-    payload_storage,
     settings_converter,
+    with_converter,
 )
 from tests.agent_workflows import ManyCallsInput, ManyLargeCallsWorkflow
 from workers.worker import running_workers
@@ -76,16 +77,16 @@ async def main() -> None:
         workflows_queue="bench-wf",
         llm_queue="bench-llm",
     )
-    storage = payload_storage(settings)
+    engine = engine_from_settings(settings)
     try:
-        config = env.client.config()
-        config["data_converter"] = settings_converter(settings, storage)
-        offloaded = await history_bytes(Client(**config), settings)
+        offloaded = await history_bytes(
+            with_converter(env.client, settings_converter(settings, engine)), settings
+        )
         inline = await history_bytes(
             env.client, settings.model_copy(update={"llm_queue": "bench-llm-inline"})
         )
     finally:
-        await storage.close()
+        await engine.dispose()
         await env.shutdown()
     print(f"{CALLS} LLM calls with {CONTEXT_BYTES // 1024} KB contexts each:")
     print(

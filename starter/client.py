@@ -28,8 +28,11 @@ from baton.orchestration.models import (
 )
 from baton.persistence.db import engine_from_settings, session_factory
 from baton.persistence.definitions import DefinitionStore
+from baton.persistence.schema import Schema
+from baton.persistence.subjects import SubjectKeys
 from baton.process import EventAccepted, Process, ProcessResult, ProcessState
 from baton.process.runtime import ProcessInput, SendEvent, process_search_attributes
+from baton.security.keys import key_provider
 from baton.settings import BatonSettings, get_settings
 from baton.temporal import connect
 from workflows.agent import AgentWorkflow
@@ -170,6 +173,7 @@ class BatonClient:
         self._search_attributes = search_attributes
         self._engine: AsyncEngine | None = None
         self._agents: AgentRegistry | None = None
+        self._subjects: SubjectKeys | None = None
 
     @classmethod
     async def connect(cls, settings: BatonSettings | None = None) -> BatonClient:
@@ -184,6 +188,7 @@ class BatonClient:
         *,
         key: str | None = None,
         eager: bool = False,
+        data_subject: str | None = None,
     ) -> ProcessRun:
         """Start `process` with input event `event` carrying `data`.
 
@@ -200,6 +205,8 @@ class BatonClient:
                 f"it accepts: {', '.join(process.compiled.input_events)}"
             )
         workflow_id = process_workflow_id(process.name, key)
+        if data_subject is not None:
+            await self.subjects.register(workflow_id, data_subject)
         try:
             handle = await self.temporal.start_workflow(
                 ProcessWorkflow.run,
@@ -225,13 +232,19 @@ class BatonClient:
             ) from e
         return ProcessRun(handle, self.settings, self.temporal.namespace)
 
-    async def start_agent(self, agent: AgentSpec | str, input: str) -> WorkflowHandle[Any, AgentRunResult]:
-        """Start one agent on `input`; `agent` is a spec, or the name of a registered agent."""
+    async def start_agent(
+        self, agent: AgentSpec | str, input: str, *, data_subject: str | None = None
+    ) -> WorkflowHandle[Any, AgentRunResult]:
+        """Start one agent on `input`; `agent` is a spec, or the name of a registered agent.
+        `data_subject`: as for `start_process`."""
         spec = self.agents[agent] if isinstance(agent, str) else agent
+        workflow_id = f"agent-{spec.name}-{uuid.uuid4()}"
+        if data_subject is not None:
+            await self.subjects.register(workflow_id, data_subject)
         return await self.temporal.start_workflow(
             AgentWorkflow.run,
             AgentRunInput(agent=spec, input=input, llm_queue=self.settings.llm_queue),
-            id=f"agent-{spec.name}-{uuid.uuid4()}",
+            id=workflow_id,
             task_queue=self.settings.workflows_queue,
             static_summary=f"agent {spec.name} ({spec.model})",
         )
@@ -359,15 +372,26 @@ class BatonClient:
     @property
     def definitions(self) -> DefinitionStore:
         """The deployed process definitions, in the app database (connected on first use)."""
+        return DefinitionStore(session_factory(self._database()))
+
+    @property
+    def subjects(self) -> SubjectKeys:
+        """Data subjects' keys: which runs hold whose data, and erasure."""
+        if self._subjects is None:
+            self._subjects = SubjectKeys(Schema(self._database()), key_provider(self.settings).load())
+        return self._subjects
+
+    def _database(self) -> AsyncEngine:
         if self._engine is None:
             self._engine = engine_from_settings(self.settings)
-        return DefinitionStore(session_factory(self._engine))
+        return self._engine
 
     async def close(self) -> None:
         """Release the app database connections, if any were opened."""
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+            self._subjects = None
 
     def get_run(self, workflow_id: str) -> ProcessRun:
         """A handle on an existing run, by workflow ID."""

@@ -24,6 +24,8 @@ from temporalio.api.common.v1 import Payloads
 from baton.persistence.db import engine_from_settings, session_factory
 from baton.persistence.migrate import upgrade
 from baton.persistence.models import AuditEventRow
+from baton.persistence.schema import Schema
+from baton.persistence.subjects import SubjectKeys
 from baton.security.codec import EncryptionCodec, PayloadDecryptionError
 from baton.security.dev_issuer import DevIssuer
 from baton.security.jwt import Identity, JwtVerifier, OidcKeys, TokenError
@@ -44,7 +46,9 @@ def create_app(settings: BatonSettings, verifier: JwtVerifier | None = None) -> 
         await upgrade(engine)
         async with httpx.AsyncClient(timeout=10) as http:
             app.state.verifier = verifier or _verifier(settings, http)
-            app.state.codec = EncryptionCodec(key_provider(settings), settings.compress_above_bytes)
+            keys = key_provider(settings)
+            subjects = SubjectKeys(Schema(engine), keys.load())
+            app.state.codec = EncryptionCodec(keys, settings.compress_above_bytes, subjects)
             app.state.sessions = session_factory(engine)
             app.state.codec_roles = settings.codec_roles
             yield

@@ -20,7 +20,6 @@ from baton.temporal import (
     data_converter,
     dev_server_args,
     dev_server_path,
-    payload_storage,
     settings_converter,
     with_converter,
 )
@@ -64,9 +63,9 @@ def settings(tmp_path: Path) -> BatonSettings:
 @pytest.fixture
 async def baton_temporal(temporal: WorkflowEnvironment, settings: BatonSettings) -> AsyncIterator[Client]:
     """The session's server, with this test's Baton data converter (its keys, its payload store)."""
-    storage = payload_storage(settings)
-    yield with_converter(temporal.client, settings_converter(settings, storage))
-    await storage.close()
+    engine = create_engine(settings.resolved_database_url)
+    yield with_converter(temporal.client, settings_converter(settings, engine))
+    await engine.dispose()
 
 
 class Journal:

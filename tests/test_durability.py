@@ -21,9 +21,10 @@ from temporalio.worker import Replayer
 
 from baton.agents.runtime import AgentRunInput
 from baton.orchestration import GroupChatInput, ManagerSpec
+from baton.persistence.db import create_engine
 from baton.security.keys import FileKeyProvider
 from baton.settings import BatonSettings
-from baton.temporal import data_converter, payload_storage, settings_converter
+from baton.temporal import data_converter, settings_converter
 from baton.testing import ProcessEnvironment
 from examples.document_generation.process import process as document_generation
 from starter.client import ORCHESTRATION_WORKFLOWS, BatonClient
@@ -189,11 +190,11 @@ async def record_histories(env: ProcessEnvironment) -> dict[str, str]:
 
 async def test_fresh_histories_replay(env: ProcessEnvironment) -> None:
     """Fresh histories are encrypted: the replayer reads them with the run's keys."""
-    storage = payload_storage(env.settings)
+    engine = create_engine(env.settings.resolved_database_url)
     try:
-        await assert_replays(await record_histories(env), settings_converter(env.settings, storage))
+        await assert_replays(await record_histories(env), settings_converter(env.settings, engine))
     finally:
-        await storage.close()
+        await engine.dispose()
 
 
 async def _write_recorded_histories() -> None:

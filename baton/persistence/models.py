@@ -51,3 +51,25 @@ class AuditEventRow(Base):
     namespace: Mapped[str] = mapped_column(String(200))
     workflow_id: Mapped[str | None] = mapped_column(String(400), nullable=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class DataSubjectKeyRow(Base):
+    """A data subject's own data key, wrapped by the master keyring; erased by deleting it.
+
+    `ref` is a keyed hash of the subject's identifier, so the table holds no personal data."""
+
+    __tablename__ = "data_subject_keys"
+
+    ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class WorkflowSubjectRow(Base):
+    """Which data subject a run's payloads belong to (by reference, never by identifier)."""
+
+    __tablename__ = "workflow_subjects"
+
+    workflow_id: Mapped[str] = mapped_column(String(400), primary_key=True)
+    subject_ref: Mapped[str] = mapped_column(String(64), index=True)

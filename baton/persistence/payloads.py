@@ -8,13 +8,12 @@ bytes, which is checked again on the way back.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import (
     StorageDriver,
@@ -23,8 +22,8 @@ from temporalio.converter import (
     StorageDriverStoreContext,
 )
 
-from .migrate import upgrade
 from .models import StoredPayloadRow
+from .schema import Schema
 
 DRIVER_NAME = "baton-db"
 
@@ -36,11 +35,9 @@ class PayloadNotFound(LookupError):
 class DatabasePayloadDriver(StorageDriver):
     """Stores (encrypted) payloads in the `stored_payloads` table of the app database."""
 
-    def __init__(self, engine: AsyncEngine, *, migrate: bool = False) -> None:
-        self._engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._migrate = migrate
-        self._ready: asyncio.Task[None] | None = None
+    def __init__(self, schema: Schema) -> None:
+        self._schema = schema
+        self._sessions = async_sessionmaker(schema.engine, expire_on_commit=False)
 
     def name(self) -> str:
         return DRIVER_NAME
@@ -48,7 +45,7 @@ class DatabasePayloadDriver(StorageDriver):
     async def store(
         self, context: StorageDriverStoreContext, payloads: Sequence[Payload]
     ) -> list[StorageDriverClaim]:
-        await self._ensure_schema()
+        await self._schema.ready()
         claims, rows = [], {}
         for payload in payloads:
             data = payload.SerializeToString(deterministic=True)
@@ -74,7 +71,7 @@ class DatabasePayloadDriver(StorageDriver):
     async def retrieve(
         self, context: StorageDriverRetrieveContext, claims: Sequence[StorageDriverClaim]
     ) -> list[Payload]:
-        await self._ensure_schema()
+        await self._schema.ready()
         digests = [claim.claim_data["digest"] for claim in claims]
         async with self._sessions() as session:
             rows = {
@@ -92,15 +89,3 @@ class DatabasePayloadDriver(StorageDriver):
                 raise PayloadNotFound(f"stored payload {digest[:12]}… does not match its digest")
             payloads.append(Payload.FromString(row.data))
         return payloads
-
-    async def close(self) -> None:
-        """Release the database connections."""
-        await self._engine.dispose()
-
-    async def _ensure_schema(self) -> None:
-        """Migrate the embedded SQLite database on first use; production runs `baton db upgrade`."""
-        if not self._migrate:
-            return
-        if self._ready is None:
-            self._ready = asyncio.ensure_future(upgrade(self._engine))
-        await asyncio.shield(self._ready)

@@ -2,57 +2,101 @@
 
 AES-256-GCM with a random nonce per payload; the key ID and the compression travel in the
 payload's metadata and are bound into the authentication, so changing any byte, the key ID or
-the flag is detected. A payload this codec did not encrypt (histories from before encryption)
-is passed through on decode.
+the flag is detected. A run that names a data subject has its payloads encrypted with that
+subject's own key instead (crypto-shredding, `baton.persistence.subjects`); the codec learns the
+run from Temporal's serialization context. A payload this codec did not encrypt (histories from
+before encryption) is passed through on decode.
 """
 
 from __future__ import annotations
 
+import copy
 import zlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from temporalio.api.common.v1 import Payload
-from temporalio.converter import PayloadCodec
+from temporalio.converter import PayloadCodec, SerializationContext, WithSerializationContext
 
-from .keys import DecryptionError, KeyProvider, UnknownKey
+from .keys import DecryptionError, KeyProvider, Keyring, UnknownKey
+
+if TYPE_CHECKING:  # persistence imports security, not the other way round at run time
+    from ..persistence.subjects import SubjectKeys
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
 COMPRESSION = "encryption-compression"
+SUBJECT = "encryption-subject"
+"""Metadata naming the data subject (by reference) whose key encrypts the payload."""
 
 
 class PayloadDecryptionError(Exception):
     """A Baton-encrypted payload that cannot be read: tampered, truncated, or its key is gone."""
 
 
-class EncryptionCodec(PayloadCodec):
-    def __init__(self, keys: KeyProvider, compress_above: int = 1024) -> None:
+class EncryptionCodec(PayloadCodec, WithSerializationContext):
+    def __init__(
+        self,
+        keys: KeyProvider,
+        compress_above: int = 1024,
+        subjects: SubjectKeys | None = None,
+        workflow_id: str | None = None,
+    ) -> None:
         self._keys = keys
         self._keyring = keys.load()
         self.compress_above = compress_above
+        self._subjects = subjects
+        self._workflow_id = workflow_id
+
+    def with_context(self, context: SerializationContext) -> EncryptionCodec:
+        """This codec for one run's payloads: so that a data subject's key can be chosen."""
+        workflow_id = getattr(context, "workflow_id", None)
+        if self._subjects is None or workflow_id == self._workflow_id:
+            return self
+        bound = copy.copy(self)
+        bound._workflow_id = workflow_id
+        return bound
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [self.encrypt(p) for p in payloads]
+        subject = await self._subject_keyring()
+        return [self.encrypt(p, subject) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [self.decrypt(p) if p.metadata.get("encoding") == ENCODING else p for p in payloads]
+        return [await self._decode(p) if p.metadata.get("encoding") == ENCODING else p for p in payloads]
 
-    def encrypt(self, payload: Payload) -> Payload:
+    def encrypt(self, payload: Payload, subject: Keyring | None = None) -> Payload:
         plain = payload.SerializeToString()
         compression = b"none"
         if len(plain) > self.compress_above:
             packed = zlib.compress(plain, 6)
             if len(packed) < len(plain):
                 plain, compression = packed, b"zlib"
-        key_id = self._keyring.current.encode()
-        sealed = self._keyring.seal(plain, _context(key_id, compression))
-        return Payload(metadata={"encoding": ENCODING, KEY_ID: key_id, COMPRESSION: compression}, data=sealed)
+        keyring = subject or self._keyring
+        key_id = keyring.current.encode()
+        metadata = {"encoding": ENCODING, KEY_ID: key_id, COMPRESSION: compression}
+        if subject is not None:
+            metadata[SUBJECT] = key_id
+        return Payload(metadata=metadata, data=keyring.seal(plain, _context(key_id, compression)))
 
-    def decrypt(self, payload: Payload) -> Payload:
+    async def _decode(self, payload: Payload) -> Payload:
+        ref = payload.metadata.get(SUBJECT)
+        if ref is None:
+            return self.decrypt(payload)
+        if self._subjects is None:
+            raise PayloadDecryptionError(
+                "payload is encrypted with a data subject's key; this codec has no subject keys"
+            )
+        key = await self._subjects.data_key(ref.decode())
+        if key is None:
+            raise PayloadDecryptionError("payload belongs to an erased data subject: its key was deleted")
+        return self.decrypt(payload, Keyring(keys={ref.decode(): key}, current=ref.decode()))
+
+    def decrypt(self, payload: Payload, subject: Keyring | None = None) -> Payload:
         key_id = payload.metadata.get(KEY_ID, b"")
         compression = payload.metadata.get(COMPRESSION, b"none")
+        context = _context(key_id, compression)
         try:
-            plain = self._open(payload.data, _context(key_id, compression))
+            plain = subject.open(payload.data, context) if subject else self._open(payload.data, context)
         except DecryptionError as e:
             raise PayloadDecryptionError(f"encrypted payload cannot be read: {e}") from None
         if compression == b"zlib":
@@ -60,6 +104,18 @@ class EncryptionCodec(PayloadCodec):
         elif compression != b"none":
             raise PayloadDecryptionError(f"encrypted payload has an unknown compression {compression!r}")
         return Payload.FromString(plain)
+
+    async def _subject_keyring(self) -> Keyring | None:
+        """The data subject's key for this run's payloads, when the run has a subject."""
+        if self._subjects is None or self._workflow_id is None:
+            return None
+        ref = await self._subjects.ref_of(self._workflow_id)
+        if ref is None:
+            return None
+        key = await self._subjects.data_key(ref)
+        if key is None:  # fail closed: never write a subject's data where erasure cannot reach it
+            raise PayloadDecryptionError(f"run {self._workflow_id} belongs to an erased data subject")
+        return Keyring(keys={ref: key}, current=ref)
 
     def _open(self, sealed: bytes, context: bytes) -> bytes:
         try:

@@ -28,6 +28,7 @@ from starter.cli.agent import add_agent_commands
 from starter.cli.keys import add_keys_commands
 from starter.cli.orchestrate import add_orchestrate_command
 from starter.cli.pii import add_pii_commands
+from starter.cli.privacy import add_privacy_commands
 from starter.cli.security import add_security_commands
 from starter.cli.terminal import until_stopped
 from starter.cli.usage import UsageError
@@ -105,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     add_orchestrate_command(sub)
     add_keys_commands(sub)
     add_security_commands(sub)
+    add_privacy_commands(sub)
     add_pii_commands(sub)
     return parser
 

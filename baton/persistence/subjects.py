@@ -1,0 +1,105 @@
+"""Crypto-shredding: each data subject's payloads are encrypted with the subject's own data key.
+
+A run names its data subject when it starts; the subject's identifier never reaches Temporal
+(not in the workflow ID, not in search attributes), and the app database keeps only a keyed hash
+of it (`ref`). The data key is wrapped by the master keyring. Erasing the subject deletes the
+key: from then on every payload of that subject in Temporal's histories, which Temporal cannot
+edit, is unreadable, while other subjects' stay readable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from ..security.keys import KEY_BYTES, Keyring
+from .models import DataSubjectKeyRow, WorkflowSubjectRow
+from .schema import Schema
+
+KEY_CACHE_SECONDS = 30.0
+"""How long a process keeps a subject's unwrapped key: an erasure reaches every worker within it."""
+
+
+class SubjectKeys:
+    def __init__(self, schema: Schema, keyring: Keyring) -> None:
+        self._schema = schema
+        self._sessions = async_sessionmaker(schema.engine, expire_on_commit=False)
+        self._keyring = keyring
+        self._ref_secret = keyring.derive("data-subjects")
+        self._refs: dict[str, str | None] = {}
+        self._keys: dict[str, tuple[float, bytes | None]] = {}
+
+    def ref(self, subject: str) -> str:
+        """The subject's pseudonymous reference: a keyed hash, stable across key rotation."""
+        if not subject.strip():
+            raise ValueError("a data subject needs a non-empty identifier")
+        return hmac.new(self._ref_secret, subject.strip().encode(), hashlib.sha256).hexdigest()
+
+    async def register(self, workflow_id: str, subject: str) -> str:
+        """Record that `workflow_id` holds `subject`'s data, creating the subject's key if needed."""
+        await self._schema.ready()
+        ref = self.ref(subject)
+        async with self._sessions() as session:
+            row = await session.get(DataSubjectKeyRow, ref)
+            if row is None or row.wrapped_key is None:
+                # A subject erased before gets a new key: new runs hold new data.
+                fresh = self._keyring.seal(secrets.token_bytes(KEY_BYTES), _wrap_context(ref))
+                if row is None:
+                    session.add(DataSubjectKeyRow(ref=ref, wrapped_key=fresh))
+                else:
+                    row.wrapped_key, row.erased_at = fresh, None
+            session.add(WorkflowSubjectRow(workflow_id=workflow_id, subject_ref=ref))
+            try:
+                await session.commit()
+            except IntegrityError:
+                raise ValueError(f"run {workflow_id} already has a data subject") from None
+        self._keys.pop(ref, None)
+        self._refs[workflow_id] = ref
+        return ref
+
+    async def ref_of(self, workflow_id: str) -> str | None:
+        """The subject reference of a run, or None for a run without a data subject."""
+        if workflow_id not in self._refs:
+            await self._schema.ready()
+            async with self._sessions() as session:
+                row = await session.get(WorkflowSubjectRow, workflow_id)
+            self._refs[workflow_id] = row.subject_ref if row else None
+        return self._refs[workflow_id]
+
+    async def data_key(self, ref: str) -> bytes | None:
+        """The subject's data key, or None once the subject is erased."""
+        cached = self._keys.get(ref)
+        if cached is not None and time.monotonic() - cached[0] < KEY_CACHE_SECONDS:
+            return cached[1]
+        await self._schema.ready()
+        async with self._sessions() as session:
+            row = await session.get(DataSubjectKeyRow, ref)
+        key = self._keyring.open(row.wrapped_key, _wrap_context(ref)) if row and row.wrapped_key else None
+        self._keys[ref] = (time.monotonic(), key)
+        return key
+
+    async def erase(self, subject: str) -> bool:
+        """Delete the subject's key; True if there was one to delete."""
+        await self._schema.ready()
+        ref = self.ref(subject)
+        async with self._sessions() as session:
+            row = (
+                await session.scalars(select(DataSubjectKeyRow).where(DataSubjectKeyRow.ref == ref))
+            ).first()
+            if row is None or row.wrapped_key is None:
+                return False
+            row.wrapped_key, row.erased_at = None, datetime.now(UTC)
+            await session.commit()
+        self._keys[ref] = (time.monotonic(), None)
+        return True
+
+
+def _wrap_context(ref: str) -> bytes:
+    return b"baton-subject-key|" + ref.encode()

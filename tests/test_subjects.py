@@ -1,0 +1,76 @@
+"""Crypto-shredding: erasing a data subject makes their payloads in Temporal unreadable, and only theirs."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from temporalio.api.common.v1 import Payload
+
+from baton.agents import AgentSpec
+from baton.persistence.db import create_engine
+from baton.security.codec import SUBJECT, PayloadDecryptionError
+from baton.temporal import settings_converter
+from baton.testing import ProcessEnvironment
+from tests.test_cli import baton as baton_cli
+
+ALICE, BOB = "alice@example.com", "bob@example.com"
+CLERK = AgentSpec(name="Clerk", instructions="You are a records clerk.", pii="off")
+
+
+async def payloads_of(env: ProcessEnvironment, workflow_id: str) -> list[Payload]:
+    history = await env.temporal.get_workflow_handle(workflow_id).fetch_history()
+    found = []
+    for event in history.events:
+        for attributes in (
+            event.workflow_execution_started_event_attributes.input,
+            event.activity_task_scheduled_event_attributes.input,
+            event.activity_task_completed_event_attributes.result,
+            event.workflow_execution_completed_event_attributes.result,
+        ):
+            found += attributes.payloads
+    return found
+
+
+async def test_erasing_a_subject_shreds_their_histories_and_no_one_elses(env: ProcessEnvironment) -> None:
+    alice = await env.client.start_agent(CLERK, f"Update the address of {ALICE}", data_subject=ALICE)
+    bob = await env.client.start_agent(CLERK, f"Update the address of {BOB}", data_subject=BOB)
+    nobody = await env.client.start_agent(CLERK, "Count the open tickets")
+    for handle in (alice, bob, nobody):
+        await handle.result()
+    assert "alice" not in alice.id and "example" not in alice.id
+
+    erased = await baton_cli(env.settings, "privacy", "erase", ALICE)
+    again = await baton_cli(env.settings, "privacy", "erase", ALICE)
+    assert erased.returncode == again.returncode == 0
+    assert "erased" in erased.stdout and "nothing to erase" in again.stdout
+
+    # A process that never held the keys in memory: what any reader after the erasure sees.
+    engine = create_engine(env.settings.resolved_database_url)
+    try:
+        codec = settings_converter(env.settings, engine).payload_codec
+        assert codec is not None
+        alice_payloads, bob_payloads = await payloads_of(env, alice.id), await payloads_of(env, bob.id)
+        assert alice_payloads and all(SUBJECT in p.metadata for p in alice_payloads + bob_payloads)
+        for payload in alice_payloads:
+            with pytest.raises(PayloadDecryptionError, match="erased data subject"):
+                await codec.decode([payload])
+        assert any(BOB.encode() in p.data for p in await codec.decode(bob_payloads))
+        assert len(await codec.decode(await payloads_of(env, nobody.id))) > 0
+
+        async with engine.connect() as conn:
+            rows = [
+                *(await conn.execute(sa.text("SELECT * FROM data_subject_keys"))).all(),
+                *(await conn.execute(sa.text("SELECT * FROM workflow_subjects"))).all(),
+            ]
+        stored = " ".join(map(str, rows))
+        assert "alice" not in stored and "bob" not in stored  # references, never identifiers
+    finally:
+        await engine.dispose()
+
+
+async def test_a_subject_erased_before_gets_a_new_key_for_new_runs(env: ProcessEnvironment) -> None:
+    first = await env.client.start_agent(CLERK, "first", data_subject="carol")
+    await first.result()
+    assert await env.client.subjects.erase("carol")
+    second = await env.client.start_agent(CLERK, "second", data_subject="carol")
+    assert (await second.result()).answer.startswith("[simulated")
