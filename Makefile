@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint dev clean
+.PHONY: demo test bench lint dev clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,12 @@ demo: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/baton dev
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+
+# The UI test drives a real browser: Debian's chromium package.
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 bench: $(STAMP)
 	$(BIN)/python bench/process_overhead.py
@@ -29,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/large_contexts.py
 	$(BIN)/python bench/orchestration_overhead.py
 	$(BIN)/python bench/pii_masking.py
+	$(BIN)/python bench/codec_throughput.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

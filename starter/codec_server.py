@@ -26,7 +26,7 @@ from baton.persistence.migrate import upgrade
 from baton.persistence.models import AuditEventRow
 from baton.persistence.schema import Schema
 from baton.persistence.subjects import SubjectKeys
-from baton.security.codec import EncryptionCodec, PayloadDecryptionError
+from baton.security.codec import WORKFLOW, EncryptionCodec, PayloadDecryptionError
 from baton.security.dev_issuer import DevIssuer
 from baton.security.jwt import Identity, JwtVerifier, OidcKeys, TokenError
 from baton.security.keys import key_provider
@@ -72,25 +72,28 @@ def create_app(settings: BatonSettings, verifier: JwtVerifier | None = None) -> 
             decoded = await request.app.state.codec.decode(payloads.payloads)
         except PayloadDecryptionError as e:
             raise HTTPException(422, str(e)) from None
-        workflow_id = _workflow_from(request.headers.get("referer", ""))
+        # The runs named in the (authenticated) payloads; else the UI page that asked, if it said.
+        runs: list[str | None] = [
+            *sorted({p.metadata[WORKFLOW].decode() for p in payloads.payloads if WORKFLOW in p.metadata})
+        ]
+        if not runs:
+            runs = [_workflow_from(request.headers.get("referer", ""))]
         async with request.app.state.sessions() as session:
-            session.add(
+            session.add_all(
                 AuditEventRow(
                     actor=who.subject,
                     action="payload.decode",
                     namespace=x_namespace,
-                    workflow_id=workflow_id,
+                    workflow_id=run,
                     detail={"payloads": len(decoded)},
                 )
+                for run in runs
             )
             await session.commit()
-        audit_log.info(
-            "decode by %s in %s, workflow %s: %d payloads",
-            who.subject,
-            x_namespace,
-            workflow_id,
-            len(decoded),
-        )
+        for run in runs:
+            audit_log.info(
+                "decode by %s in %s, workflow %s: %d payloads", who.subject, x_namespace, run, len(decoded)
+            )
         return json_format.MessageToDict(Payloads(payloads=decoded))
 
     @app.post("/encode")

@@ -13,7 +13,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowFailureError
 
 from baton.agents import AgentSpec
-from baton.security.codec import COMPRESSION, KEY_ID, EncryptionCodec, PayloadDecryptionError
+from baton.security.codec import COMPRESSION, KEY_ID, WORKFLOW, EncryptionCodec, PayloadDecryptionError
 from baton.security.keys import DirectoryKeyProvider, FileKeyProvider
 from baton.settings import BatonSettings
 from baton.temporal import dev_server_path
@@ -50,7 +50,9 @@ async def test_payloads_from_before_encryption_pass_through(codec: EncryptionCod
     assert await codec.decode([payload("old history")]) == [payload("old history")]
 
 
-@pytest.mark.parametrize("tamper", ["bit flip", "wrong key id", "other compression", "truncated"])
+@pytest.mark.parametrize(
+    "tamper", ["bit flip", "wrong key id", "other compression", "other run", "truncated"]
+)
 async def test_tampering_is_a_clear_error(codec: EncryptionCodec, tamper: str) -> None:
     (encoded,) = await codec.encode([payload(SECRET)])
     if tamper == "bit flip":
@@ -61,6 +63,8 @@ async def test_tampering_is_a_clear_error(codec: EncryptionCodec, tamper: str) -
         encoded.metadata[KEY_ID] = b"k00000000"
     elif tamper == "other compression":
         encoded.metadata[COMPRESSION] = b"zlib"
+    elif tamper == "other run":
+        encoded.metadata[WORKFLOW] = b"process-Someone-else"
     else:
         encoded.data = encoded.data[:-5]
 

@@ -17,7 +17,7 @@ import json
 import os
 import secrets
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -44,6 +44,7 @@ class Keyring:
 
     keys: dict[str, bytes]
     current: str
+    _ciphers: dict[str, AESGCM] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.current not in self.keys:
@@ -57,7 +58,7 @@ class Keyring:
         key_id = self.current.encode()
         nonce = secrets.token_bytes(NONCE_BYTES)
         header = bytes([_FORMAT, len(key_id)]) + key_id + nonce
-        return header + AESGCM(self.keys[self.current]).encrypt(nonce, plaintext, header + context)
+        return header + self._cipher(self.current).encrypt(nonce, plaintext, header + context)
 
     def open(self, sealed: bytes, context: bytes = b"") -> bytes:
         """The plaintext of `seal`'s output; `DecryptionError` if anything was changed."""
@@ -65,16 +66,22 @@ class Keyring:
             raise DecryptionError("not sealed by Baton (unknown format)")
         id_end = 2 + sealed[1]
         key_id = sealed[2:id_end].decode(errors="replace")
-        key = self.keys.get(key_id)
-        if key is None:
+        if key_id not in self.keys:
             raise UnknownKey(f"sealed with key {key_id!r}, which this keyring does not hold")
         header = sealed[: id_end + NONCE_BYTES]
         try:
-            return AESGCM(key).decrypt(
+            return self._cipher(key_id).decrypt(
                 sealed[id_end : id_end + NONCE_BYTES], sealed[len(header) :], header + context
             )
         except InvalidTag:
             raise DecryptionError(f"sealed data failed authentication (key {key_id!r})") from None
+
+    def _cipher(self, key_id: str) -> AESGCM:
+        """One AESGCM per key: its key schedule is worth keeping."""
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            cipher = self._ciphers[key_id] = AESGCM(self.keys[key_id])
+        return cipher
 
     def derive(self, purpose: str) -> bytes:
         """A stable secret for one purpose (pseudonyms, cache keys), from the first key.
