@@ -103,6 +103,13 @@ class BatonSettings(BaseSettings):
     cache_ttl_seconds: float = Field(3600, gt=0, description="How long a cached LLM response stays valid.")
     cache_max_entries: int = Field(1024, ge=1, description="Responses kept in each process's L1 cache.")
 
+    encryption_keys: dict[str, str] | None = Field(
+        None,
+        repr=False,
+        description="Keys from the environment: JSON {key-id: base64 key}; the current one is "
+        "encryption_key_current. For secrets injected as variables.",
+    )
+    encryption_key_current: str | None = Field(None, description="Which of encryption_keys encrypts.")
     keys_dir: Path | None = Field(
         None,
         description="A folder of key files (`<id>.key` in base64, `current` naming the active one), e.g. a "

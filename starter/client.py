@@ -132,8 +132,9 @@ class PendingOrchestration:
         self.client = client
         self.input = input
 
-    async def start(self) -> OrchestrationRun:
-        return await self.client.orchestrate(self.input)
+    async def start(self, *, data_subject: str | None = None) -> OrchestrationRun:
+        """Start the run and return its handle; `data_subject` as for `BatonClient.start_process`."""
+        return await self.client.orchestrate(self.input, data_subject=data_subject)
 
     def __await__(self) -> Generator[Any, None, OrchestrationResult]:
         return self._start_and_wait().__await__()
@@ -253,13 +254,19 @@ class BatonClient:
         """Run one agent on `input` and wait for its answer."""
         return await (await self.start_agent(agent, input)).result()
 
-    async def orchestrate(self, input: OrchestrationInput) -> OrchestrationRun:
-        """Start an orchestration from its input model; `run_sequential` and friends build it."""
+    async def orchestrate(
+        self, input: OrchestrationInput, *, data_subject: str | None = None
+    ) -> OrchestrationRun:
+        """Start an orchestration from its input model; `run_sequential` and friends build it.
+        `data_subject`: as for `start_process`."""
         pattern, workflow_type = ORCHESTRATION_WORKFLOWS[type(input)]
+        workflow_id = f"{pattern}-{uuid.uuid4()}"
+        if data_subject is not None:
+            await self.subjects.register(workflow_id, data_subject)
         handle = await self.temporal.start_workflow(
             workflow_type,
             input.model_copy(update={"llm_queue": self.settings.llm_queue}),
-            id=f"{pattern}-{uuid.uuid4()}",
+            id=workflow_id,
             task_queue=self.settings.workflows_queue,
             result_type=OrchestrationResult,
             static_summary=f"{pattern}: {', '.join(a.name for a in input.agents)}",

@@ -14,7 +14,7 @@ from temporalio.client import WorkflowFailureError
 
 from baton.agents import AgentSpec
 from baton.security.codec import COMPRESSION, KEY_ID, WORKFLOW, EncryptionCodec, PayloadDecryptionError
-from baton.security.keys import DirectoryKeyProvider, FileKeyProvider
+from baton.security.keys import DirectoryKeyProvider, FileKeyProvider, key_provider
 from baton.settings import BatonSettings
 from baton.temporal import dev_server_path
 from baton.testing import ProcessEnvironment
@@ -96,6 +96,20 @@ def test_keys_from_a_mounted_secret(tmp_path: Path) -> None:
     (tmp_path / "current").write_text("k2")
     with pytest.raises(ValueError, match="not a usable key folder"):
         DirectoryKeyProvider(tmp_path).load()
+
+
+def test_keys_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BATON_ENCRYPTION_KEYS", '{"env-1": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}')
+    monkeypatch.setenv("BATON_ENCRYPTION_KEY_CURRENT", "env-1")
+    settings = BatonSettings(data_dir=tmp_path)
+    assert key_provider(settings).load().keys == {"env-1": bytes(range(32))}
+    assert "AAECAw" not in repr(settings)  # never in logs or tracebacks
+    monkeypatch.setenv("BATON_ENCRYPTION_KEYS", '{"env-1": "not base64!"}')
+    with pytest.raises(ValueError, match="BATON_ENCRYPTION_KEYS"):
+        key_provider(BatonSettings(data_dir=tmp_path)).load()
+    monkeypatch.delenv("BATON_ENCRYPTION_KEY_CURRENT")
+    with pytest.raises(ValueError, match="BATON_ENCRYPTION_KEY_CURRENT"):
+        key_provider(BatonSettings(data_dir=tmp_path)).load()
 
 
 async def test_temporal_shows_no_plaintext_of_a_run(env: ProcessEnvironment, temporal) -> None:

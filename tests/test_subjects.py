@@ -68,6 +68,14 @@ async def test_erasing_a_subject_shreds_their_histories_and_no_one_elses(env: Pr
         await engine.dispose()
 
 
+async def test_orchestrations_name_their_subject_too(env: ProcessEnvironment) -> None:
+    run = await env.client.run_sequential(f"File a complaint for {ALICE}", ["DataExtraction"]).start(
+        data_subject=ALICE
+    )
+    await run.result()
+    assert all(SUBJECT in p.metadata for p in await payloads_of(env, run.id))
+
+
 async def test_a_subject_erased_before_gets_a_new_key_for_new_runs(env: ProcessEnvironment) -> None:
     first = await env.client.start_agent(CLERK, "first", data_subject="carol")
     await first.result()

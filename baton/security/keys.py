@@ -139,13 +139,32 @@ class DirectoryKeyProvider(KeyProvider):
             raise ValueError(f"{self.path}: not a usable key folder ({e})") from None
 
 
+@dataclass(frozen=True)
+class EnvironmentKeyProvider(KeyProvider):
+    """Keys given as settings (`BATON_ENCRYPTION_KEYS`, `BATON_ENCRYPTION_KEY_CURRENT`)."""
+
+    keys: dict[str, str] = field(repr=False)
+    current: str | None
+
+    def load(self) -> Keyring:
+        if not self.current:
+            raise ValueError(
+                "BATON_ENCRYPTION_KEYS is set: name the key that encrypts in BATON_ENCRYPTION_KEY_CURRENT"
+            )
+        try:
+            keys = {k: base64.b64decode(v, validate=True) for k, v in self.keys.items()}
+            return Keyring(keys=keys, current=self.current)
+        except ValueError as e:
+            raise ValueError(f"BATON_ENCRYPTION_KEYS: {e}") from None
+
+
 def key_provider(settings: BatonSettings) -> KeyProvider:
-    """The configured provider: `BATON_KEYS_DIR`, or the keyring file in the data folder."""
-    return (
-        DirectoryKeyProvider(settings.keys_dir)
-        if settings.keys_dir
-        else FileKeyProvider(settings.keyring_path)
-    )
+    """The configured provider: keys in the environment, a key folder, or the keyring file."""
+    if settings.encryption_keys is not None:
+        return EnvironmentKeyProvider(settings.encryption_keys, settings.encryption_key_current)
+    if settings.keys_dir is not None:
+        return DirectoryKeyProvider(settings.keys_dir)
+    return FileKeyProvider(settings.keyring_path)
 
 
 def load_keyring(path: Path) -> Keyring:
