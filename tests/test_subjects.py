@@ -82,3 +82,13 @@ async def test_a_subject_erased_before_gets_a_new_key_for_new_runs(env: ProcessE
     assert await env.client.subjects.erase("carol")
     second = await env.client.start_agent(CLERK, "second", data_subject="carol")
     assert (await second.result()).answer.startswith("[simulated")
+
+
+async def test_a_run_id_belongs_to_one_subject(env: ProcessEnvironment) -> None:
+    subjects = env.client.subjects
+    first = await subjects.register("process-Claims-key-7", ALICE)
+    assert await subjects.register("process-Claims-key-7", ALICE) == first  # the same run key again
+    with pytest.raises(ValueError, match="already belongs to another data subject"):
+        await subjects.register("process-Claims-key-7", BOB)
+    with pytest.raises(ValueError, match="non-empty identifier"):
+        await subjects.register("process-Claims-key-8", "  ")

@@ -14,6 +14,7 @@ import hmac
 import secrets
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +24,7 @@ from ..security.keys import KEY_BYTES, Keyring
 from .models import DataSubjectKeyRow, WorkflowSubjectRow
 from .schema import Schema
 
+CACHE_ENTRIES = 10_000
 KEY_CACHE_SECONDS = 30.0
 """How long a process keeps a subject's unwrapped key: an erasure reaches every worker within it."""
 
@@ -55,13 +57,17 @@ class SubjectKeys:
                     session.add(DataSubjectKeyRow(ref=ref, wrapped_key=fresh))
                 else:
                     row.wrapped_key, row.erased_at = fresh, None
-            session.add(WorkflowSubjectRow(workflow_id=workflow_id, subject_ref=ref))
+            existing = await session.get(WorkflowSubjectRow, workflow_id)
+            if existing is None:
+                session.add(WorkflowSubjectRow(workflow_id=workflow_id, subject_ref=ref))
+            elif existing.subject_ref != ref:  # a run ID reused (a run key) for another person
+                raise ValueError(f"run {workflow_id} already belongs to another data subject")
             try:
                 await session.commit()
-            except IntegrityError:
-                raise ValueError(f"run {workflow_id} already has a data subject") from None
+            except IntegrityError:  # registered concurrently; the check above decides on a retry
+                raise ValueError(f"run {workflow_id} was registered concurrently; try again") from None
         self._keys.pop(ref, None)
-        self._refs[workflow_id] = ref
+        self._remember(self._refs, workflow_id, ref)
         return ref
 
     async def ref_of(self, workflow_id: str) -> str | None:
@@ -70,7 +76,7 @@ class SubjectKeys:
             await self._schema.ready()
             async with self._sessions() as session:
                 row = await session.get(WorkflowSubjectRow, workflow_id)
-            self._refs[workflow_id] = row.subject_ref if row else None
+            self._remember(self._refs, workflow_id, row.subject_ref if row else None)
         return self._refs[workflow_id]
 
     async def data_key(self, ref: str) -> bytes | None:
@@ -82,7 +88,7 @@ class SubjectKeys:
         async with self._sessions() as session:
             row = await session.get(DataSubjectKeyRow, ref)
         key = self._keyring.open(row.wrapped_key, _wrap_context(ref)) if row and row.wrapped_key else None
-        self._keys[ref] = (time.monotonic(), key)
+        self._remember(self._keys, ref, (time.monotonic(), key))
         return key
 
     async def erase(self, subject: str) -> bool:
@@ -99,6 +105,14 @@ class SubjectKeys:
             await session.commit()
         self._keys[ref] = (time.monotonic(), None)
         return True
+
+    @staticmethod
+    def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
+        """Keep at most CACHE_ENTRIES, dropping the oldest: a worker sees runs without end."""
+        cache.pop(key, None)
+        cache[key] = value
+        if len(cache) > CACHE_ENTRIES:
+            cache.pop(next(iter(cache)))
 
 
 def _wrap_context(ref: str) -> bytes:
