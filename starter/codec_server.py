@@ -1,10 +1,14 @@
 """The codec server: Temporal's remote codec protocol (`POST /encode`, `POST /decode`) over HTTPS,
 so the Temporal UI and CLI can show payloads in plain text to people allowed to see them.
 
-Every request needs a bearer JWT (the `Authorization` header, or the cookie `/login` sets for a
-browser) whose roles include one of `BATON_CODEC_ROLES`; without one it is 401, with the wrong
+Every request needs a bearer JWT (the `Authorization` header: the UI passes its user's access
+token) whose roles include one of `BATON_CODEC_ROLES`; without one it is 401, with the wrong
 roles 403. Browsers may call it only from `BATON_CODEC_CORS_ORIGINS`. Every decode is audited:
-who, in which namespace, for which workflow (taken from the UI page that asked).
+who, in which namespace, for which runs (named, authenticated, in the payloads' metadata).
+
+With the embedded dev issuer (no `BATON_OIDC_ISSUER`), the local UI has no login to take a token
+from, so `baton dev` gives it an endpoint that carries one in its path, `/dev/<token>/decode`:
+the same JWT, checked the same way, for the dev user, on loopback only.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import httpx
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
@@ -32,7 +36,7 @@ from baton.security.jwt import Identity, JwtVerifier, OidcKeys, TokenError
 from baton.security.keys import key_provider
 from baton.settings import BatonSettings
 
-COOKIE = "baton_codec_token"
+DEV_TOKEN_SECONDS = 30 * 24 * 3600
 audit_log = logging.getLogger("baton.audit")
 _WORKFLOW_IN_URL = re.compile(r"/namespaces/[^/]+/workflows/([^/?#]+)")
 
@@ -58,12 +62,11 @@ def create_app(settings: BatonSettings, verifier: JwtVerifier | None = None) -> 
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.codec_cors_origins,
-        allow_credentials=True,
         allow_methods=["POST"],
         allow_headers=["Authorization", "Content-Type", "X-Namespace"],
     )
+    dev_routes = settings.oidc_issuer is None
 
-    @app.post("/decode")
     async def decode(
         request: Request, who: Allowed, x_namespace: Annotated[str, Header()] = "default"
     ) -> dict[str, Any]:
@@ -96,32 +99,21 @@ def create_app(settings: BatonSettings, verifier: JwtVerifier | None = None) -> 
             )
         return json_format.MessageToDict(Payloads(payloads=decoded))
 
-    @app.post("/encode")
     async def encode(request: Request, who: Allowed) -> dict[str, Any]:
         payloads = await _payloads(request)
         return json_format.MessageToDict(
             Payloads(payloads=await request.app.state.codec.encode(payloads.payloads))
         )
 
-    @app.get("/login")
-    async def login(request: Request, token: str) -> Response:
-        """For a browser: check the token once and keep it in an HttpOnly cookie, so the Temporal UI
-        (with "Include cross-origin credentials" on) is authenticated on its codec calls."""
-        try:
-            who = await request.app.state.verifier.verify(token)
-        except TokenError as e:
-            raise HTTPException(401, str(e)) from None
-        response = Response(f"Signed in to the codec server as {who.subject}.\n", media_type="text/plain")
-        expires = int(who.claims["exp"])
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", expires=expires)
-        return response
-
+    for prefix in ["", *(["/dev/{dev_token}"] if dev_routes else [])]:
+        app.add_api_route(f"{prefix}/decode", decode, methods=["POST"])
+        app.add_api_route(f"{prefix}/encode", encode, methods=["POST"])
     return app
 
 
 async def identity(request: Request, authorization: Annotated[str | None, Header()] = None) -> Identity:
-    """Who calls: a valid token (header or sign-in cookie) with a role that may decrypt."""
-    token = _bearer(authorization) or request.cookies.get(COOKIE)
+    """Who calls: a valid token (the header, or a dev endpoint's path) with a role that may decrypt."""
+    token = _bearer(authorization) or request.path_params.get("dev_token")
     if not token:
         raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
     try:
@@ -137,6 +129,15 @@ async def identity(request: Request, authorization: Annotated[str | None, Header
 
 
 Allowed = Annotated[Identity, Depends(identity)]
+
+
+def dev_endpoint(settings: BatonSettings, base_url: str) -> str:
+    """The codec endpoint for the local UI: with a dev-issuer token in its path (see above)."""
+    if settings.oidc_issuer is not None:
+        return base_url
+    # Long-lived, so that a `baton dev` left running for days keeps decoding; loopback only.
+    token = DevIssuer.load(settings).issue("dev", settings.codec_roles[:1], DEV_TOKEN_SECONDS)
+    return f"{base_url.rstrip('/')}/dev/{token}"  # clients append /decode and /encode
 
 
 def _verifier(settings: BatonSettings, http: httpx.AsyncClient) -> JwtVerifier:

@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from baton.security.jwt import JwtVerifier
 from baton.settings import BatonSettings
 from baton.temporal import SEARCH_ATTRIBUTES, dev_server_args, dev_server_path
 
@@ -26,8 +27,11 @@ def port_open(host: str, port: int) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def dev_server(data_dir: Path, host: str = "127.0.0.1") -> AsyncIterator[subprocess.Popen[bytes]]:
-    """Run the dev server (gRPC on 7233, UI on 8233, state in `data_dir/temporal.db`) for a block."""
+async def dev_server(
+    data_dir: Path, host: str = "127.0.0.1", ui_codec_endpoint: str | None = None
+) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """Run the dev server (gRPC on 7233, UI on 8233, state in `data_dir/temporal.db`) for a block;
+    `ui_codec_endpoint` is the codec server the UI asks to decrypt payloads."""
     if port_open(host, GRPC_PORT):
         raise RuntimeError(
             f"port {GRPC_PORT} on {host} is taken: is another Temporal (or 'baton dev') running? "
@@ -49,11 +53,10 @@ async def dev_server(data_dir: Path, host: str = "127.0.0.1") -> AsyncIterator[s
         str(data_dir / "temporal.db"),
         "--log-level",
         "warn",
-        # The UI asks Baton's codec server to decrypt payloads (see starter/codec_server.py).
-        "--ui-codec-endpoint",
-        f"http://{host}:{CODEC_PORT}",
         *dev_server_args(),
     ]
+    if ui_codec_endpoint:
+        args += ["--ui-codec-endpoint", ui_codec_endpoint]
     for key in SEARCH_ATTRIBUTES:
         args += ["--search-attribute", f"{key.name}=Keyword"]
     # Own session, so that Ctrl-C in the terminal reaches us, and we stop the server in order.
@@ -86,7 +89,10 @@ async def _wait_until_serving(server: subprocess.Popen[bytes], host: str, data_d
 
 @contextlib.asynccontextmanager
 async def codec_server(
-    settings: BatonSettings, host: str = "127.0.0.1", port: int = CODEC_PORT
+    settings: BatonSettings,
+    host: str = "127.0.0.1",
+    port: int = CODEC_PORT,
+    verifier: JwtVerifier | None = None,
 ) -> AsyncIterator[str]:
     """Serve the codec server in this process for a block; yields its base URL."""
     import uvicorn
@@ -95,7 +101,8 @@ async def codec_server(
 
     if port_open(host, port):
         raise RuntimeError(f"port {port} on {host} is taken: is another codec server running?")
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning"))
+    app = create_app(settings, verifier)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
@@ -107,3 +114,16 @@ async def codec_server(
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.asynccontextmanager
+async def dev_server_with_codec(settings: BatonSettings) -> AsyncIterator[str]:
+    """The dev server, with its UI wired to a codec server run in this process (the dev user's
+    endpoint, see starter/codec_server.py); yields the codec server's URL."""
+    from starter.codec_server import dev_endpoint
+
+    async with (
+        codec_server(settings) as url,
+        dev_server(settings.data_dir, ui_codec_endpoint=dev_endpoint(settings, url)),
+    ):
+        yield url

@@ -25,6 +25,7 @@ from baton.security.dev_issuer import DEV_ISSUER, KEY_ID, DevIssuer
 from baton.security.jwt import JwtVerifier, OidcKeys, TokenError
 from baton.security.keys import key_provider
 from baton.settings import BatonSettings
+from starter.codec_server import dev_endpoint
 from starter.devserver import codec_server
 from tests.test_cli import baton as baton_cli
 
@@ -171,21 +172,33 @@ async def test_cors_admits_the_ui_and_nobody_else(server: str) -> None:
         ui = await http.options(f"{server}/decode", headers={"Origin": UI, **preflight})
         evil = await http.options(f"{server}/decode", headers={"Origin": "https://evil.example", **preflight})
     assert ui.status_code == 200 and ui.headers["access-control-allow-origin"] == UI
-    assert ui.headers["access-control-allow-credentials"] == "true"
     assert evil.status_code == 400 and "access-control-allow-origin" not in evil.headers
 
 
-async def test_a_browser_signs_in_once_with_a_cookie(
+async def test_the_dev_endpoint_carries_its_token_in_the_path(
     server: str, settings: BatonSettings, issuer: DevIssuer
 ) -> None:
+    endpoint = dev_endpoint(settings, server)
     async with httpx.AsyncClient() as http:
-        rejected = await http.get(f"{server}/login", params={"token": forged()})
-        signed_in = await http.get(f"{server}/login", params={"token": issuer.issue("alice", ["Admin"])})
-        response = await http.post(f"{server}/decode", json=await encrypted_body(settings))
-    assert rejected.status_code == 401
-    assert signed_in.status_code == 200 and "httponly" in signed_in.headers["set-cookie"].lower()
-    assert response.status_code == 200
-    assert plaintexts(response) == [SECRET]
+        decoded = await http.post(f"{endpoint}/decode", json=await encrypted_body(settings))
+        forged_path = await http.post(f"{server}/dev/{forged()}/decode", json=await encrypted_body(settings))
+        agent_path = await http.post(
+            f"{server}/dev/{issuer.issue('bob', ['Agent'])}/decode", json={"payloads": []}
+        )
+    assert decoded.status_code == 200 and plaintexts(decoded) == [SECRET]
+    assert forged_path.status_code == 401 and agent_path.status_code == 403
+
+
+async def test_with_an_oidc_issuer_there_is_no_dev_endpoint(
+    settings: BatonSettings, issuer: DevIssuer
+) -> None:
+    oidc = settings.model_copy(update={"oidc_issuer": "https://login.example.com"})
+    verifier = issuer.verifier()
+    async with codec_server(oidc, port=free_port(), verifier=verifier) as url, httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{url}/dev/{issuer.issue('alice', ['Admin'])}/decode", json={"payloads": []}
+        )
+    assert response.status_code == 404 and dev_endpoint(oidc, url) == url
 
 
 async def test_baton_token_prints_a_dev_issuer_token(settings: BatonSettings, issuer: DevIssuer) -> None:

@@ -1,5 +1,5 @@
 """A real browser on the Temporal UI of `baton dev`'s setup: the payloads Temporal holds
-encrypted read as plain text for a signed-in user with a decrypting role."""
+encrypted read as plain text for the dev user, with nothing to set up in the browser."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ import pytest
 import sqlalchemy as sa
 
 from baton.persistence.db import create_engine
-from baton.security.dev_issuer import DevIssuer
 from baton.settings import BatonSettings
 from baton.temporal import connect_embedded, ensure_search_attributes
 from examples.document_generation.process import process as document_generation
 from starter.client import BatonClient
-from starter.devserver import GRPC_PORT, codec_server, dev_server, port_open
+from starter.devserver import GRPC_PORT, dev_server_with_codec, port_open
 from tests.browser import chromium
 from workers.worker import running_workers
 
@@ -27,7 +26,7 @@ async def test_the_ui_shows_decrypted_payloads_to_a_signed_in_admin(
 ) -> None:
     if port_open("127.0.0.1", GRPC_PORT):
         pytest.fail("port 7233 is taken by another Temporal; this test runs Baton's dev setup on it")
-    async with dev_server(settings.data_dir), codec_server(settings) as codec_url:
+    async with dev_server_with_codec(settings):
         client = await connect_embedded(settings, GRPC_PORT)
         await ensure_search_attributes(client)
         async with running_workers(client, settings):
@@ -37,16 +36,9 @@ async def test_the_ui_shows_decrypted_payloads_to_a_signed_in_admin(
             await run.send_event("ApprovalReceived", {"approved": True, "comment": "ship it"})
             await run.result()
 
-        token = DevIssuer.load(settings).issue("dev-admin", ["Admin"])
         async with chromium(tmp_path / "profile") as page:
-            await page.goto(f"{codec_url}/login?token={token}")  # the cookie the UI's codec calls carry
-            await page.goto("http://127.0.0.1:8233/")
-            # The UI's own Codec Server settings: this endpoint, with cross-origin credentials.
-            await page.evaluate(
-                f"localStorage.setItem('endpoint', JSON.stringify('{codec_url}'));"
-                "localStorage.setItem('overrideRemoteCodecConfiguration', 'true');"
-                "localStorage.setItem('includeCredentials', 'true');"
-            )
+            await page.goto(run.ui_url)
+            # Shown encrypted at first; decrypted once the UI's codec calls come back.
             await page.goto(run.ui_url)
             await page.wait_for(f"document.body.innerText.includes('{PRODUCT}')")
             await page.screenshot(ARTIFACTS / "ui-decrypted.png")
@@ -61,5 +53,5 @@ async def test_the_ui_shows_decrypted_payloads_to_a_signed_in_admin(
             ).all()
     finally:
         await engine.dispose()
-    assert ("dev-admin", run.id) in [tuple(row) for row in audited]
+    assert ("dev", run.id) in [tuple(row) for row in audited]
     assert (ARTIFACTS / "ui-decrypted.png").stat().st_size > 10_000

@@ -18,10 +18,9 @@ from baton.settings import BatonSettings
 from baton.temporal import connect_embedded, ensure_search_attributes
 from examples.document_generation import process as document_generation
 from starter.cli.progress import follow_run, print_output
-from starter.cli.security import print_ui_sign_in
 from starter.cli.terminal import until_stopped
 from starter.client import BatonClient
-from starter.devserver import GRPC_PORT, codec_server, dev_server, port_open
+from starter.devserver import GRPC_PORT, dev_server_with_codec, port_open
 from workers.worker import running_workers
 
 DEFINITION = Path(document_generation.__file__).with_name("process.yaml")
@@ -53,9 +52,10 @@ async def run_demo(console: Console, settings: BatonSettings) -> int:
             console.print("[green]✓[/] using the Temporal already running on 127.0.0.1:7233")
         else:
             console.print("starting the Temporal dev server (UI on 127.0.0.1:8233)…")
-            await stack.enter_async_context(dev_server(settings.data_dir))
-            codec_url = await stack.enter_async_context(codec_server(settings))
-            console.print(f"[green]✓[/] Temporal dev server is up, and its codec server on {codec_url}")
+            codec_url = await stack.enter_async_context(dev_server_with_codec(settings))
+            console.print(
+                f"[green]✓[/] Temporal dev server is up; its UI decrypts payloads through {codec_url}"
+            )
         client = await connect_embedded(settings, GRPC_PORT)
         await ensure_search_attributes(client)
         await stack.enter_async_context(running_workers(client, settings))
@@ -69,8 +69,10 @@ async def run_demo(console: Console, settings: BatonSettings) -> int:
         console.print(f"\n[bold]See the run in the Temporal UI:[/] {run.ui_url}")
         console.print("  the event history shows one activity per step (summaries name step and function),")
         console.print("  and 'BatonProcess' filters runs by process in the workflow list.")
-        if codec_url:
-            print_ui_sign_in(settings, codec_url)
+        if codec_url is None:
+            console.print(
+                "  (payloads are encrypted: that Temporal's UI shows them decrypted only with a codec server)"
+            )
         if sys.stdin.isatty():
             console.print("\nThe UI stays up until you press Enter (or Ctrl-C).")
             await until_stopped(enter=True)

@@ -209,19 +209,19 @@ async def _worker(args: argparse.Namespace) -> int:
 
 async def _dev(args: argparse.Namespace) -> int:
     from baton.temporal import connect_embedded
-    from starter.cli.security import print_ui_sign_in
-    from starter.devserver import GRPC_PORT, codec_server, dev_server
+    from starter.devserver import GRPC_PORT, dev_server_with_codec
     from workers.worker import running_workers
 
     settings = get_settings()
     await _db_upgrade(args)
-    async with dev_server(settings.data_dir), codec_server(settings) as codec_url:
+    async with dev_server_with_codec(settings) as codec_url:
         client = await connect_embedded(settings, GRPC_PORT)
         async with running_workers(client, settings):
-            console.print(f"[bold]Temporal UI[/]  {settings.temporal_ui_url}")
+            console.print(
+                f"[bold]Temporal UI[/]  {settings.temporal_ui_url} (payloads decrypted by the codec server)"
+            )
             console.print(f"[bold]Codec server[/] {codec_url}")
             console.print("[bold]Temporal gRPC[/] 127.0.0.1:7233 · worker on all queues · Ctrl-C stops")
-            print_ui_sign_in(settings, codec_url)
             await until_stopped()
     console.print("stopped")
     return 0

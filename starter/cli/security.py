@@ -7,7 +7,7 @@ import argparse
 from rich.console import Console
 
 from baton.security.dev_issuer import DevIssuer
-from baton.settings import BatonSettings, get_settings
+from baton.settings import get_settings
 from starter.cli.terminal import until_stopped
 from starter.cli.usage import UsageError
 
@@ -39,23 +39,14 @@ async def _token(args: argparse.Namespace) -> int:
 
 
 async def _codec_server(args: argparse.Namespace) -> int:
+    from starter.codec_server import dev_endpoint
     from starter.devserver import codec_server
 
     settings = get_settings()
     async with codec_server(settings, args.host, args.port) as url:
         console.print(f"[bold]Codec server[/] {url} · Ctrl-C stops")
-        print_ui_sign_in(settings, url)
+        if settings.oidc_issuer is None:
+            console.print("For a local UI (dev issuer): temporal server start-dev --ui-codec-endpoint")
+            console.print(f"  {dev_endpoint(settings, url)}", soft_wrap=True)
         await until_stopped()
     return 0
-
-
-def print_ui_sign_in(settings: BatonSettings, url: str) -> None:
-    """How a person reads decrypted payloads in the local Temporal UI (dev issuer only)."""
-    if settings.oidc_issuer is not None:
-        return
-    token = DevIssuer.load(settings).issue("dev", settings.codec_roles[:1], 8 * 3600)
-    console.print(
-        "[bold]Payloads are encrypted.[/] To read them in the UI: open this sign-in link once, then in the UI's "
-        "Codec Server settings turn on 'Include cross-origin credentials':"
-    )
-    console.print(f"  {url}/login?token={token}", soft_wrap=True)
