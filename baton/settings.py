@@ -110,6 +110,9 @@ class BatonSettings(BaseSettings):
         "encryption_key_current. For secrets injected as variables.",
     )
     encryption_key_current: str | None = Field(None, description="Which of encryption_keys encrypts.")
+    encryption_key_derivation: str | None = Field(
+        None, description="With several encryption_keys: the one derived secrets come from (never change it)."
+    )
     keys_dir: Path | None = Field(
         None,
         description="A folder of key files (`<id>.key` in base64, `current` naming the active one), e.g. a "

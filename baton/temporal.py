@@ -77,7 +77,7 @@ def settings_converter(settings: BatonSettings, engine: AsyncEngine) -> DataConv
     return data_converter(
         keys,
         DatabasePayloadDriver(schema),
-        subjects=SubjectKeys(schema, keys.load()),
+        subjects=SubjectKeys(schema, keys),
         offload_bytes=settings.payload_offload_bytes,
         compress_above=settings.compress_above_bytes,
     )

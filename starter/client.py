@@ -385,7 +385,7 @@ class BatonClient:
     def subjects(self) -> SubjectKeys:
         """Data subjects' keys: which runs hold whose data, and erasure."""
         if self._subjects is None:
-            self._subjects = SubjectKeys(Schema(self._database()), key_provider(self.settings).load())
+            self._subjects = SubjectKeys(Schema(self._database()), key_provider(self.settings))
         return self._subjects
 
     def _database(self) -> AsyncEngine:

@@ -26,7 +26,6 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
 from baton.persistence.db import engine_from_settings, session_factory
-from baton.persistence.migrate import upgrade
 from baton.persistence.models import AuditEventRow
 from baton.persistence.schema import Schema
 from baton.persistence.subjects import SubjectKeys
@@ -37,6 +36,7 @@ from baton.security.keys import key_provider
 from baton.settings import BatonSettings
 
 DEV_TOKEN_SECONDS = 30 * 24 * 3600
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 audit_log = logging.getLogger("baton.audit")
 _WORKFLOW_IN_URL = re.compile(r"/namespaces/[^/]+/workflows/([^/?#]+)")
 
@@ -47,16 +47,20 @@ def create_app(settings: BatonSettings, verifier: JwtVerifier | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = engine_from_settings(settings)
-        await upgrade(engine)
-        async with httpx.AsyncClient(timeout=10) as http:
-            app.state.verifier = verifier or _verifier(settings, http)
-            keys = key_provider(settings)
-            subjects = SubjectKeys(Schema(engine), keys.load())
-            app.state.codec = EncryptionCodec(keys, settings.compress_above_bytes, subjects)
-            app.state.sessions = session_factory(engine)
-            app.state.codec_roles = settings.codec_roles
-            yield
-        await engine.dispose()
+        try:
+            schema = Schema(engine)
+            await schema.ready()  # the embedded SQLite migrates itself; PostgreSQL by `baton db upgrade`
+            async with httpx.AsyncClient(timeout=10) as http:
+                app.state.verifier = verifier or _verifier(settings, http)
+                keys = key_provider(settings)
+                app.state.codec = EncryptionCodec(
+                    keys, settings.compress_above_bytes, SubjectKeys(schema, keys)
+                )
+                app.state.sessions = session_factory(engine)
+                app.state.codec_roles = settings.codec_roles
+                yield
+        finally:
+            await engine.dispose()
 
     app = FastAPI(title="Baton codec server", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(
@@ -113,7 +117,10 @@ def create_app(settings: BatonSettings, verifier: JwtVerifier | None = None) -> 
 
 async def identity(request: Request, authorization: Annotated[str | None, Header()] = None) -> Identity:
     """Who calls: a valid token (the header, or a dev endpoint's path) with a role that may decrypt."""
-    token = _bearer(authorization) or request.path_params.get("dev_token")
+    dev_token = request.path_params.get("dev_token")
+    if dev_token is not None and (request.client is None or request.client.host not in LOOPBACK):
+        raise HTTPException(403, "dev endpoints answer only on this machine")
+    token = _bearer(authorization) or dev_token
     if not token:
         raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
     try:

@@ -30,6 +30,8 @@ class Reply:
     hang_seconds: float = 0.0
     malformed: bool = False
     chunk_delay: float = 0.0
+    cut_stream: bool = False
+    """Stream the answer but close the connection before the end marker."""
 
     @classmethod
     def text(cls, content: str) -> Reply:
@@ -153,7 +155,7 @@ class FakeLlmServer:
         anthropic = handler.path.endswith("/messages")
         if body.get("stream"):
             events = _anthropic_events(body, reply) if anthropic else _openai_chunks(body, reply)
-            self._stream(handler, events, reply.chunk_delay)
+            self._stream(handler, events[:-1] if reply.cut_stream else events, reply.chunk_delay)
             return
         data = _anthropic_message(body, reply) if anthropic else _openai_completion(body, reply)
         self._send(handler, 200, json.dumps(data).encode(), "application/json")

@@ -80,6 +80,7 @@ async def test_rotation_keeps_old_payloads_readable(tmp_path: Path) -> None:
     (old,) = await before.encode([payload("old")])
 
     rotated = keys.rotate()
+    assert rotated.derive("data-subjects") == before._keyring.derive("data-subjects")  # references survive
     after = EncryptionCodec(keys)
     (new,) = await after.encode([payload("new")])
 
@@ -93,7 +94,12 @@ def test_keys_from_a_mounted_secret(tmp_path: Path) -> None:
     (tmp_path / "current").write_text("k1\n")
     keyring = DirectoryKeyProvider(tmp_path).load()
     assert keyring.current == "k1" and keyring.keys["k1"] == bytes(range(32))
+    (tmp_path / "k2.key").write_text("AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n")
     (tmp_path / "current").write_text("k2")
+    (tmp_path / "derivation").write_text("k1")
+    rotated = DirectoryKeyProvider(tmp_path).load()
+    assert rotated.current == "k2" and rotated.derive("x") == keyring.derive("x")
+    (tmp_path / "current").write_text("k3")
     with pytest.raises(ValueError, match="not a usable key folder"):
         DirectoryKeyProvider(tmp_path).load()
 

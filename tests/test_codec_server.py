@@ -129,6 +129,8 @@ def unsigned() -> str:
         ("expired", "token expired"),
         ("wrong audience", "token is for another audience"),
         ("wrong issuer", "token is from another issuer"),
+        ("algorithm of another key", "token says RS256 but its key is for ES256"),
+        ("roles not a list", "is not a list of roles"),
     ],
 )
 async def test_requests_without_a_valid_token_get_401(
@@ -143,6 +145,18 @@ async def test_requests_without_a_valid_token_get_401(
         ),
         "expired": issuer.issue("alice", ["Admin"], ttl_seconds=-120),
         "wrong audience": DevIssuer(issuer.private_key, "someone-else").issue("alice", ["Admin"]),
+        "algorithm of another key": jwt.encode(
+            {"iss": DEV_ISSUER, "aud": "baton", "sub": "a", "exp": int(time.time()) + 600},
+            rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            algorithm="RS256",
+            headers={"kid": KEY_ID},
+        ),
+        "roles not a list": jwt.encode(
+            {"iss": DEV_ISSUER, "aud": "baton", "sub": "a", "roles": 5, "exp": int(time.time()) + 600},
+            issuer.private_key,
+            algorithm="ES256",
+            headers={"kid": KEY_ID},
+        ),
         "wrong issuer": jwt.encode(
             {"iss": "https://evil.example", "aud": "baton", "sub": "a", "exp": int(time.time()) + 600},
             issuer.private_key,

@@ -38,11 +38,13 @@ def test_sealed_data_opens_only_unchanged_and_in_its_context(tmp_path: Path) -> 
 def test_old_keys_still_open_what_they_sealed(tmp_path: Path) -> None:
     old = load_keyring(tmp_path / "keyring.json")
     sealed = old.seal(b"before rotation")
-    rotated = Keyring(keys={**old.keys, "k-new": b"\x01" * 32}, current="k-new")
+    rotated = Keyring(keys={**old.keys, "k-new": b"\x01" * 32}, current="k-new", derivation=old.derivation)
 
     assert rotated.open(sealed) == b"before rotation"
     assert rotated.open(rotated.seal(b"after")) == b"after"
     assert rotated.derive("pseudonyms") == old.derive("pseudonyms")  # pseudonyms survive rotation
+    with pytest.raises(ValueError, match="must name its derivation key"):
+        Keyring(keys=rotated.keys, current="k-new").derive("pseudonyms")
     with pytest.raises(DecryptionError, match="does not hold"):
         Keyring(keys={"k-new": b"\x01" * 32}, current="k-new").open(sealed)
 

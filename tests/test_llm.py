@@ -12,11 +12,12 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from temporalio.client import WorkflowFailureError
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.llm import LlmActivities, llm_activities
-from baton.agents import AgentSpec
+from activities.llm.errors import retry_after
+from baton.agents import AgentSpec, tool
 from baton.llm import ChatMessage, LlmRequest
 from baton.process.model import RetryOptions
 from baton.settings import BatonSettings
@@ -144,6 +145,55 @@ async def test_a_long_stream_heartbeats_and_a_stalled_one_is_retried(
     assert (await agents.client.run_agent(streaming, "long")).answer == long_answer
     assert (await agents.client.run_agent(streaming, "stall")).answer == "after the stall"
     assert len(server.calls()) == 3
+
+
+async def test_a_stream_cut_short_is_retried_not_taken_as_the_answer(
+    agents: ProcessEnvironment, server: FakeLlmServer
+) -> None:
+    server.then(Reply(content="half an answer", cut_stream=True), Reply(content="the whole answer"))
+    result = await agents.client.run_agent(agent(stream=True), "stream")
+    assert result.answer == "the whole answer" and len(server.calls()) == 2
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"retry-after": "7"}, 7.0),
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after": "inf"}, None),
+        ({"retry-after": "86400"}, 600.0),  # capped: the agent's backoff decides beyond ten minutes
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),  # a date in the past: at once
+        ({"retry-after": "soon"}, None),
+    ],
+)
+def test_retry_after_is_read_safely(headers: dict[str, str], seconds: float | None) -> None:
+    delay = retry_after(httpx.Response(429, headers=headers))
+    assert (delay.total_seconds() if delay is not None else None) == seconds
+
+
+@tool
+async def slow_lookup(seconds: float) -> str:
+    """Looks something up, slowly."""
+    SLOW_TOOL_STARTED.set()
+    await asyncio.sleep(seconds)
+    return "found"
+
+
+SLOW_TOOL_STARTED = asyncio.Event()
+
+
+async def test_cancelling_during_a_tool_call_cancels_the_run(
+    agents: ProcessEnvironment, server: FakeLlmServer
+) -> None:
+    SLOW_TOOL_STARTED.clear()
+    server.then(Reply.call("slow_lookup", seconds=30))
+    handle = await agents.client.start_agent(agent(tools=["slow_lookup"]), "look it up")
+    await asyncio.wait_for(SLOW_TOOL_STARTED.wait(), 30)
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert isinstance(failure.value.cause, CancelledError)
+    assert len(server.calls()) == 1  # the model was not asked again with a "tool failed" message
 
 
 async def test_azure_openai_uses_the_deployment_and_api_version(

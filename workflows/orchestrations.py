@@ -213,6 +213,10 @@ class HandoffOrchestration(_Orchestration):
         current = input.agent(input.start or input.agents[0].name)
         handoffs = 0
         while True:
+            if chat.round >= input.max_rounds:
+                raise ApplicationError(
+                    f"the task was not completed within {input.max_rounds} rounds", type="HandoffRoundLimit"
+                )
             chat.round += 1
             targets = [input.agent(n) for n in input.routes.get(current.name, [])]
             tools = [*(_transfer_tool(t) for t in targets), COMPLETE_TASK, REQUEST_USER_INPUT]

@@ -109,8 +109,12 @@ class LlmActivities:
             response = await provider.complete(request, tools, model, activity.heartbeat)
         except ApplicationError as e:
             LLM_CALLS.labels(provider_name, model, e.type or "error").inc()
-            if guarded and e.type in RETRYABLE_TYPES:
-                await self.breaker.record_failure(provider.endpoint)
+            if guarded:
+                # A rejected request still proves the endpoint answers; only outages count.
+                if e.type in RETRYABLE_TYPES:
+                    await self.breaker.record_failure(provider.endpoint)
+                else:
+                    await self.breaker.record_success(provider.endpoint)
             raise
         if guarded:
             await self.breaker.record_success(provider.endpoint)

@@ -87,8 +87,13 @@ class ResponseCache:
             return hit.model_copy(update={"cached": "l1"})
         LLM_CACHE.labels("l1", "miss").inc()
         if (flight := self._flights.get(key)) is not None:
-            # Served by another caller's call: for usage accounting, as good as an L1 hit.
-            return (await asyncio.shield(flight)).model_copy(update={"cached": "l1"})
+            try:
+                # Served by another caller's call: for usage accounting, as good as an L1 hit.
+                return (await asyncio.shield(flight)).model_copy(update={"cached": "l1"})
+            except asyncio.CancelledError:
+                if not flight.cancelled():  # this caller was cancelled
+                    raise
+            return await self.get_or_call(key, call)  # the leader was cancelled: lead instead
         flight = asyncio.get_running_loop().create_future()
         self._flights[key] = flight
         try:

@@ -8,8 +8,9 @@ connections are retryable, with the provider's `Retry-After` as the next delay; 
 from __future__ import annotations
 
 import email.utils
+import math
 import time
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import httpx
 from temporalio.exceptions import ApplicationError
@@ -27,6 +28,8 @@ RETRYABLE_TYPES = (UNAVAILABLE, TIMEOUT, UNREACHABLE, MALFORMED, CIRCUIT_OPEN)
 """Error types that count against an endpoint's circuit breaker."""
 
 MAX_MESSAGE = 300
+MAX_RETRY_AFTER = timedelta(minutes=10)
+"""The longest delay a provider may ask for; past it, the agent's own backoff schedule decides."""
 
 
 def raise_for_provider(response: httpx.Response, endpoint: str) -> None:
@@ -75,20 +78,28 @@ def provider_message(response: httpx.Response) -> str:
 
 def retry_after(response: httpx.Response) -> timedelta | None:
     """The delay the provider asked for (`retry-after-ms`, or `Retry-After` seconds or date)."""
+    seconds: float | None = None
     if (millis := response.headers.get("retry-after-ms")) is not None:
-        try:
-            return timedelta(milliseconds=max(0.0, float(millis)))
-        except ValueError:
-            pass
+        seconds = _number(millis, 1000)
     value = response.headers.get("retry-after")
-    if value is None:
+    if seconds is None and value is not None:
+        seconds = _number(value, 1)
+        if seconds is None:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                return None
+            if when.tzinfo is None:  # HTTP dates are GMT
+                when = when.replace(tzinfo=UTC)
+            seconds = when.timestamp() - time.time()
+    if seconds is None:
         return None
+    return min(timedelta(seconds=max(0.0, seconds)), MAX_RETRY_AFTER)
+
+
+def _number(text: str, per_second: float) -> float | None:
     try:
-        return timedelta(seconds=max(0.0, float(value)))
+        value = float(text) / per_second
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
         return None
-    return timedelta(seconds=max(0.0, when.timestamp() - time.time()))
+    return value if math.isfinite(value) else None

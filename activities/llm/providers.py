@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
+from temporalio.exceptions import ApplicationError
 
 from baton.llm import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec, Usage
 from baton.settings import BatonSettings
@@ -67,10 +68,11 @@ class OpenAICompatible:
         body |= {"stream": True, "stream_options": {"include_usage": True}}
         content: list[str] = []
         calls: dict[int, dict[str, str]] = {}
-        usage, finish = Usage(), "stop"
+        usage, finish, done = Usage(), "stop", False
         async for event in _sse(self.http, self.url(model), body, self.headers, self.endpoint):
             on_chunk()
             if event == "[DONE]":
+                done = True
                 break
             chunk = _json(event, self.endpoint)
             if chunk.get("usage"):
@@ -85,6 +87,8 @@ class OpenAICompatible:
                     slot["name"] += function.get("name") or ""
                     slot["arguments"] += function.get("arguments") or ""
                 finish = choice.get("finish_reason") or finish
+        if not done:  # a stream cut short must not pass (or be cached) as a whole answer
+            raise errors.malformed(self.endpoint, "the stream ended before [DONE]")
         message = ChatMessage(
             role="assistant",
             content="".join(content),
@@ -172,7 +176,7 @@ class Anthropic:
             return self._parse(data, model)
         body["stream"] = True
         blocks: dict[int, dict[str, Any]] = {}
-        usage, finish = Usage(), "stop"
+        usage, finish, done = Usage(), "stop", False
         async for event in _sse(self.http, url, body, self.headers, self.endpoint):
             on_chunk()
             data = _json(event, self.endpoint)
@@ -191,7 +195,10 @@ class Anthropic:
                 usage = usage + Usage(output_tokens=(data.get("usage") or {}).get("output_tokens") or 0)
                 finish = (data.get("delta") or {}).get("stop_reason") or finish
             elif kind == "message_stop":
+                done = True
                 break
+        if not done:
+            raise errors.malformed(self.endpoint, "the stream ended before message_stop")
         content = []
         for block in (blocks[i] for i in sorted(blocks)):
             if block.get("type") == "tool_use" and block["partial"]:
@@ -233,13 +240,25 @@ def _anthropic_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
         elif m.tool_calls:
             blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
             blocks += [
-                {"type": "tool_use", "id": c.id, "name": c.name, "input": json.loads(c.arguments or "{}")}
+                {"type": "tool_use", "id": c.id, "name": c.name, "input": _tool_input(c)}
                 for c in m.tool_calls
             ]
             out.append({"role": "assistant", "content": blocks})
         else:
             out.append({"role": m.role, "content": m.content})
     return out
+
+
+def _tool_input(call: ToolCall) -> Any:
+    """Anthropic wants a tool call's arguments as an object; bad JSON is a request never to retry."""
+    try:
+        return json.loads(call.arguments or "{}")
+    except ValueError:
+        raise ApplicationError(
+            f"tool call {call.name!r} in the conversation has arguments that are not JSON",
+            type="InvalidRequest",
+            non_retryable=True,
+        ) from None
 
 
 def _anthropic_usage(usage: dict[str, Any]) -> Usage:

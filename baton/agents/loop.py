@@ -14,7 +14,7 @@ from typing import Any
 from pydantic_core import to_json
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from ..llm.messages import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec, Usage
 from .runtime import LLM_COMPLETE_ACTIVITY, RUN_TOOL_ACTIVITY, AgentRunResult, ToolInvocation, ToolOutcome
@@ -139,5 +139,7 @@ async def _run_tool(agent: AgentSpec, call: ToolCall, llm_queue: str, prefix: st
             summary=f"{prefix}{agent.name} · tool {call.name}",
         )
     except ActivityError as e:
+        if is_cancelled_exception(e):  # the run is being cancelled: stop, do not tell the model
+            raise
         # The tool failed after its retries: the model hears about it and may try another way.
         return ToolOutcome(content=f"Error: tool {call.name!r} failed: {e.cause or e}", error=True)

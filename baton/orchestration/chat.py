@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from ..agents.loop import run_agent
 from ..agents.runtime import AgentRunResult
@@ -69,6 +69,8 @@ class Chat:
                 control_tools=control_tools,
             )
         except ActivityError as e:
+            if is_cancelled_exception(e):  # the run is being cancelled, not failing
+                raise
             raise ApplicationError(
                 f"agent {agent.name} failed in round {self.round}: {e.cause or e}",
                 type="AgentFailed",

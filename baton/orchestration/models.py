@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
+from temporalio.exceptions import ApplicationError
 
 from ..agents.spec import AgentSpec
 from ..llm.messages import Usage
@@ -68,7 +69,14 @@ class OrchestrationInput(BaseModel):
         return self
 
     def agent(self, name: str) -> AgentSpec:
-        return next(a for a in self.agents if a.name == name)
+        """The agent called `name`; a clear, final failure for a name not in the run."""
+        found = next((a for a in self.agents if a.name == name), None)
+        if found is None:
+            known = ", ".join(a.name for a in self.agents)
+            raise ApplicationError(
+                f"no agent {name!r} in this run ({known})", type="UnknownAgent", non_retryable=True
+            )
+        return found
 
 
 class SequentialInput(OrchestrationInput):
@@ -122,6 +130,7 @@ class HandoffInput(OrchestrationInput):
     routes: dict[str, list[str]]
     start: str | None = Field(None, description="The first agent; default: the first of `agents`.")
     max_handoffs: int = Field(10, ge=1)
+    max_rounds: int = Field(50, ge=1, description="Agent turns in all, questions to a person included.")
     human: HumanInput = Field(default_factory=HumanInput)
 
     @model_validator(mode="after")

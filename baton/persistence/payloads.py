@@ -52,20 +52,28 @@ class DatabasePayloadDriver(StorageDriver):
             digest = hashlib.sha256(data).hexdigest()
             claims.append(StorageDriverClaim(claim_data={"digest": digest}))
             rows[digest] = StoredPayloadRow(digest=digest, data=data, size=len(data))
-        async with self._sessions() as session:
-            present = set(
-                (
-                    await session.scalars(
-                        select(StoredPayloadRow.digest).where(StoredPayloadRow.digest.in_(rows))
-                    )
-                ).all()
-            )
-            session.add_all(row for digest, row in rows.items() if digest not in present)
-            try:
-                await session.commit()
-            except IntegrityError:
-                # Another worker stored the same content in between: it is there, which is the point.
-                await session.rollback()
+        for attempt in range(2):
+            async with self._sessions() as session:
+                present = set(
+                    (
+                        await session.scalars(
+                            select(StoredPayloadRow.digest).where(StoredPayloadRow.digest.in_(rows))
+                        )
+                    ).all()
+                )
+                session.add_all(
+                    StoredPayloadRow(digest=d, data=r.data, size=r.size)
+                    for d, r in rows.items()
+                    if d not in present
+                )
+                try:
+                    await session.commit()
+                    break
+                except IntegrityError:
+                    # Another worker stored some of the same content in between: look again, once.
+                    await session.rollback()
+                    if attempt:
+                        raise
         return claims
 
     async def retrieve(

@@ -23,4 +23,8 @@ class Schema:
             return
         if self._ready is None:
             self._ready = asyncio.ensure_future(upgrade(self.engine))
-        await asyncio.shield(self._ready)
+        try:
+            await asyncio.shield(self._ready)
+        except Exception:
+            self._ready = None  # a failed migration is tried again by the next caller
+            raise

@@ -20,22 +20,24 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from ..security.keys import KEY_BYTES, Keyring
+from ..security.keys import KEY_BYTES, KeyProvider, UnknownKey
 from .models import DataSubjectKeyRow, WorkflowSubjectRow
 from .schema import Schema
 
 CACHE_ENTRIES = 10_000
-KEY_CACHE_SECONDS = 30.0
-"""How long a process keeps a subject's unwrapped key: an erasure reaches every worker within it."""
+CACHE_SECONDS = 30.0
+"""How long a process keeps a subject's unwrapped key (an erasure reaches every worker within
+it), and a run's "no subject"."""
 
 
 class SubjectKeys:
-    def __init__(self, schema: Schema, keyring: Keyring) -> None:
+    def __init__(self, schema: Schema, keys: KeyProvider) -> None:
         self._schema = schema
         self._sessions = async_sessionmaker(schema.engine, expire_on_commit=False)
-        self._keyring = keyring
-        self._ref_secret = keyring.derive("data-subjects")
-        self._refs: dict[str, str | None] = {}
+        self._provider = keys
+        self._keyring = keys.load()
+        self._ref_secret = self._keyring.derive("data-subjects")
+        self._refs: dict[str, tuple[float, str | None]] = {}
         self._keys: dict[str, tuple[float, bytes | None]] = {}
 
     def ref(self, subject: str) -> str:
@@ -51,7 +53,8 @@ class SubjectKeys:
         async with self._sessions() as session:
             row = await session.get(DataSubjectKeyRow, ref)
             if row is None or row.wrapped_key is None:
-                # A subject erased before gets a new key: new runs hold new data.
+                # A subject erased before gets a new key: new runs hold new data. The key is
+                # sealed with the master key's ID inside, so an older key cannot be confused.
                 fresh = self._keyring.seal(secrets.token_bytes(KEY_BYTES), _wrap_context(ref))
                 if row is None:
                     session.add(DataSubjectKeyRow(ref=ref, wrapped_key=fresh))
@@ -67,27 +70,34 @@ class SubjectKeys:
             except IntegrityError:  # registered concurrently; the check above decides on a retry
                 raise ValueError(f"run {workflow_id} was registered concurrently; try again") from None
         self._keys.pop(ref, None)
-        self._remember(self._refs, workflow_id, ref)
+        self._remember(self._refs, workflow_id, (time.monotonic(), ref))
         return ref
 
     async def ref_of(self, workflow_id: str) -> str | None:
-        """The subject reference of a run, or None for a run without a data subject."""
-        if workflow_id not in self._refs:
-            await self._schema.ready()
-            async with self._sessions() as session:
-                row = await session.get(WorkflowSubjectRow, workflow_id)
-            self._remember(self._refs, workflow_id, row.subject_ref if row else None)
-        return self._refs[workflow_id]
+        """The subject reference of a run, or None for a run without a data subject.
+
+        A run's subject never changes, so it is kept; "none" is rechecked after a while, as a run
+        key may be reused by a run that names a subject.
+        """
+        cached = self._refs.get(workflow_id)
+        if cached is not None and (cached[1] is not None or time.monotonic() - cached[0] < CACHE_SECONDS):
+            return cached[1]
+        await self._schema.ready()
+        async with self._sessions() as session:
+            row = await session.get(WorkflowSubjectRow, workflow_id)
+        ref = row.subject_ref if row else None
+        self._remember(self._refs, workflow_id, (time.monotonic(), ref))
+        return ref
 
     async def data_key(self, ref: str) -> bytes | None:
         """The subject's data key, or None once the subject is erased."""
         cached = self._keys.get(ref)
-        if cached is not None and time.monotonic() - cached[0] < KEY_CACHE_SECONDS:
+        if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
             return cached[1]
         await self._schema.ready()
         async with self._sessions() as session:
             row = await session.get(DataSubjectKeyRow, ref)
-        key = self._keyring.open(row.wrapped_key, _wrap_context(ref)) if row and row.wrapped_key else None
+        key = self._unwrap(row.wrapped_key, ref) if row and row.wrapped_key else None
         self._remember(self._keys, ref, (time.monotonic(), key))
         return key
 
@@ -103,8 +113,16 @@ class SubjectKeys:
                 return False
             row.wrapped_key, row.erased_at = None, datetime.now(UTC)
             await session.commit()
-        self._keys[ref] = (time.monotonic(), None)
+        self._remember(self._keys, ref, (time.monotonic(), None))
         return True
+
+    def _unwrap(self, wrapped: bytes, ref: str) -> bytes:
+        try:
+            return self._keyring.open(wrapped, _wrap_context(ref))
+        except UnknownKey:
+            # Wrapped by a master key rotated in since this process loaded its keys.
+            self._keyring = self._provider.load()
+            return self._keyring.open(wrapped, _wrap_context(ref))
 
     @staticmethod
     def _remember(cache: dict[str, Any], key: str, value: Any) -> None:

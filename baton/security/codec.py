@@ -92,7 +92,10 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
             raise PayloadDecryptionError(
                 "payload is encrypted with a data subject's key; this codec has no subject keys"
             )
-        key = await self._subjects.data_key(ref.decode())
+        try:
+            key = await self._subjects.data_key(ref.decode())
+        except DecryptionError as e:
+            raise PayloadDecryptionError(f"the data subject's key cannot be unwrapped: {e}") from None
         if key is None:
             raise PayloadDecryptionError("payload belongs to an erased data subject: its key was deleted")
         return self.decrypt(payload, Keyring(keys={ref.decode(): key}, current=ref.decode()))

@@ -16,6 +16,7 @@ import jwt
 from jwt import PyJWK, PyJWKSet
 
 ALGORITHMS = ("RS256", "ES256")
+REFETCH_SECONDS = 60.0
 
 
 class TokenError(Exception):
@@ -55,6 +56,7 @@ class OidcKeys:
     ttl_seconds: float = 3600
     _keys: PyJWKSet | None = field(default=None, init=False)
     _fetched_at: float = field(default=0.0, init=False)
+    _refetched_at: float = field(default=float("-inf"), init=False)
 
     async def key(self, kid: str | None) -> PyJWK:
         fresh = self._keys is None or time.monotonic() - self._fetched_at > self.ttl_seconds
@@ -64,9 +66,12 @@ class OidcKeys:
         try:
             return _pick(self._keys, kid)
         except TokenError:
-            if fresh:
+            # The issuer may have rotated its keys since; but tokens with made-up key IDs must not
+            # make us hammer it, so at most one refetch a minute.
+            if fresh or time.monotonic() - self._refetched_at < REFETCH_SECONDS:
                 raise
-            await self._fetch()  # the issuer may have rotated its keys since
+            self._refetched_at = time.monotonic()
+            await self._fetch()
             return _pick(self._keys, kid)
 
     async def _fetch(self) -> None:
@@ -106,6 +111,8 @@ class JwtVerifier:
         if algorithm not in ALGORITHMS:
             raise TokenError(f"algorithm {algorithm!r} is not accepted (only {', '.join(ALGORITHMS)})")
         key = await self.keys.key(header.get("kid"))
+        if key.algorithm_name != algorithm:
+            raise TokenError(f"token says {algorithm} but its key is for {key.algorithm_name}")
         try:
             claims = jwt.decode(
                 token,
@@ -127,4 +134,6 @@ class JwtVerifier:
         roles = claims.get(self.roles_claim) or []
         if isinstance(roles, str):
             roles = roles.split()
+        if not isinstance(roles, list):
+            raise TokenError(f"claim {self.roles_claim!r} is not a list of roles")
         return Identity(subject=str(claims["sub"]), roles=frozenset(map(str, roles)), claims=claims)

@@ -44,11 +44,15 @@ class Keyring:
 
     keys: dict[str, bytes]
     current: str
+    derivation: str | None = None
+    """The key that `derive` uses; it must never change (default: the only key there is)."""
     _ciphers: dict[str, AESGCM] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.current not in self.keys:
             raise ValueError(f"the current key {self.current!r} is not in the keyring")
+        if self.derivation is not None and self.derivation not in self.keys:
+            raise ValueError(f"the derivation key {self.derivation!r} is not in the keyring")
         for key_id, key in self.keys.items():
             if len(key) != KEY_BYTES:
                 raise ValueError(f"key {key_id!r} has {len(key)} bytes; AES-256 needs {KEY_BYTES}")
@@ -65,6 +69,8 @@ class Keyring:
         if len(sealed) < 2 or sealed[0] != _FORMAT:
             raise DecryptionError("not sealed by Baton (unknown format)")
         id_end = 2 + sealed[1]
+        if len(sealed) < id_end + NONCE_BYTES + 16:  # header, nonce and the 16-byte tag at least
+            raise DecryptionError("sealed data is truncated")
         key_id = sealed[2:id_end].decode(errors="replace")
         if key_id not in self.keys:
             raise UnknownKey(f"sealed with key {key_id!r}, which this keyring does not hold")
@@ -84,13 +90,20 @@ class Keyring:
         return cipher
 
     def derive(self, purpose: str) -> bytes:
-        """A stable secret for one purpose (pseudonyms, cache keys), from the first key.
+        """A stable secret for one purpose (data-subject references, pseudonyms, cache keys).
 
-        The first key, not the current one, so that rotation does not change pseudonyms or
-        invalidate every cache entry.
+        From the derivation key, never the current one: rotation must not change a subject's
+        reference (erasure would miss them) or every pseudonym.
         """
-        first = next(iter(self.keys.values()))
-        return hmac.new(first, b"baton:" + purpose.encode(), hashlib.sha256).digest()
+        key_id = self.derivation
+        if key_id is None:
+            if len(self.keys) != 1:
+                raise ValueError(
+                    "a keyring with several keys must name its derivation key (the one whose "
+                    "derived secrets are already in use, normally the first key ever created)"
+                )
+            (key_id,) = self.keys
+        return hmac.new(self.keys[key_id], b"baton:" + purpose.encode(), hashlib.sha256).digest()
 
 
 class KeyProvider(ABC):
@@ -118,7 +131,12 @@ class FileKeyProvider(KeyProvider):
     def rotate(self) -> Keyring:
         current = self.load()
         key_id = _new_key_id(current.keys)
-        rotated = Keyring(keys={**current.keys, key_id: secrets.token_bytes(KEY_BYTES)}, current=key_id)
+        derivation = current.derivation or next(iter(current.keys))
+        rotated = Keyring(
+            keys={**current.keys, key_id: secrets.token_bytes(KEY_BYTES)},
+            current=key_id,
+            derivation=derivation,
+        )
         _write_atomically(self.path, _document(rotated), replace=True)
         return rotated
 
@@ -126,7 +144,8 @@ class FileKeyProvider(KeyProvider):
 @dataclass(frozen=True)
 class DirectoryKeyProvider(KeyProvider):
     """Keys as files in a folder, e.g. a mounted Kubernetes secret: `<key-id>.key` holds the key
-    in base64, `current` names the key that encrypts."""
+    in base64, `current` names the key that encrypts, and `derivation` (needed once there are
+    several keys) the key whose derived secrets are in use; it never changes."""
 
     path: Path
 
@@ -134,7 +153,9 @@ class DirectoryKeyProvider(KeyProvider):
         try:
             current = (self.path / "current").read_text().strip()
             keys = {f.stem: base64.b64decode(f.read_text().strip()) for f in sorted(self.path.glob("*.key"))}
-            return Keyring(keys=keys, current=current)
+            derivation_file = self.path / "derivation"
+            derivation = derivation_file.read_text().strip() if derivation_file.exists() else None
+            return Keyring(keys=keys, current=current, derivation=derivation)
         except (OSError, ValueError) as e:
             raise ValueError(f"{self.path}: not a usable key folder ({e})") from None
 
@@ -145,6 +166,7 @@ class EnvironmentKeyProvider(KeyProvider):
 
     keys: dict[str, str] = field(repr=False)
     current: str | None
+    derivation: str | None = None
 
     def load(self) -> Keyring:
         if not self.current:
@@ -153,7 +175,7 @@ class EnvironmentKeyProvider(KeyProvider):
             )
         try:
             keys = {k: base64.b64decode(v, validate=True) for k, v in self.keys.items()}
-            return Keyring(keys=keys, current=self.current)
+            return Keyring(keys=keys, current=self.current, derivation=self.derivation)
         except ValueError as e:
             raise ValueError(f"BATON_ENCRYPTION_KEYS: {e}") from None
 
@@ -161,7 +183,9 @@ class EnvironmentKeyProvider(KeyProvider):
 def key_provider(settings: BatonSettings) -> KeyProvider:
     """The configured provider: keys in the environment, a key folder, or the keyring file."""
     if settings.encryption_keys is not None:
-        return EnvironmentKeyProvider(settings.encryption_keys, settings.encryption_key_current)
+        return EnvironmentKeyProvider(
+            settings.encryption_keys, settings.encryption_key_current, settings.encryption_key_derivation
+        )
     if settings.keys_dir is not None:
         return DirectoryKeyProvider(settings.keys_dir)
     return FileKeyProvider(settings.keyring_path)
@@ -176,9 +200,10 @@ def load_keyring(path: Path) -> Keyring:
         )
     try:
         document = json.loads(path.read_text())
+        keys = {key_id: base64.b64decode(key) for key_id, key in document["keys"].items()}
+        # Files written before `derivation` was recorded derived from their first key.
         return Keyring(
-            keys={key_id: base64.b64decode(key) for key_id, key in document["keys"].items()},
-            current=document["current"],
+            keys=keys, current=document["current"], derivation=document.get("derivation", next(iter(keys)))
         )
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path}: not a Baton keyring ({e})") from None

@@ -31,7 +31,7 @@ async def _erase(args: argparse.Namespace) -> int:
     settings = get_settings()
     engine = engine_from_settings(settings)
     try:
-        subjects = SubjectKeys(Schema(engine), key_provider(settings).load())
+        subjects = SubjectKeys(Schema(engine), key_provider(settings))
         erased = await subjects.erase(args.subject)
     finally:
         await engine.dispose()
