@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from temporalio.api.common.v1 import Payload
 
 from baton.agents import AgentSpec
+from baton.llm import LlmResponse
 from baton.persistence.db import create_engine
 from baton.security.codec import SUBJECT, PayloadDecryptionError
 from baton.temporal import settings_converter
@@ -74,6 +75,24 @@ async def test_orchestrations_name_their_subject_too(env: ProcessEnvironment) ->
     )
     await run.result()
     assert all(SUBJECT in p.metadata for p in await payloads_of(env, run.id))
+
+
+async def test_a_subjects_llm_answers_are_never_cached(env: ProcessEnvironment) -> None:
+    async def served_from(question: str, subject: str | None) -> str | None:
+        handle = await env.client.start_agent(CLERK, question, data_subject=subject)
+        await handle.result()
+        history = await handle.fetch_history()
+        (completed,) = [e for e in history.events if e.HasField("activity_task_completed_event_attributes")]
+        payloads = completed.activity_task_completed_event_attributes.result.payloads
+        (response,) = await env.temporal.data_converter.decode(payloads, [LlmResponse])
+        return response.cached
+
+    # Temperature 0: answers are cached for everyone, except runs that hold a subject's data.
+    assert await served_from("What is open?", None) is None
+    assert await served_from("What is open?", None) == "l1"
+    assert await served_from("What is open?", "dora") is None  # never served from the cache
+    assert await served_from("What is closed?", "erin") is None
+    assert await served_from("What is closed?", None) is None  # and never put into it
 
 
 async def test_a_subject_erased_before_gets_a_new_key_for_new_runs(env: ProcessEnvironment) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 from redis.asyncio import Redis
 
+from baton.persistence.subjects import SubjectKeys
 from baton.security.keys import key_provider
 from baton.security.pii import default_masker
 from baton.settings import BatonSettings
@@ -15,8 +16,11 @@ from .cache import ResponseCache
 from .providers import build_providers
 
 
-def llm_activities(settings: BatonSettings, http: httpx.AsyncClient, redis: Redis | None) -> LlmActivities:
-    """The LLM activity as configured: breaker and L2 cache shared through Redis when given."""
+def llm_activities(
+    settings: BatonSettings, http: httpx.AsyncClient, redis: Redis | None, subjects: SubjectKeys | None = None
+) -> LlmActivities:
+    """The LLM activity as configured: breaker and L2 cache shared through Redis when given; runs
+    that hold a data subject's data (`subjects`) are never cached, so erasure leaves no copy."""
     keyring = key_provider(settings).load()
     breaker = CircuitBreaker(
         RedisBreakerStore(redis) if redis is not None else MemoryBreakerStore(),
@@ -32,6 +36,7 @@ def llm_activities(settings: BatonSettings, http: httpx.AsyncClient, redis: Redi
         cache,
         default_masker(),
         pseudonym_key=keyring.derive("pseudonyms"),
+        subjects=subjects,
     )
 
 

@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from baton.agents.runtime import LLM_COMPLETE_ACTIVITY
 from baton.agents.tools import get_tool
 from baton.llm import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec
+from baton.persistence.subjects import SubjectKeys
 from baton.security.pii import PiiMasker, PiiPolicy, restore
 from baton.telemetry.metrics import LLM_CALLS, LLM_TOKENS
 
@@ -35,12 +36,14 @@ class LlmActivities:
         cache: ResponseCache,
         masker: PiiMasker,
         pseudonym_key: bytes,
+        subjects: SubjectKeys | None = None,
     ) -> None:
         self.providers = providers
         self.breaker = breaker
         self.cache = cache
         self.masker = masker
         self.pseudonym_key = pseudonym_key
+        self.subjects = subjects
 
     @activity.defn(name=LLM_COMPLETE_ACTIVITY)
     async def complete(self, request: LlmRequest) -> LlmResponse:
@@ -59,7 +62,7 @@ class LlmActivities:
         async def call() -> LlmResponse:
             return await self._call(provider, outgoing, tools, ref.provider, ref.model)
 
-        if request.cacheable:
+        if request.cacheable and not await self._holds_subject_data():
             response = await self.cache.get_or_call(self.cache.key(outgoing, tools), call)
         else:
             response = await call()
@@ -72,6 +75,12 @@ class LlmActivities:
             ):
                 LLM_TOKENS.labels(ref.provider, ref.model, request.agent, kind).inc(tokens)
         return response
+
+    async def _holds_subject_data(self) -> bool:
+        """Whether this call belongs to a run with a data subject, whose data must not be cached."""
+        if self.subjects is None or not activity.in_activity():
+            return False
+        return await self.subjects.ref_of(activity.info().workflow_id or "") is not None
 
     def _protect(self, request: LlmRequest) -> tuple[LlmRequest, dict[str, str]]:
         """The request as it may leave this process, and the pseudonyms to restore afterwards."""
