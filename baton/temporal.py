@@ -3,6 +3,7 @@ environment configuration honoured, the pip-shipped binaries found without downl
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import shutil
 import sysconfig
@@ -27,6 +28,7 @@ from .security.keys import KeyProvider, key_provider
 from .settings import BatonSettings
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
+EMBEDDED_CONNECT_ATTEMPTS = 50
 SEARCH_ATTRIBUTES = [BATON_PROCESS]
 
 DEV_SERVER_DYNAMIC_CONFIG = {"history.transferProcessorMaxPollRPS": "200"}
@@ -115,9 +117,21 @@ def _read(path: Path | None) -> bytes | None:
 
 
 async def connect_embedded(settings: BatonSettings, port: int = 7233) -> Client:
-    """A client for the embedded dev server on this machine, whatever the environment says."""
+    """A client for the embedded dev server on this machine, whatever the environment says.
+
+    A dev server that has just opened its port may still answer "Frontend is not healthy yet"
+    for a moment: that is waited out (up to 10 s), any other failure is not.
+    """
     converter = settings_converter(settings, engine_from_settings(settings))
-    return await Client.connect(f"127.0.0.1:{port}", namespace="default", data_converter=converter)
+    attempts = 0
+    while True:
+        try:
+            return await Client.connect(f"127.0.0.1:{port}", namespace="default", data_converter=converter)
+        except RuntimeError as e:
+            attempts += 1
+            if "not healthy" not in str(e) or attempts == EMBEDDED_CONNECT_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.2)
 
 
 async def ensure_search_attributes(client: Client) -> None:
