@@ -256,7 +256,7 @@ async def test_subprocess_runs_as_a_child_workflow(env: ProcessEnvironment) -> N
         async for e in run.handle.fetch_history_events()
         if e.HasField("child_workflow_execution_started_event_attributes")
     ]
-    assert children == [f"{run.id}-Child-1"]
+    assert children == [f"{run.id}/Child/1"]
     child = await env.client.get_run(children[0]).result()
     assert child.output == "x-1-2"
 

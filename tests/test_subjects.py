@@ -12,6 +12,7 @@ from baton.persistence.db import create_engine
 from baton.security.codec import SUBJECT, PayloadDecryptionError
 from baton.temporal import settings_converter
 from baton.testing import ProcessEnvironment
+from tests.steps import ALLOWED, parent_with_subprocess
 from tests.test_cli import baton as baton_cli
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -67,6 +68,13 @@ async def test_erasing_a_subject_shreds_their_histories_and_no_one_elses(env: Pr
         assert "alice" not in stored and "bob" not in stored  # references, never identifiers
     finally:
         await engine.dispose()
+
+
+async def test_a_sub_process_holds_its_root_runs_subject(env: ProcessEnvironment) -> None:
+    run = await env.start(parent_with_subprocess().build(ALLOWED), "Start", "x", data_subject=ALICE)
+    assert (await run.result()).output == "x-1-2-3"
+    child_id = f"{run.id}/Child/1"
+    assert all(SUBJECT in p.metadata for p in await payloads_of(env, child_id))
 
 
 async def test_orchestrations_name_their_subject_too(env: ProcessEnvironment) -> None:

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
 
 
 MAX_REJECTED_SHOWN = 20
+CHILD_IDS_UNDER_PARENT = "child-ids-under-parent"
 
 
 # No `from __future__ import annotations` here: the sandbox re-imports this module for every
@@ -262,7 +263,7 @@ class ProcessWorkflow:
                     steps_queue=input.steps_queue,
                     llm_queue=input.llm_queue,
                 ),
-                id=f"{workflow.info().workflow_id}-{step.name}-{self._superstep}",
+                id=self._child_id(step.name),
                 task_queue=options.task_queue,
                 static_summary=f"sub-process {step.name} ({function})",
                 search_attributes=(
@@ -306,6 +307,14 @@ class ProcessWorkflow:
             retry_policy=policy,
             summary=summary,
         )
+
+    def _child_id(self, step: str) -> str:
+        """`<parent>/<step>/<superstep>`: a child's ID starts with its root run's, so the codec
+        finds the run's data subject for the child's payloads too (runs before this used `-`)."""
+        parent = workflow.info().workflow_id
+        if workflow.patched(CHILD_IDS_UNDER_PARENT):
+            return f"{parent}/{step}/{self._superstep}"
+        return f"{parent}-{step}-{self._superstep}"
 
     async def _wait_for_event(self) -> None:
         process = self._process

@@ -79,14 +79,16 @@ class SubjectKeys:
         A run's subject never changes, so it is kept; "none" is rechecked after a while, as a run
         key may be reused by a run that names a subject.
         """
-        cached = self._refs.get(workflow_id)
+        # A sub-process runs as a child whose ID starts with its root run's: `<root>/<step>/<n>`.
+        root = workflow_id.split("/", 1)[0]
+        cached = self._refs.get(root)
         if cached is not None and (cached[1] is not None or time.monotonic() - cached[0] < CACHE_SECONDS):
             return cached[1]
         await self._schema.ready()
         async with self._sessions() as session:
-            row = await session.get(WorkflowSubjectRow, workflow_id)
+            row = await session.get(WorkflowSubjectRow, root)
         ref = row.subject_ref if row else None
-        self._remember(self._refs, workflow_id, (time.monotonic(), ref))
+        self._remember(self._refs, root, (time.monotonic(), ref))
         return ref
 
     async def data_key(self, ref: str) -> bytes | None:
