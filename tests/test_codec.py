@@ -169,3 +169,14 @@ async def test_keys_cli_lists_and_rotates_without_printing_keys(settings: BatonS
     assert f"{first}\n" in relisted.stdout and "(current)" not in relisted.stdout.splitlines()[0]
     keyring = json.loads((settings.data_dir / "keyring.json").read_text())
     assert not any(key in relisted.stdout + rotated.stdout for key in keyring["keys"].values())
+
+
+async def test_keys_from_a_secret_store_are_not_rotated_by_baton(
+    settings: BatonSettings, tmp_path: Path
+) -> None:
+    (tmp_path / "k1.key").write_text("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n")
+    (tmp_path / "current").write_text("k1\n")
+    refused = await baton_cli(settings, "keys", "rotate", BATON_KEYS_DIR=str(tmp_path))
+    assert refused.returncode == 2
+    assert "DirectoryKeyProvider reads keys it does not own" in refused.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "k1.key"]  # nothing written

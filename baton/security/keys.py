@@ -106,6 +106,10 @@ class Keyring:
         return hmac.new(self.keys[key_id], b"baton:" + purpose.encode(), hashlib.sha256).digest()
 
 
+class KeysManagedElsewhere(Exception):
+    """Baton reads these keys but does not own them: they are rotated in the secret store."""
+
+
 class KeyProvider(ABC):
     """Where a process gets its keyring."""
 
@@ -113,9 +117,13 @@ class KeyProvider(ABC):
     def load(self) -> Keyring: ...
 
     def rotate(self) -> Keyring:
-        """Add a fresh key and make it current; old keys stay, to open old data."""
-        raise NotImplementedError(
-            f"{type(self).__name__}: rotate keys where they are managed (the secret store), then restart workers"
+        """Add a fresh key and make it current; old keys stay, to open old data.
+
+        Only a provider that owns its keys can; the others refuse with `KeysManagedElsewhere`.
+        """
+        raise KeysManagedElsewhere(
+            f"{type(self).__name__} reads keys it does not own: add the new key and change `current` "
+            "in the secret store they come from"
         )
 
 

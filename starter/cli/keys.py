@@ -6,7 +6,7 @@ import argparse
 
 from rich.console import Console
 
-from baton.security.keys import key_provider
+from baton.security.keys import KeysManagedElsewhere, key_provider
 from baton.settings import get_settings
 from starter.cli.usage import UsageError
 
@@ -39,7 +39,7 @@ async def _rotate(args: argparse.Namespace) -> int:
     provider = key_provider(get_settings())
     try:
         keyring = provider.rotate()
-    except NotImplementedError as e:
+    except KeysManagedElsewhere as e:
         raise UsageError(str(e)) from None
     console.print(f"[green]✓[/] new current key {keyring.current}; {len(keyring.keys)} keys in all")
     return 0
