@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from .persistence.db import engine_from_settings
@@ -27,12 +28,27 @@ from .process.model import CompiledProcess
 from .settings import BatonSettings, get_settings
 from .temporal import (
     SEARCH_ATTRIBUTES,
+    data_converter,
     dev_server_args,
     dev_server_path,
     settings_converter,
     test_server_path,
     with_converter,
 )
+
+
+async def start_dev_server(
+    converter: DataConverter | None = None, *, extra_args: list[str] | None = None
+) -> WorkflowEnvironment:
+    """Temporal's dev server (in memory) as Baton runs it: its search attributes registered and
+    workflow-task dispatch not rate-limited (`extra_args` replaces `dev_server_args()`)."""
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=dev_server_path(),
+        search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=converter or data_converter(),
+        dev_server_log_level="error",
+        dev_server_extra_args=dev_server_args() if extra_args is None else extra_args,
+    )
 
 
 class ProcessEnvironment:
@@ -80,13 +96,7 @@ class ProcessEnvironment:
                     test_server_existing_path=test_server_path(), data_converter=converter
                 )
             else:
-                self._env = await WorkflowEnvironment.start_local(
-                    dev_server_existing_path=dev_server_path(),
-                    search_attributes=SEARCH_ATTRIBUTES,
-                    data_converter=converter,
-                    dev_server_log_level="error",
-                    dev_server_extra_args=dev_server_args(),
-                )
+                self._env = await start_dev_server(converter)
             temporal = self._env.client
         # The time-skipping server cannot register custom search attributes.
         self.client = BatonClient(temporal, self.settings, search_attributes=not self._time_skipping)

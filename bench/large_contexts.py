@@ -24,20 +24,16 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from baton.agents import AgentSpec
 from baton.persistence.db import engine_from_settings
 from baton.settings import BatonSettings
 from baton.temporal import (
-    SEARCH_ATTRIBUTES,
-    data_converter,
-    dev_server_args,
-    dev_server_path,
     settings_converter,
     with_converter,
 )
+from baton.testing import start_dev_server
 from tests.agent_workflows import ManyCallsInput, ManyLargeCallsWorkflow
 from workers.worker import running_workers
 
@@ -65,13 +61,7 @@ async def history_bytes(client: Client, settings: BatonSettings) -> int:
 
 
 async def main() -> None:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=dev_server_path(),
-        search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=data_converter(),
-        dev_server_log_level="error",
-        dev_server_extra_args=dev_server_args(),
-    )
+    env = await start_dev_server()
     settings = BatonSettings(
         data_dir=Path(tempfile.mkdtemp(prefix="baton-bench-")),
         workflows_queue="bench-wf",

@@ -35,7 +35,7 @@ from activities.llm.cache import TtlLru
 from baton.agents import AgentSpec
 from baton.llm import ChatMessage, LlmRequest
 from baton.settings import BatonSettings
-from baton.temporal import SEARCH_ATTRIBUTES, data_converter, dev_server_args, dev_server_path
+from baton.testing import start_dev_server
 from starter.client import BatonClient
 from tests.llm_server import FakeLlmServer
 
@@ -68,8 +68,6 @@ async def interleaved(kinds: dict[str, Callable[[], Awaitable[object]]], runs: i
 
 
 async def main() -> None:
-    from temporalio.testing import WorkflowEnvironment
-
     from workers.worker import running_workers
 
     data_dir = Path(tempfile.mkdtemp(prefix="baton-bench-"))
@@ -94,13 +92,7 @@ async def main() -> None:
             temperature=0.5,
             pii="mask",
         )
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=dev_server_path(),
-            search_attributes=SEARCH_ATTRIBUTES,
-            data_converter=data_converter(),
-            dev_server_log_level="error",
-            dev_server_extra_args=dev_server_args(),
-        )
+        env = await start_dev_server()
         redis = Redis.from_url(REDIS_URL)
         try:
             async with (

@@ -26,13 +26,12 @@ sys.path.insert(0, str(Path(__file__).parent))  # the worker imports the baselin
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from direct_turns import DirectTurns, DirectTurnsInput
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from baton.agents import AgentSpec
 from baton.orchestration import GroupChatInput
 from baton.settings import BatonSettings
-from baton.temporal import SEARCH_ATTRIBUTES, data_converter, dev_server_args, dev_server_path
+from baton.testing import start_dev_server
 from starter.client import BatonClient
 from workers.worker import running_workers
 
@@ -42,13 +41,7 @@ TASK = "Plan single sign-on for the billing portal."
 
 
 async def main() -> None:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=dev_server_path(),
-        search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=data_converter(),
-        dev_server_log_level="error",
-        dev_server_extra_args=dev_server_args(),
-    )
+    env = await start_dev_server()
     settings = BatonSettings(
         data_dir=Path(tempfile.mkdtemp(prefix="baton-bench-")),
         workflows_queue="bench-orch",

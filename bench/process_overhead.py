@@ -26,7 +26,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).parent))  # workers import the steps by module name
@@ -36,7 +35,8 @@ from three_steps import three_steps
 
 from activities.steps import StepActivities
 from baton.settings import BatonSettings
-from baton.temporal import SEARCH_ATTRIBUTES, data_converter, dev_server_args, dev_server_path
+from baton.temporal import dev_server_args
+from baton.testing import start_dev_server
 from starter.client import BatonClient
 from workflows.process import ProcessWorkflow
 
@@ -60,13 +60,7 @@ SERVER_CONFIGS = {
 
 async def measure(server_args: list[str]) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Sequential latencies (s) of each kind, and runs per second of the concurrent batches."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=dev_server_path(),
-        search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=data_converter(),
-        dev_server_log_level="error",
-        dev_server_extra_args=server_args,
-    )
+    env = await start_dev_server(extra_args=server_args)
     settings = BatonSettings(workflows_queue=QUEUE, steps_queue=QUEUE, step_modules=["three_steps"])
     baton = BatonClient(env.client, settings)
     remote = three_steps("BenchRemote", local=False).build(settings.step_modules)

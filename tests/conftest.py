@@ -16,14 +16,10 @@ from baton.persistence.db import create_engine
 from baton.persistence.migrate import upgrade
 from baton.settings import BatonSettings
 from baton.temporal import (
-    SEARCH_ATTRIBUTES,
-    data_converter,
-    dev_server_args,
-    dev_server_path,
     settings_converter,
     with_converter,
 )
-from baton.testing import ProcessEnvironment
+from baton.testing import ProcessEnvironment, start_dev_server
 from tests.steps import JOURNAL_ENV
 
 POSTGRES_ADMIN_DSN = os.environ.get("BATON_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -31,13 +27,7 @@ POSTGRES_ADMIN_DSN = os.environ.get("BATON_TEST_POSTGRES", "postgresql://postgre
 
 @pytest.fixture(scope="session")
 async def temporal() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=dev_server_path(),
-        search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=data_converter(),
-        dev_server_log_level="error",
-        dev_server_extra_args=dev_server_args(),
-    )
+    env = await start_dev_server()
     yield env
     await env.shutdown()
 

@@ -25,7 +25,7 @@ from baton.persistence.db import create_engine
 from baton.security.keys import FileKeyProvider
 from baton.settings import BatonSettings
 from baton.temporal import data_converter, settings_converter
-from baton.testing import ProcessEnvironment
+from baton.testing import ProcessEnvironment, start_dev_server
 from examples.document_generation.process import process as document_generation
 from starter.client import ORCHESTRATION_WORKFLOWS, BatonClient
 from tests.conftest import Journal
@@ -198,15 +198,7 @@ async def test_fresh_histories_replay(env: ProcessEnvironment) -> None:
 
 
 async def _write_recorded_histories() -> None:
-    from temporalio.testing import WorkflowEnvironment
-
-    from baton.temporal import SEARCH_ATTRIBUTES, dev_server_path
-
-    temporal = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=dev_server_path(),
-        search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=data_converter(),
-    )
+    temporal = await start_dev_server()
     os.environ.setdefault("BATON_TEST_JOURNAL", "/dev/null")
     data_dir = Path(tempfile.mkdtemp(prefix="baton-record-"))
     FileKeyProvider(RECORDING_KEYS).load()  # created on the first recording, then reused
