@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Generator, Sequence
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHandle
@@ -55,12 +55,13 @@ class RunAlreadyExists(ValueError):
     """A run with the same key is running already."""
 
 
-class ProcessRun:
-    """A handle on one process run: wait for it, look at it, send it events."""
+ResultT = TypeVar("ResultT")
 
-    def __init__(
-        self, handle: WorkflowHandle[Any, ProcessResult], settings: BatonSettings, namespace: str
-    ) -> None:
+
+class _Run(Generic[ResultT]):
+    """What every run handle offers: its ID and UI link, waiting for it, cancelling it."""
+
+    def __init__(self, handle: WorkflowHandle[Any, ResultT], settings: BatonSettings, namespace: str) -> None:
         self.handle = handle
         self._settings = settings
         self._namespace = namespace
@@ -74,9 +75,16 @@ class ProcessRun:
         """Where this run is in the Temporal UI."""
         return self._settings.workflow_url(self.id, self._namespace)
 
-    async def result(self) -> ProcessResult:
-        """Wait for the process to finish; raises `WorkflowFailureError` if it failed."""
+    async def result(self) -> ResultT:
+        """Wait for the run to finish; raises `WorkflowFailureError` saying why when it failed."""
         return await self.handle.result()
+
+    async def cancel(self) -> None:
+        await self.handle.cancel()
+
+
+class ProcessRun(_Run[ProcessResult]):
+    """A handle on one process run: wait for it, look at it, send it events."""
 
     async def state(self) -> ProcessState:
         """Status, step states and run counts, pending messages, what runs now."""
@@ -86,31 +94,9 @@ class ProcessRun:
         """Deliver an external event; an event the process does not declare is rejected."""
         return await self.handle.execute_update(ProcessWorkflow.send_event, SendEvent(name=name, data=data))
 
-    async def cancel(self) -> None:
-        await self.handle.cancel()
 
-
-class OrchestrationRun:
+class OrchestrationRun(_Run[OrchestrationResult]):
     """A handle on one orchestration run: wait, watch the transcript grow, answer, cancel."""
-
-    def __init__(
-        self, handle: WorkflowHandle[Any, OrchestrationResult], settings: BatonSettings, namespace: str
-    ) -> None:
-        self.handle = handle
-        self._settings = settings
-        self._namespace = namespace
-
-    @property
-    def id(self) -> str:
-        return self.handle.id
-
-    @property
-    def ui_url(self) -> str:
-        return self._settings.workflow_url(self.id, self._namespace)
-
-    async def result(self) -> OrchestrationResult:
-        """Wait for the answer; raises `WorkflowFailureError` naming the agent that failed."""
-        return await self.handle.result()
 
     async def progress(self) -> OrchestrationProgress:
         """Status, round, the transcript so far, and the question a person is asked, if any."""
@@ -119,9 +105,6 @@ class OrchestrationRun:
     async def reply(self, text: str, author: str = "user") -> None:
         """Answer the question the run waits on; refused when it is not waiting."""
         await self.handle.execute_update("reply", HumanReply(text=text, author=author))
-
-    async def cancel(self) -> None:
-        await self.handle.cancel()
 
 
 class PendingOrchestration:
