@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,6 +25,7 @@ from baton.temporal import (
 from baton.testing import ProcessEnvironment, start_dev_server
 from tests.steps import JOURNAL_ENV
 
+REPO = Path(__file__).parents[1]
 POSTGRES_ADMIN_DSN = os.environ.get("BATON_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -56,6 +60,27 @@ async def baton_temporal(temporal: WorkflowEnvironment, settings: BatonSettings)
     engine = create_engine(settings.resolved_database_url)
     yield with_converter(temporal.client, settings_converter(settings, engine))
     await engine.dispose()
+
+
+def baton_worker(
+    temporal_address: str, settings: BatonSettings, queues: list[str], **env: str
+) -> subprocess.Popen:
+    """`baton worker` for `queues` in its own OS process (to kill it for real), configured like
+    `settings`, with `env` on top."""
+    environment = {
+        **os.environ,
+        "BATON_TEMPORAL_ADDRESS": temporal_address,
+        "BATON_WORKFLOWS_QUEUE": settings.workflows_queue,
+        "BATON_STEPS_QUEUE": settings.steps_queue,
+        "BATON_LLM_QUEUE": settings.llm_queue,
+        "BATON_STEP_MODULES": json.dumps(settings.step_modules),
+        "BATON_DATA_DIR": str(settings.data_dir),
+        **env,
+    }
+    command = [sys.executable, "-m", "starter.cli.main", "worker", "--queues", *queues]
+    return subprocess.Popen(
+        command, env=environment, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 class Journal:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -28,7 +25,7 @@ from baton.temporal import data_converter, settings_converter
 from baton.testing import ProcessEnvironment, start_dev_server
 from examples.document_generation.process import process as document_generation
 from starter.client import ORCHESTRATION_WORKFLOWS, BatonClient
-from tests.conftest import Journal
+from tests.conftest import Journal, baton_worker
 from tests.steps import (
     ALLOWED,
     approval_process,
@@ -44,7 +41,6 @@ from workflows.process import ProcessWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 RECORDING_KEYS = HISTORIES / "keyring.json"
-REPO = Path(__file__).parents[1]
 
 
 async def wait_until(predicate, timeout: float = 30.0) -> None:
@@ -55,32 +51,6 @@ async def wait_until(predicate, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
-def worker_process(
-    temporal_address: str, settings: BatonSettings, journal: Journal, gate: Path
-) -> subprocess.Popen:
-    """`baton worker` in its own OS process, holding Step2 until `gate` is removed."""
-    env = {
-        **os.environ,
-        "BATON_TEMPORAL_ADDRESS": temporal_address,
-        "BATON_WORKFLOWS_QUEUE": settings.workflows_queue,
-        "BATON_STEPS_QUEUE": settings.steps_queue,
-        "BATON_STEP_MODULES": json.dumps(settings.step_modules),
-        "BATON_DATA_DIR": str(settings.data_dir),
-        "BATON_TEST_JOURNAL": str(journal.path),
-        "BATON_TEST_GATE": str(gate),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "starter.cli.main",
-        "worker",
-        "--queues",
-        settings.workflows_queue,
-        settings.steps_queue,
-    ]
-    return subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
 async def test_worker_killed_mid_run_does_not_rerun_finished_steps(
     temporal, baton_temporal, settings, journal: Journal
 ) -> None:
@@ -89,7 +59,13 @@ async def test_worker_killed_mid_run_does_not_rerun_finished_steps(
     gate = settings.data_dir / "gate"
     gate.parent.mkdir(parents=True, exist_ok=True)
     gate.touch()
-    worker = worker_process(temporal.client.service_client.config.target_host, settings, journal, gate)
+    worker = baton_worker(
+        temporal.client.service_client.config.target_host,
+        settings,
+        [settings.workflows_queue, settings.steps_queue],
+        BATON_TEST_JOURNAL=str(journal.path),
+        BATON_TEST_GATE=str(gate),  # holds Step2 until the gate is removed
+    )
     try:
         run = await BatonClient(baton_temporal, settings).start_process(process, "Start", "x")
         await wait_until(lambda: journal.count("step-2") == 1)

@@ -5,12 +5,8 @@ chat long enough to continue as new."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,11 +21,11 @@ from baton.process.model import RetryOptions
 from baton.settings import BatonSettings
 from baton.testing import ProcessEnvironment
 from starter.client import BatonClient
+from tests.conftest import baton_worker
 from tests.llm_server import FakeLlmServer, Reply
 from tests.test_cli import baton as baton_cli
 
 TEAM = ["Developer", "QA", "BusinessAnalyst"]
-REPO = Path(__file__).parents[1]
 
 
 @pytest.fixture
@@ -393,26 +389,8 @@ async def test_a_worker_killed_mid_chat_resumes_with_the_transcript_intact(
 ) -> None:
     server.then(Reply.text("one"), Reply.text("two"), Reply.hang(30), Reply.text("three"))
     address = temporal.client.service_client.config.target_host
-    env = {
-        **os.environ,
-        "BATON_TEMPORAL_ADDRESS": address,
-        "BATON_WORKFLOWS_QUEUE": settings.workflows_queue,
-        "BATON_LLM_QUEUE": settings.llm_queue,
-        "BATON_DATA_DIR": str(settings.data_dir),
-        "BATON_OPENAI_BASE_URL": server.url,
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "starter.cli.main",
-        "worker",
-        "--queues",
-        settings.workflows_queue,
-        settings.llm_queue,
-    ]
-    worker = subprocess.Popen(
-        command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    queues = [settings.workflows_queue, settings.llm_queue]
+    worker = baton_worker(address, settings, queues, BATON_OPENAI_BASE_URL=server.url)
     fast = settings.model_copy(update={"openai_base_url": server.url})
     try:
         client = BatonClient(baton_temporal, fast)
