@@ -19,12 +19,14 @@ with workflow.unsafe.imports_passed_through():
     from baton.orchestration.chat import Chat, transcript_text
     from baton.orchestration.managers import manager_for
     from baton.orchestration.models import (
+        CarriedChat,
         ConcurrentInput,
         GroupChatInput,
         HandoffInput,
         HumanInput,
         HumanReply,
         MagenticInput,
+        OrchestrationInput,
         OrchestrationProgress,
         OrchestrationResult,
         Pattern,
@@ -90,9 +92,10 @@ class _Orchestration:
         chat.add(self._reply.author, self._reply.text)
         return self._reply.text
 
-    def _start(self, chat: Chat) -> Chat:
-        self._chat = chat
-        return chat
+    def _start(self, input: OrchestrationInput, carried: CarriedChat | None = None) -> Chat:
+        """The run's transcript, new or carried over from before continue-as-new."""
+        self._chat = Chat(input.task, input.llm_queue, input.max_context_turns, carried)
+        return self._chat
 
 
 @workflow.defn(name="SequentialOrchestration")
@@ -101,7 +104,7 @@ class SequentialOrchestration(_Orchestration):
 
     @workflow.run
     async def run(self, input: SequentialInput) -> OrchestrationResult:
-        chat = self._start(Chat(input.task, input.llm_queue, input.max_context_turns))
+        chat = self._start(input)
         previous = input.task
         for agent in input.agents:
             chat.round += 1
@@ -117,7 +120,7 @@ class ConcurrentOrchestration(_Orchestration):
 
     @workflow.run
     async def run(self, input: ConcurrentInput) -> OrchestrationResult:
-        chat = self._start(Chat(input.task, input.llm_queue, input.max_context_turns))
+        chat = self._start(input)
         chat.round = 1
         outcomes = await asyncio.gather(
             *(chat.turn(agent, conversation=input.task) for agent in input.agents), return_exceptions=True
@@ -155,7 +158,7 @@ class GroupChatOrchestration(_Orchestration):
 
     @workflow.run
     async def run(self, input: GroupChatInput) -> OrchestrationResult:
-        chat = self._start(Chat(input.task, input.llm_queue, input.max_context_turns, input.carried))
+        chat = self._start(input, input.carried)
         manager = manager_for(input.manager)
         started_at = chat.round
         while True:
@@ -209,7 +212,7 @@ class HandoffOrchestration(_Orchestration):
 
     @workflow.run
     async def run(self, input: HandoffInput) -> OrchestrationResult:
-        chat = self._start(Chat(input.task, input.llm_queue, input.max_context_turns))
+        chat = self._start(input)
         current = input.agent(input.start or input.agents[0].name)
         handoffs = 0
         while True:
@@ -271,7 +274,7 @@ class MagenticOrchestration(_Orchestration):
 
     @workflow.run
     async def run(self, input: MagenticInput) -> OrchestrationResult:
-        chat = self._start(Chat(input.task, input.llm_queue, input.max_context_turns))
+        chat = self._start(input)
         names = [a.name for a in input.agents]
         await self._plan(chat, input, "Make a plan")
         stalls = resets = 0
