@@ -15,10 +15,7 @@ from activities.llm import LlmActivities, llm_activities
 from activities.steps import StepActivities
 from activities.tools import run_tool
 from baton.agents.tools import import_modules
-from baton.persistence.db import engine_from_settings
-from baton.persistence.schema import Schema
-from baton.persistence.subjects import SubjectKeys
-from baton.security.keys import key_provider
+from baton.security.codec import EncryptionCodec
 from baton.settings import BatonSettings
 from workflows.agent import AgentWorkflow
 from workflows.orchestrations import ORCHESTRATIONS
@@ -86,9 +83,9 @@ async def running_workers(
             redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
             if redis is not None:
                 stack.push_async_callback(redis.aclose)
-            engine = engine_from_settings(settings)
-            stack.push_async_callback(engine.dispose)
-            subjects = SubjectKeys(Schema(engine), key_provider(settings))
+            # The client's own subject registry: one cache, so an erasure reaches both at once.
+            codec = client.data_converter.payload_codec
+            subjects = codec.subjects if isinstance(codec, EncryptionCodec) else None
             llm = llm_activities(settings, http, redis, subjects)
         workers = build_workers(client, settings, queues, llm=llm, allowed_modules=allowed_modules)
         for worker in workers:

@@ -50,6 +50,11 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         self._subjects = subjects
         self._workflow_id = workflow_id
 
+    @property
+    def subjects(self) -> SubjectKeys | None:
+        """The data-subject keys this codec encrypts runs with, if any."""
+        return self._subjects
+
     def with_context(self, context: SerializationContext) -> EncryptionCodec:
         """This codec for one run's payloads: they name their run, and use its data subject's key."""
         workflow_id = getattr(context, "workflow_id", None)
