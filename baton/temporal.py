@@ -9,6 +9,7 @@ import shutil
 import sysconfig
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
@@ -16,7 +17,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, ExternalStorage
 from temporalio.envconfig import ClientConfig
-from temporalio.service import TLSConfig
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from .persistence.db import engine_from_settings
 from .persistence.payloads import DatabasePayloadDriver
@@ -24,10 +25,11 @@ from .persistence.schema import Schema
 from .persistence.subjects import SubjectKeys
 from .process.runtime import BATON_PROCESS
 from .security.codec import EncryptionCodec
-from .security.keys import KeyProvider, key_provider
+from .security.keys import LiveKeyring, key_provider
 from .settings import BatonSettings
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 EMBEDDED_CONNECT_ATTEMPTS = 50
 SEARCH_ATTRIBUTES = [BATON_PROCESS]
 
@@ -47,7 +49,7 @@ def dev_server_args() -> list[str]:
 
 
 def data_converter(
-    keys: KeyProvider | None = None,
+    keys: LiveKeyring | None = None,
     storage: DatabasePayloadDriver | None = None,
     *,
     subjects: SubjectKeys | None = None,
@@ -73,8 +75,10 @@ def data_converter(
 
 
 def settings_converter(settings: BatonSettings, engine: AsyncEngine) -> DataConverter:
-    """`data_converter` as configured, over the app database `engine` (payload store, subject keys)."""
-    keys = key_provider(settings)
+    """`data_converter` as configured, over the app database `engine`: the process's one keyring,
+    one data-subject registry and one payload store, which clients and workers built on this
+    converter share (`encryption_codec`)."""
+    keys = LiveKeyring(key_provider(settings))
     schema = Schema(engine)
     return data_converter(
         keys,
@@ -85,6 +89,18 @@ def settings_converter(settings: BatonSettings, engine: AsyncEngine) -> DataConv
     )
 
 
+def encryption_codec(converter: DataConverter) -> EncryptionCodec:
+    """The encrypting codec of a converter: the process's keyring (`.keys`) and data-subject
+    registry (`.subjects`); an error for a converter that does not encrypt."""
+    codec = converter.payload_codec
+    if not isinstance(codec, EncryptionCodec):
+        raise ConfigurationError(
+            "this data converter does not encrypt payloads: connect with baton.temporal.connect "
+            "(or use settings_converter)"
+        )
+    return codec
+
+
 def with_converter(client: Client, converter: DataConverter) -> Client:
     """The same connection as `client`, with another data converter."""
     config = client.config()
@@ -92,9 +108,53 @@ def with_converter(client: Client, converter: DataConverter) -> Client:
     return Client(**config)
 
 
+class ConfigurationError(ValueError):
+    """Baton cannot start as configured; the message says what to set."""
+
+
+def configured_address(settings: BatonSettings) -> str | None:
+    """The Temporal frontend the configuration names (`BATON_TEMPORAL_ADDRESS`, then Temporal's
+    `TEMPORAL_ADDRESS` or temporal.toml profile), or None when it names none."""
+    return settings.temporal_address or ClientConfig.load_client_connect_config().get("target_host")
+
+
+def is_this_machine(address: str) -> bool:
+    """Whether a Temporal address is on this machine: where the embedded defaults are shared."""
+    host = address.rsplit(":", 1)[0].strip("[]").lower()
+    return host in LOOPBACK_HOSTS
+
+
+def check_shared_setup(settings: BatonSettings, address: str) -> None:
+    """Refuse the embedded defaults against a Temporal on another machine.
+
+    A keyring generated in a local folder and a SQLite payload store are shared only by the
+    processes of one machine: a worker elsewhere would encrypt with keys no one else holds, and
+    its stored payloads would die with it."""
+    if is_this_machine(address):
+        return
+    missing = []
+    if settings.encryption_keys is None and settings.keys_dir is None:
+        missing.append(
+            "BATON_KEYS_DIR (a mounted secret with <id>.key, current and derivation-secret) or "
+            "BATON_ENCRYPTION_KEYS with BATON_ENCRYPTION_KEY_CURRENT and BATON_ENCRYPTION_DERIVATION_SECRET"
+        )
+    if make_url(settings.resolved_database_url).drivername.startswith("sqlite"):
+        missing.append(
+            "BATON_DATABASE_URL (PostgreSQL, shared by every Baton process: postgresql+asyncpg://...)"
+        )
+    if missing:
+        raise ConfigurationError(
+            f"Temporal at {address} is not on this machine, so the embedded defaults (a generated "
+            f"keyring, a SQLite database under {settings.data_dir}) would not be shared; set "
+            + "; and ".join(missing)
+        )
+
+
 async def connect(settings: BatonSettings) -> Client:
     """A client for the configured Temporal: `BATON_TEMPORAL_*` first, then Temporal's env config."""
     config = ClientConfig.load_client_connect_config()
+    address = settings.temporal_address or config.get("target_host") or DEFAULT_ADDRESS
+    check_shared_setup(settings, address)
     # None lets the SDK choose: TLS on when an API key is given (Temporal Cloud), off otherwise.
     tls: bool | TLSConfig | None = config.get("tls")
     if settings.temporal_tls or settings.temporal_tls_ca or settings.temporal_tls_cert:
@@ -104,12 +164,23 @@ async def connect(settings: BatonSettings) -> Client:
             client_private_key=_read(settings.temporal_tls_key),
         )
     return await Client.connect(
-        settings.temporal_address or config.get("target_host") or DEFAULT_ADDRESS,
+        address,
         namespace=settings.temporal_namespace or config.get("namespace") or "default",
         api_key=settings.temporal_api_key or config.get("api_key"),
         tls=tls,
         data_converter=settings_converter(settings, engine_from_settings(settings)),
     )
+
+
+async def history_exists(client: Client, workflow_id: str) -> bool:
+    """Whether Temporal still holds a history for `workflow_id` (retention removes it)."""
+    try:
+        await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
 
 
 def _read(path: Path | None) -> bytes | None:

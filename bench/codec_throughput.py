@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 
 from baton.security.codec import EncryptionCodec
-from baton.security.keys import FileKeyProvider
+from baton.security.keys import FileKeyProvider, LiveKeyring
 
 SIZES = {"1kb": 1024, "64kb": 64 * 1024, "1mb": 1024 * 1024}
 BUDGET_S = float(os.environ.get("BENCH_CODEC_SECONDS", 1.0))
@@ -49,7 +49,7 @@ async def per_second(work, budget: float = BUDGET_S) -> float:
 
 
 async def main() -> None:
-    codec = EncryptionCodec(FileKeyProvider(Path(tempfile.mkdtemp()) / "keyring.json"))
+    codec = EncryptionCodec(LiveKeyring(FileKeyProvider(Path(tempfile.mkdtemp()) / "keyring.json")))
     aes, nonce = AESGCM(secrets.token_bytes(32)), secrets.token_bytes(12)
     results = {}
     for name, size in SIZES.items():

@@ -14,7 +14,13 @@ from temporalio.client import WorkflowFailureError
 
 from baton.agents import AgentSpec
 from baton.security.codec import COMPRESSION, KEY_ID, WORKFLOW, EncryptionCodec, PayloadDecryptionError
-from baton.security.keys import DirectoryKeyProvider, FileKeyProvider, key_provider
+from baton.security.keys import (
+    DirectoryKeyProvider,
+    FileKeyProvider,
+    KeySourceError,
+    LiveKeyring,
+    key_provider,
+)
 from baton.settings import BatonSettings
 from baton.temporal import dev_server_path
 from baton.testing import ProcessEnvironment
@@ -22,6 +28,7 @@ from examples.document_generation.process import process as document_generation
 from tests.test_cli import baton as baton_cli
 
 SECRET = "Zebracorn-7f3a confidential launch"
+DERIVATION_SECRET = "c2VjcmV0LWRlcml2YXRpb24tbWF0ZXJpYWwtMzJieXQ="
 
 
 def payload(text: str) -> Payload:
@@ -30,7 +37,7 @@ def payload(text: str) -> Payload:
 
 @pytest.fixture
 def codec(tmp_path: Path) -> EncryptionCodec:
-    return EncryptionCodec(FileKeyProvider(tmp_path / "keyring.json"), compress_above=1024)
+    return EncryptionCodec(LiveKeyring(FileKeyProvider(tmp_path / "keyring.json")), compress_above=1024)
 
 
 async def test_round_trip_encrypts_and_compresses_big_payloads(codec: EncryptionCodec) -> None:
@@ -76,12 +83,12 @@ async def test_tampering_is_a_clear_error(codec: EncryptionCodec, tamper: str) -
 
 async def test_rotation_keeps_old_payloads_readable(tmp_path: Path) -> None:
     keys = FileKeyProvider(tmp_path / "keyring.json")
-    before = EncryptionCodec(keys)  # a worker started before the rotation
+    before = EncryptionCodec(LiveKeyring(keys, reload_seconds=3600))  # a worker that has not looked yet
     (old,) = await before.encode([payload("old")])
 
     rotated = keys.rotate()
-    assert rotated.derive("data-subjects") == before._keyring.derive("data-subjects")  # references survive
-    after = EncryptionCodec(keys)
+    assert rotated.derive("data-subjects") == before.keys.derive("data-subjects")  # references survive
+    after = EncryptionCodec(LiveKeyring(keys))
     (new,) = await after.encode([payload("new")])
 
     assert new.metadata[KEY_ID].decode() == rotated.current != old.metadata[KEY_ID].decode()
@@ -92,24 +99,38 @@ async def test_rotation_keeps_old_payloads_readable(tmp_path: Path) -> None:
 def test_keys_from_a_mounted_secret(tmp_path: Path) -> None:
     (tmp_path / "k1.key").write_text("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n")
     (tmp_path / "current").write_text("k1\n")
+    with pytest.raises(KeySourceError, match="no derivation-secret file"):
+        DirectoryKeyProvider(tmp_path).load()
+    (tmp_path / "derivation-secret").write_text(DERIVATION_SECRET)
     keyring = DirectoryKeyProvider(tmp_path).load()
     assert keyring.current == "k1" and keyring.keys["k1"] == bytes(range(32))
+    assert keyring.derivation_secret not in keyring.keys.values()  # its own material
     (tmp_path / "k2.key").write_text("AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n")
     (tmp_path / "current").write_text("k2")
-    (tmp_path / "derivation").write_text("k1")
     rotated = DirectoryKeyProvider(tmp_path).load()
     assert rotated.current == "k2" and rotated.derive("x") == keyring.derive("x")
     (tmp_path / "current").write_text("k3")
-    with pytest.raises(ValueError, match="not a usable key folder"):
+    with pytest.raises(KeySourceError, match="not a usable key folder"):
+        DirectoryKeyProvider(tmp_path).load()
+    (tmp_path / "current").write_text("k2")
+    (tmp_path / "k2.key").write_text(
+        "AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=!\n"
+    )  # lax base64 once read this
+    with pytest.raises(KeySourceError, match=r"k2\.key is not valid base64"):
         DirectoryKeyProvider(tmp_path).load()
 
 
 def test_keys_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("BATON_ENCRYPTION_KEYS", '{"env-1": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}')
     monkeypatch.setenv("BATON_ENCRYPTION_KEY_CURRENT", "env-1")
+    monkeypatch.setenv("BATON_ENCRYPTION_DERIVATION_SECRET", DERIVATION_SECRET)
     settings = BatonSettings(data_dir=tmp_path)
     assert key_provider(settings).load().keys == {"env-1": bytes(range(32))}
-    assert "AAECAw" not in repr(settings)  # never in logs or tracebacks
+    assert "AAECAw" not in repr(settings) and DERIVATION_SECRET not in repr(settings)  # never in logs
+    monkeypatch.delenv("BATON_ENCRYPTION_DERIVATION_SECRET")
+    with pytest.raises(KeySourceError, match="BATON_ENCRYPTION_DERIVATION_SECRET"):
+        key_provider(BatonSettings(data_dir=tmp_path)).load()
+    monkeypatch.setenv("BATON_ENCRYPTION_DERIVATION_SECRET", DERIVATION_SECRET)
     monkeypatch.setenv("BATON_ENCRYPTION_KEYS", '{"env-1": "not base64!"}')
     with pytest.raises(ValueError, match="BATON_ENCRYPTION_KEYS"):
         key_provider(BatonSettings(data_dir=tmp_path)).load()
@@ -159,6 +180,10 @@ async def test_failure_messages_are_encrypted_too(env: ProcessEnvironment) -> No
 
 
 async def test_keys_cli_lists_and_rotates_without_printing_keys(settings: BatonSettings) -> None:
+    nothing = await baton_cli(settings, "keys", "list")
+    assert nothing.returncode == 0 and "no keyring" in nothing.stdout
+    assert not (settings.data_dir / "keyring.json").exists()  # listing creates nothing
+    LiveKeyring(key_provider(settings))  # what the first run does
     listed = await baton_cli(settings, "keys", "list")
     rotated = await baton_cli(settings, "keys", "rotate")
     relisted = await baton_cli(settings, "keys", "list")
@@ -176,7 +201,8 @@ async def test_keys_from_a_secret_store_are_not_rotated_by_baton(
 ) -> None:
     (tmp_path / "k1.key").write_text("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n")
     (tmp_path / "current").write_text("k1\n")
+    (tmp_path / "derivation-secret").write_text(DERIVATION_SECRET)
     refused = await baton_cli(settings, "keys", "rotate", BATON_KEYS_DIR=str(tmp_path))
     assert refused.returncode == 2
     assert "DirectoryKeyProvider reads keys it does not own" in refused.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "k1.key"]  # nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "derivation-secret", "k1.key"]

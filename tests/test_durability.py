@@ -19,7 +19,7 @@ from temporalio.worker import Replayer
 from baton.agents.runtime import AgentRunInput
 from baton.orchestration import GroupChatInput, ManagerSpec
 from baton.persistence.db import create_engine
-from baton.security.keys import FileKeyProvider
+from baton.security.keys import FileKeyProvider, LiveKeyring
 from baton.settings import BatonSettings
 from baton.temporal import data_converter, settings_converter
 from baton.testing import ProcessEnvironment, start_dev_server
@@ -101,7 +101,7 @@ async def test_recorded_histories_replay() -> None:
     keyring committed beside them (RECORDING_KEYS, test data only)."""
     histories = {f.stem: f.read_text() for f in sorted(HISTORIES.glob("*-recorded*.json"))}
     assert len(histories) == 14
-    await assert_replays(histories, data_converter(FileKeyProvider(RECORDING_KEYS)))
+    await assert_replays(histories, data_converter(LiveKeyring(FileKeyProvider(RECORDING_KEYS))))
 
 
 async def record_histories(env: ProcessEnvironment) -> dict[str, str]:

@@ -83,10 +83,12 @@ async def running_workers(
             redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
             if redis is not None:
                 stack.push_async_callback(redis.aclose)
-            # The client's own subject registry: one cache, so an erasure reaches both at once.
+            # The client's own keyring: one per process, so a rotation reaches the codec and the
+            # LLM cache at once.
             codec = client.data_converter.payload_codec
-            subjects = codec.subjects if isinstance(codec, EncryptionCodec) else None
-            llm = llm_activities(settings, http, redis, subjects)
+            llm = llm_activities(
+                settings, http, redis, codec.keys if isinstance(codec, EncryptionCodec) else None
+            )
         workers = build_workers(client, settings, queues, llm=llm, allowed_modules=allowed_modules)
         for worker in workers:
             await stack.enter_async_context(worker)

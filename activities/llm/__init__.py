@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 from redis.asyncio import Redis
 
-from baton.persistence.subjects import SubjectKeys
-from baton.security.keys import key_provider
+from baton.security.keys import LiveKeyring, key_provider
 from baton.security.pii import default_masker
 from baton.settings import BatonSettings
 
@@ -17,11 +16,15 @@ from .providers import build_providers
 
 
 def llm_activities(
-    settings: BatonSettings, http: httpx.AsyncClient, redis: Redis | None, subjects: SubjectKeys | None = None
+    settings: BatonSettings,
+    http: httpx.AsyncClient,
+    redis: Redis | None,
+    keyring: LiveKeyring | None = None,
 ) -> LlmActivities:
-    """The LLM activity as configured: breaker and L2 cache shared through Redis when given; runs
-    that hold a data subject's data (`subjects`) are never cached, so erasure leaves no copy."""
-    keyring = key_provider(settings).load()
+    """The LLM activity as configured: cache entries sealed with the process's `keyring` (a
+    worker passes its client's; default: the configured keys, for the activity on its own); breaker
+    and L2 cache shared through Redis when given."""
+    keyring = keyring or LiveKeyring(key_provider(settings))
     breaker = CircuitBreaker(
         RedisBreakerStore(redis) if redis is not None else MemoryBreakerStore(),
         failures=settings.breaker_failures,
@@ -36,7 +39,6 @@ def llm_activities(
         cache,
         default_masker(),
         pseudonym_key=keyring.derive("pseudonyms"),
-        subjects=subjects,
     )
 
 

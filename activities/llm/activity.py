@@ -2,13 +2,21 @@
 
 In order: PII leaves only masked or pseudonymised (per the agent's policy); deterministic
 requests are answered from the cache when they can be; the endpoint's circuit breaker is
-consulted; the provider is called (streaming heartbeats); pseudonyms are restored in the
-answer; token usage is counted.
+consulted; the provider is called; pseudonyms are restored in the answer; token usage is counted.
+
+The activity heartbeats while it waits: a streamed call as tokens arrive (so a stalled stream
+times out), any other call in the background (so cancelling the run reaches it). Failures are
+classified in `errors`; Temporal retries the transient ones by the agent's `LlmRetryOptions`.
+A failure that opens the breaker asks for its retry when the breaker half-opens, and a call
+that meets an open breaker waits for the same moment, so an open breaker delays calls without
+making them fail fast over and over.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
+from datetime import timedelta
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -16,10 +24,11 @@ from temporalio.exceptions import ApplicationError
 from baton.agents.runtime import LLM_COMPLETE_ACTIVITY
 from baton.agents.tools import get_tool
 from baton.llm import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec
-from baton.persistence.subjects import SubjectKeys
+from baton.security.codec import holds_subject
 from baton.security.pii import PiiMasker, PiiPolicy, restore
 from baton.telemetry.metrics import LLM_CALLS, LLM_TOKENS
 
+from ..heartbeat import heartbeating
 from .breaker import CircuitBreaker
 from .cache import ResponseCache
 from .errors import RETRYABLE_TYPES
@@ -36,14 +45,12 @@ class LlmActivities:
         cache: ResponseCache,
         masker: PiiMasker,
         pseudonym_key: bytes,
-        subjects: SubjectKeys | None = None,
     ) -> None:
         self.providers = providers
         self.breaker = breaker
         self.cache = cache
         self.masker = masker
         self.pseudonym_key = pseudonym_key
-        self.subjects = subjects
 
     @activity.defn(name=LLM_COMPLETE_ACTIVITY)
     async def complete(self, request: LlmRequest) -> LlmResponse:
@@ -62,10 +69,12 @@ class LlmActivities:
         async def call() -> LlmResponse:
             return await self._call(provider, outgoing, tools, ref.provider, ref.model)
 
-        if request.cacheable and not await self._holds_subject_data():
-            response = await self.cache.get_or_call(self.cache.key(outgoing, tools), call)
-        else:
-            response = await call()
+        # A stream heartbeats per token; anything else would hide a stalled stream.
+        async with nullcontext() if request.stream else heartbeating():
+            if request.cacheable and not self._holds_subject_data():
+                response = await self.cache.get_or_call(self.cache.key(outgoing, tools), call)
+            else:
+                response = await call()
         if pseudonyms:
             response = response.model_copy(update={"message": _restored(response.message, pseudonyms)})
         if not response.cached:
@@ -76,11 +85,10 @@ class LlmActivities:
                 LLM_TOKENS.labels(ref.provider, ref.model, request.agent, kind).inc(tokens)
         return response
 
-    async def _holds_subject_data(self) -> bool:
+    @staticmethod
+    def _holds_subject_data() -> bool:
         """Whether this call belongs to a run with a data subject, whose data must not be cached."""
-        if self.subjects is None or not activity.in_activity():
-            return False
-        return await self.subjects.ref_of(activity.info().workflow_id or "") is not None
+        return activity.in_activity() and holds_subject(activity.info().workflow_id or "")
 
     def _protect(self, request: LlmRequest) -> tuple[LlmRequest, dict[str, str]]:
         """The request as it may leave this process, and the pseudonyms to restore afterwards."""
@@ -120,15 +128,28 @@ class LlmActivities:
             LLM_CALLS.labels(provider_name, model, e.type or "error").inc()
             if guarded:
                 # A rejected request still proves the endpoint answers; only outages count.
-                if e.type in RETRYABLE_TYPES:
-                    await self.breaker.record_failure(provider.endpoint)
-                else:
+                if e.type not in RETRYABLE_TYPES:
                     await self.breaker.record_success(provider.endpoint)
+                elif (open_for := await self.breaker.record_failure(provider.endpoint)) is not None:
+                    raise _retry_no_sooner(e, open_for) from e
             raise
         if guarded:
             await self.breaker.record_success(provider.endpoint)
         LLM_CALLS.labels(provider_name, model, "ok").inc()
         return response
+
+
+def _retry_no_sooner(error: ApplicationError, delay: timedelta) -> ApplicationError:
+    """`error`, with its retry delayed to at least `delay`."""
+    if error.next_retry_delay is not None and error.next_retry_delay >= delay:
+        return error
+    return ApplicationError(
+        error.message,
+        *error.details,
+        type=error.type,
+        non_retryable=error.non_retryable,
+        next_retry_delay=delay,
+    )
 
 
 def _tool_spec(name: str) -> ToolSpec:

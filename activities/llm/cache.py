@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from baton.llm import LlmRequest, LlmResponse, ToolSpec
-from baton.security.keys import DecryptionError, Keyring
+from baton.security.keys import DecryptionError, LiveKeyring
 from baton.telemetry.metrics import LLM_CACHE
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class TtlLru:
 
 
 class ResponseCache:
-    def __init__(self, keyring: Keyring, *, max_entries: int, ttl: float, redis: Redis | None = None) -> None:
+    def __init__(self, keyring: LiveKeyring, *, max_entries: int, ttl: float, redis: Redis | None = None) -> None:
         self.l1 = TtlLru(max_entries, ttl)
         self.redis = redis
         self.ttl = ttl
@@ -130,7 +130,7 @@ class ResponseCache:
             LLM_CACHE.labels("l2", "miss").inc()
             return None
         try:
-            response = LlmResponse.model_validate_json(self._keyring.open(sealed, key.encode()))
+            response = LlmResponse.model_validate_json(self._keyring.keyring.open(sealed, key.encode()))
         except (DecryptionError, ValidationError):
             LLM_CACHE.labels("l2", "miss").inc()
             return None
@@ -140,7 +140,7 @@ class ResponseCache:
     async def _to_l2(self, key: str, response: LlmResponse) -> None:
         if self.redis is None:
             return
-        sealed = self._keyring.seal(response.model_dump_json().encode(), key.encode())
+        sealed = self._keyring.keyring.seal(response.model_dump_json().encode(), key.encode())
         try:
             await self.redis.set(f"baton:llm:{key}", sealed, px=int(self.ttl * 1000))
         except RedisError as e:

@@ -27,7 +27,11 @@ class ProcessDefinitionRow(Base):
 
 
 class StoredPayloadRow(Base):
-    """A Temporal payload kept out of band (encrypted by the codec), under the SHA-256 of its bytes."""
+    """A Temporal payload kept out of band (encrypted by the codec), under the SHA-256 of its bytes.
+
+    Every encryption has a fresh nonce, so equal payloads are stored apart: the digest addresses
+    and checks an entry, it does not deduplicate. The run and the data subject's key it belongs
+    to (both from the payload's authenticated metadata) say when it may be deleted."""
 
     __tablename__ = "stored_payloads"
 
@@ -35,6 +39,8 @@ class StoredPayloadRow(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+    workflow_id: Mapped[str | None] = mapped_column(String(400), nullable=True, index=True)
+    key_id: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
 
 
 class AuditEventRow(Base):
@@ -53,23 +59,39 @@ class AuditEventRow(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
-class DataSubjectKeyRow(Base):
-    """A data subject's own data key, wrapped by the master keyring; erased by deleting it.
+class SubjectKeyRow(Base):
+    """One generation of a data subject's own data key, wrapped by the master keyring; erased by
+    deleting it. A subject registered again after an erasure gets the next generation.
 
     `ref` is a keyed hash of the subject's identifier, so the table holds no personal data."""
 
-    __tablename__ = "data_subject_keys"
+    __tablename__ = "subject_keys"
+    __table_args__ = (UniqueConstraint("ref", "generation", name="uq_subject_keys_ref_generation"),)
 
-    ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    ref: Mapped[str] = mapped_column(String(64), index=True)
+    generation: Mapped[int] = mapped_column(Integer)
     wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
     erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class SubjectKeyErasureRow(Base):
+    """The log of erasures every process reads to drop the keys it still holds in memory."""
+
+    __tablename__ = "subject_key_erasures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(String(80))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+
+
 class WorkflowSubjectRow(Base):
-    """Which data subject a run's payloads belong to (by reference, never by identifier)."""
+    """Which data subject's key a run's payloads are sealed with (by reference, never by
+    identifier); made once, when the run starts, and never changed."""
 
     __tablename__ = "workflow_subjects"
 
     workflow_id: Mapped[str] = mapped_column(String(400), primary_key=True)
     subject_ref: Mapped[str] = mapped_column(String(64), index=True)
+    key_id: Mapped[str] = mapped_column(String(80))

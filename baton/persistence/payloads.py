@@ -4,14 +4,21 @@ Temporal's data converter hands every payload above `payload_offload_bytes` to t
 the codec has encrypted it, and records only a reference in the workflow history, so long chats
 and big documents do not bloat it. Entries are addressed by the SHA-256 of their (encrypted)
 bytes, which is checked again on the way back.
+
+Each entry records its run and, for a data subject's run, the subject's key ID, both read from
+the payload's authenticated metadata. Entries are deleted with the subject's key on erasure
+(`SubjectKeys.erase`), and once Temporal no longer holds their run's history
+(`delete_unreferenced`, when the namespace's retention has removed it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from temporalio.api.common.v1 import Payload
@@ -22,10 +29,13 @@ from temporalio.converter import (
     StorageDriverStoreContext,
 )
 
+from ..security.codec import SUBJECT, WORKFLOW
 from .models import StoredPayloadRow
 from .schema import Schema
 
 DRIVER_NAME = "baton-db"
+SWEEP_GRACE = timedelta(hours=1)
+"""Entries younger than this are never swept: their run may not have reached Temporal yet."""
 
 
 class PayloadNotFound(LookupError):
@@ -51,30 +61,32 @@ class DatabasePayloadDriver(StorageDriver):
             data = payload.SerializeToString(deterministic=True)
             digest = hashlib.sha256(data).hexdigest()
             claims.append(StorageDriverClaim(claim_data={"digest": digest}))
-            rows[digest] = StoredPayloadRow(digest=digest, data=data, size=len(data))
-        for attempt in range(2):
-            async with self._sessions() as session:
-                present = set(
-                    (
-                        await session.scalars(
-                            select(StoredPayloadRow.digest).where(StoredPayloadRow.digest.in_(rows))
-                        )
-                    ).all()
-                )
-                session.add_all(
-                    StoredPayloadRow(digest=d, data=r.data, size=r.size)
-                    for d, r in rows.items()
-                    if d not in present
-                )
-                try:
-                    await session.commit()
-                    break
-                except IntegrityError:
-                    # Another worker stored some of the same content in between: look again, once.
-                    await session.rollback()
-                    if attempt:
-                        raise
+            rows[digest] = StoredPayloadRow(
+                digest=digest,
+                data=data,
+                size=len(data),
+                workflow_id=_text(payload.metadata.get(WORKFLOW)),
+                key_id=_text(payload.metadata.get(SUBJECT)),
+            )
+        try:
+            await self._insert(rows.values())
+        except IntegrityError:
+            # Some of the same encrypted bytes were stored already (the same payload handed over
+            # twice): insert one by one, keeping what is there, which is all a claim needs.
+            for row in rows.values():
+                with contextlib.suppress(IntegrityError):
+                    await self._insert([row])
         return claims
+
+    async def _insert(self, rows: Iterable[StoredPayloadRow]) -> None:
+        async with self._sessions() as session:
+            session.add_all(
+                StoredPayloadRow(
+                    digest=r.digest, data=r.data, size=r.size, workflow_id=r.workflow_id, key_id=r.key_id
+                )
+                for r in rows
+            )
+            await session.commit()
 
     async def retrieve(
         self, context: StorageDriverRetrieveContext, claims: Sequence[StorageDriverClaim]
@@ -92,8 +104,42 @@ class DatabasePayloadDriver(StorageDriver):
         for digest in digests:
             row = rows.get(digest)
             if row is None:
-                raise PayloadNotFound(f"stored payload {digest[:12]}… is missing from the app database")
+                raise PayloadNotFound(
+                    f"stored payload {digest[:12]}… is missing from the app database "
+                    "(its run's history expired, or its data subject was erased)"
+                )
             if hashlib.sha256(row.data).hexdigest() != digest:
                 raise PayloadNotFound(f"stored payload {digest[:12]}… does not match its digest")
             payloads.append(Payload.FromString(row.data))
         return payloads
+
+    async def delete_unreferenced(self, history_exists: Callable[[str], Awaitable[bool]]) -> int:
+        """Delete the entries of runs whose history Temporal no longer holds; how many went.
+
+        `history_exists(workflow_id)` asks Temporal (see `baton.temporal.history_exists`). Entries
+        younger than `SWEEP_GRACE`, and entries without a run, are kept."""
+        await self._schema.ready()
+        cutoff = datetime.now(UTC) - SWEEP_GRACE
+        async with self._sessions() as session:
+            runs = (
+                await session.scalars(
+                    select(StoredPayloadRow.workflow_id)
+                    .where(StoredPayloadRow.workflow_id.is_not(None), StoredPayloadRow.created_at < cutoff)
+                    .distinct()
+                )
+            ).all()
+        gone = [run for run in runs if run is not None and not await history_exists(run)]
+        if not gone:
+            return 0
+        async with self._sessions() as session:
+            result = await session.execute(
+                delete(StoredPayloadRow).where(
+                    StoredPayloadRow.workflow_id.in_(gone), StoredPayloadRow.created_at < cutoff
+                )
+            )
+            await session.commit()
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode(errors="replace") if value else None

@@ -13,13 +13,14 @@ from baton.settings import BatonSettings
 async def connect_or_embed(
     settings: BatonSettings, stack: contextlib.AsyncExitStack, console: Console
 ) -> Client:
-    """The Temporal at `BATON_TEMPORAL_ADDRESS`, or at 127.0.0.1:7233 when something listens there
-    (its workers do the work); otherwise an embedded dev server with workers, stopped with `stack`."""
-    from baton.temporal import connect, connect_embedded, ensure_search_attributes
+    """The configured Temporal (`BATON_TEMPORAL_ADDRESS`, `TEMPORAL_ADDRESS` or a temporal.toml
+    profile), or the one at 127.0.0.1:7233 when something listens there (its workers do the
+    work); otherwise an embedded dev server with workers, stopped with `stack`."""
+    from baton.temporal import configured_address, connect, connect_embedded, ensure_search_attributes
     from starter.devserver import GRPC_PORT, dev_server, port_open
     from workers.worker import running_workers
 
-    if settings.temporal_address is not None or port_open("127.0.0.1", GRPC_PORT):
+    if configured_address(settings) is not None or port_open("127.0.0.1", GRPC_PORT):
         return await connect(settings)
     console.print("[dim]no Temporal running: starting an embedded dev server for this run…[/]")
     await stack.enter_async_context(dev_server(settings.data_dir))

@@ -6,7 +6,7 @@ import argparse
 
 from rich.console import Console
 
-from baton.security.keys import KeysManagedElsewhere, key_provider
+from baton.security.keys import RELOAD_SECONDS, FileKeyProvider, KeysManagedElsewhere, key_provider
 from baton.settings import get_settings
 from starter.cli.usage import UsageError
 
@@ -22,14 +22,19 @@ def add_keys_commands(sub: argparse._SubParsersAction) -> None:
     p = keys.add_parser(
         "rotate",
         help="add a fresh key and make it current; old keys stay to read old histories",
-        description="New payloads use the new key at once; running workers pick it up when they first "
-        "meet a payload sealed with it.",
+        description="New payloads use the new key at once here, and within "
+        f"{RELOAD_SECONDS:g} s in running workers, clients and codec servers on this machine.",
     )
     p.set_defaults(handler=_rotate)
 
 
 async def _list(args: argparse.Namespace) -> int:
-    keyring = key_provider(get_settings()).load()
+    provider = key_provider(get_settings())
+    if isinstance(provider, FileKeyProvider) and not provider.path.exists():
+        # Listing must not create a keyring: that would make a second one for a mistyped folder.
+        console.print(f"no keyring at {provider.path} yet: the first run (or `baton keys rotate`) creates it")
+        return 0
+    keyring = provider.load()
     for key_id in keyring.keys:
         console.print(f"{key_id}{'  (current)' if key_id == keyring.current else ''}")
     return 0
