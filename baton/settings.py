@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -103,15 +103,16 @@ class BatonSettings(BaseSettings):
     cache_ttl_seconds: float = Field(3600, gt=0, description="How long a cached LLM response stays valid.")
     cache_max_entries: int = Field(1024, ge=1, description="Responses kept in each process's L1 cache.")
 
-    encryption_keys: dict[str, str] | None = Field(
+    encryption_keys: dict[str, SecretStr] | None = Field(
         None,
-        repr=False,
         description="Keys from the environment: JSON {key-id: base64 key}; the current one is "
         "encryption_key_current. For secrets injected as variables.",
     )
     encryption_key_current: str | None = Field(None, description="Which of encryption_keys encrypts.")
-    encryption_key_derivation: str | None = Field(
-        None, description="With several encryption_keys: the one derived secrets come from (never change it)."
+    encryption_derivation_secret: SecretStr | None = Field(
+        None,
+        description="With encryption_keys: 32 random bytes in base64 that data-subject references, "
+        "pseudonyms and cache keys are derived from. Never change it.",
     )
     keys_dir: Path | None = Field(
         None,
