@@ -1,5 +1,23 @@
 """What other services import to start and steer Baton runs."""
 
-from .client import BatonClient, ProcessRun, RunAlreadyExists, process_workflow_id
+from .client import (
+    BatonClient,
+    EventRejected,
+    InvalidEventData,
+    ProcessFinished,
+    ProcessRun,
+    RunAlreadyExists,
+    UnknownEvent,
+    process_workflow_id,
+)
 
-__all__ = ["BatonClient", "ProcessRun", "RunAlreadyExists", "process_workflow_id"]
+__all__ = [
+    "BatonClient",
+    "EventRejected",
+    "InvalidEventData",
+    "ProcessFinished",
+    "ProcessRun",
+    "RunAlreadyExists",
+    "UnknownEvent",
+    "process_workflow_id",
+]

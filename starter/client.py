@@ -7,9 +7,11 @@ import uuid
 from collections.abc import Generator, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
+from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client, WorkflowHandle
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from baton.agents import AgentRegistry, AgentRunResult, AgentSpec
 from baton.agents.runtime import AgentRunInput
@@ -31,7 +33,13 @@ from baton.persistence.definitions import DefinitionStore
 from baton.persistence.schema import Schema
 from baton.persistence.subjects import SubjectKeys
 from baton.process import EventAccepted, Process, ProcessResult, ProcessState
-from baton.process.runtime import ProcessInput, SendEvent, process_search_attributes
+from baton.process.runtime import (
+    EventRejection,
+    ProcessInput,
+    SendEvent,
+    check_event,
+    process_search_attributes,
+)
 from baton.security.keys import key_provider
 from baton.settings import BatonSettings, get_settings
 from baton.temporal import connect
@@ -53,6 +61,41 @@ def process_workflow_id(process_name: str, key: str | None = None) -> str:
 
 class RunAlreadyExists(ValueError):
     """A run with the same key is running already."""
+
+
+class EventRejected(ValueError):
+    """A process refused an event before anything reached its history; `event` names it."""
+
+    def __init__(self, rejection: EventRejection) -> None:
+        super().__init__(rejection.message)
+        self.event = rejection.event
+        self.process = rejection.process
+        self.accepted = rejection.accepted
+        self.problems = rejection.problems
+
+    @staticmethod
+    def of(rejection: EventRejection) -> EventRejected:
+        """The error that says why: `UnknownEvent`, `InvalidEventData` or `ProcessFinished`."""
+        kind = {"UnknownEvent": UnknownEvent, "InvalidEventData": InvalidEventData}.get(
+            rejection.reason, ProcessFinished
+        )
+        return kind(rejection)
+
+
+class UnknownEvent(EventRejected):
+    """The process declares no input event by that name; `accepted` lists those it does."""
+
+
+class InvalidEventData(EventRejected):
+    """The event's data does not fit a parameter it fills; `problems` name each target and field."""
+
+
+class ProcessFinished(EventRejected):
+    """The process has stopped (completed, failed or cancelled) and takes no more events."""
+
+
+_REJECTIONS = {"UnknownEvent", "InvalidEventData", "ProcessFinished"}
+"""Error types of a refused `send_event` update, whose details hold an `EventRejection`."""
 
 
 ResultT = TypeVar("ResultT")
@@ -91,8 +134,28 @@ class ProcessRun(_Run[ProcessResult]):
         return await self.handle.query(ProcessWorkflow.state)
 
     async def send_event(self, name: str, data: Any = None) -> EventAccepted:
-        """Deliver an external event; an event the process does not declare is rejected."""
-        return await self.handle.execute_update(ProcessWorkflow.send_event, SendEvent(name=name, data=data))
+        """Deliver an external event. Raises `UnknownEvent` for an event the process does not
+        declare, `InvalidEventData` for data that does not fit the parameters it fills (naming
+        the field), `ProcessFinished` once the process has stopped: then nothing was delivered."""
+        try:
+            return await self.handle.execute_update(
+                ProcessWorkflow.send_event, SendEvent(name=name, data=data)
+            )
+        except WorkflowUpdateFailedError as e:
+            cause = e.cause
+            if isinstance(cause, ApplicationError) and cause.type in _REJECTIONS and cause.details:
+                raise EventRejected.of(EventRejection.model_validate(cause.details[0])) from None
+            raise
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND or "already completed" not in e.message:
+                raise
+            # A closed run takes no updates: the server refuses them before any validator runs.
+            state = await self.state()
+            raise EventRejected.of(
+                EventRejection(
+                    reason="ProcessFinished", process=state.name, event=name, accepted=state.accepted_events
+                )
+            ) from None
 
 
 class OrchestrationRun(_Run[OrchestrationResult]):
@@ -183,11 +246,9 @@ class BatonClient:
         """
         if isinstance(process, str):
             process = await self.definitions.load_process(process, self.settings.step_modules)
-        if event not in process.compiled.input_events:
-            raise ValueError(
-                f"process {process.name!r} has no input event {event!r}; "
-                f"it accepts: {', '.join(process.compiled.input_events)}"
-            )
+        # The same check as the workflow's for later events, on the data as it will travel (JSON).
+        if rejection := check_event(process.compiled, event, to_jsonable_python(data)):
+            raise EventRejected.of(rejection)
         workflow_id = process_workflow_id(process.name, key)
         if data_subject is not None:
             await self.subjects.register(workflow_id, data_subject)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from baton.process import (
     NoState,
@@ -19,6 +20,7 @@ from baton.process import (
     load_process,
     step_function,
 )
+from baton.process.schema import parameter_schema, schema_problems
 from examples.document_generation.process import process as document_generation
 from tests.steps import (
     ALLOWED,
@@ -260,3 +262,87 @@ routes:
         ProcessDefinitionError, match=r"defined in module 'tests\.steps', which is not in the allowed"
     ):
         load_process(yaml_text, ["trusted_reexport"])
+
+
+class Reply(BaseModel):
+    approved: bool
+    comment: str | None = None
+    priority: Literal["low", "high"] = "low"
+    when: datetime | None = None
+
+
+DOOR_CASES = [
+    (bool, True),
+    (bool, "yes"),
+    (bool, 1),
+    (bool, 2),
+    (bool, "maybe"),
+    (int, "5"),
+    (int, 5.0),
+    (int, 5.5),
+    (int, True),
+    (float, "1.5"),
+    (float, "nan"),
+    (str, 5),
+    (str, None),
+    (datetime, 1_700_000_000),
+    (datetime, "2024-01-01T00:00:00"),
+    (list[int], ["1", 2]),
+    (list[int], ["x"]),
+    (dict[str, int], {"a": "1"}),
+    (Literal["a", "b"], "c"),
+    (int | None, None),
+    (Reply, {"approve": True}),
+    (Reply, {"approved": "true", "comment": None, "priority": "high"}),
+    (Reply, {"approved": True, "priority": "urgent"}),
+    (Reply, "approved"),
+]
+
+
+@pytest.mark.parametrize(("hint", "value"), DOOR_CASES)
+def test_the_door_refuses_exactly_what_the_step_would_refuse(hint: object, value: object) -> None:
+    """The workflow checks event data against a JSON schema; the step activity then validates
+    with pydantic in lax mode. The two must agree, or an event is refused that the step takes."""
+    try:
+        TypeAdapter(hint).validate_python(value)
+        step_takes_it = True
+    except ValidationError:
+        step_takes_it = False
+    schema = parameter_schema(hint)
+    assert schema is not None
+    assert (not schema_problems(schema, value)) == step_takes_it
+
+
+def test_data_problems_name_the_field_and_not_the_value() -> None:
+    schema = parameter_schema(Reply)
+    assert schema is not None
+    assert schema_problems(schema, {"approve": True}) == ["approved: required field missing"]
+    assert schema_problems(schema, {"approved": "alice@example.com", "priority": "urgent"}) == [
+        "approved: expected a boolean, got a string",
+        "priority: must be one of 'low', 'high'",
+    ]
+    assert schema_problems(schema, [True]) == ["expected an object, got an array"]
+
+
+def test_the_compiled_process_carries_the_schemas_of_typed_inputs_only() -> None:
+    compiled = approval_process().build(ALLOWED).compiled
+    gate = compiled.steps["Gate"].parameter_schemas["decide"]
+    assert gate["value"] == {"type": "string"}
+    assert gate["approval"]["required"] == ["approved"]
+    untyped = ProcessBuilder("Untyped")
+    step = untyped.add_step(Untyped)
+    untyped.on_input_event("Start").send_event_to(step)
+    step.on_function_result().stop_process()
+    process = untyped.build(["tests"])
+    assert process.compiled.steps["Untyped"].parameter_schemas == {}
+    assert process.compiled.event_problems("Start", object()) == []
+    nested = parent_with_subprocess().build(ALLOWED).compiled
+    assert nested.event_problems("Start", 1) == [
+        "Child.Begin (sub-process) Step1.run, parameter 'value': expected a string, got an integer"
+    ]
+
+
+class Untyped(ProcessStep[NoState]):
+    @step_function
+    async def run(self, ctx: StepContext, anything) -> None:  # type: ignore[no-untyped-def]
+        return None

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 
 import pytest
 from temporalio.api.enums.v1 import RetryState
-from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from baton.process import ProcessBuilder, ProcessState
+from baton.process import Process, ProcessBuilder, ProcessState
 from baton.process.runtime import BATON_PROCESS, ProcessInput, SendEvent
 from baton.testing import ProcessEnvironment
 from examples.document_generation.process import process as document_generation
-from starter.client import ProcessRun, RunAlreadyExists
+from starter import InvalidEventData, ProcessFinished, ProcessRun, RunAlreadyExists, UnknownEvent
 from tests.conftest import Journal
 from tests.steps import (
     ALLOWED,
+    Approval,
+    Reverse,
     Step1,
     Step3,
+    Upper,
     approval_process,
     cycle,
     failing,
@@ -42,6 +46,31 @@ async def wait_for_state(run: ProcessRun, predicate, timeout: float = 20.0) -> P
             return state
         assert loop.time() < deadline, f"state never matched; last: {state}"
         await asyncio.sleep(0.05)
+
+
+async def start_unchecked(
+    env: ProcessEnvironment, process: Process, event: str, data: object, **options: object
+) -> ProcessRun:
+    """Start a run past the client's checks, with workflow options the client does not offer."""
+    handle = await env.temporal.start_workflow(
+        ProcessWorkflow.run,
+        ProcessInput(
+            process=process.compiled, event=event, data=data, steps_queue=env.settings.steps_queue, **options
+        ),
+        id=f"process-{process.name}-{uuid.uuid4()}",
+        task_queue=env.settings.workflows_queue,
+    )
+    return env.client.get_run(handle.id)
+
+
+def ticking(max_supersteps: int) -> ProcessBuilder:
+    """A long-lived process: every Tick runs two supersteps (Upper, then Reverse); Stop ends it."""
+    b = ProcessBuilder("Ticking", max_supersteps=max_supersteps)
+    upper, reverse = b.add_step(Upper), b.add_step(Reverse)
+    b.on_input_event("Tick").send_event_to(upper)
+    upper.on_function_result().send_event_to(reverse)
+    b.on_input_event("Stop").stop_process()
+    return b
 
 
 async def test_linear_process_runs_each_step_once(env: ProcessEnvironment, journal: Journal) -> None:
@@ -109,8 +138,39 @@ async def test_a_cycle_past_max_supersteps_fails_clearly(env: ProcessEnvironment
         await run.result()
     cause = raised.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "MaxSuperstepsExceeded"
-    assert "exceeded max_supersteps=3" in cause.message
+    assert "ran more than max_supersteps=3 supersteps without waiting" in cause.message
     assert (await run.state()).status == "failed"
+
+
+async def test_max_supersteps_bounds_each_stretch_of_work_not_the_whole_life(env: ProcessEnvironment) -> None:
+    # An event-driven process that lives for months runs far more supersteps than max_supersteps
+    # in all; the bound is for one stretch of work between waits. It continues as new after every
+    # superstep here, as Temporal would ask of a long history, and keeps what it knows.
+    run = await start_unchecked(
+        env, ticking(max_supersteps=3).build(ALLOWED), "Tick", "t0", continue_as_new_after=1
+    )
+    await run.handle.signal(ProcessWorkflow.send_event_signal, SendEvent(name="Bogus"))
+    for tick in range(1, 5):
+        await wait_for_state(
+            run, lambda s, n=tick: s.status == "waiting" and s.steps["Reverse"].run_count == n
+        )
+        await run.send_event("Tick", f"t{tick}")
+    await wait_for_state(run, lambda s: s.status == "waiting" and s.steps["Reverse"].run_count == 5)
+    await run.send_event("Stop", "done")
+    result = await run.result()
+    assert result.output == "done" and result.supersteps == 10
+    assert (await run.state()).rejected_events == ["Bogus"]  # carried through every continue-as-new
+
+
+async def test_a_runaway_cycle_is_caught_across_continue_as_new(env: ProcessEnvironment) -> None:
+    run = await start_unchecked(
+        env, cycle(max_supersteps=3).build(ALLOWED), "Start", 1, continue_as_new_after=1
+    )
+    with pytest.raises(WorkflowFailureError) as raised:
+        await run.result()
+    cause = raised.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "MaxSuperstepsExceeded"
+    assert "more than max_supersteps=3 supersteps without waiting for an external event" in cause.message
 
 
 async def test_continue_as_new_keeps_state_and_messages(env: ProcessEnvironment) -> None:
@@ -140,24 +200,78 @@ async def test_continue_as_new_keeps_state_and_messages(env: ProcessEnvironment)
 
 async def test_undeclared_event_is_rejected_by_name(env: ProcessEnvironment) -> None:
     run = await env.start(approval_process().build(ALLOWED), "Start", "doc")
-    with pytest.raises(WorkflowUpdateFailedError) as raised:
-        await run.send_event("Approve", {"approved": True})
-    assert "does not accept event 'Approve'; it accepts: Start, ApprovalReceived" in str(raised.value.cause)
-    with pytest.raises(ValueError, match="has no input event 'Go'; it accepts: Start, ApprovalReceived"):
+    with pytest.raises(UnknownEvent) as raised:
+        await run.send_event("NoSuchEvent", {"approved": True})
+    assert str(raised.value) == (
+        "process 'Approval' does not accept event 'NoSuchEvent'; it accepts: Start, ApprovalReceived"
+    )
+    assert raised.value.event == "NoSuchEvent" and raised.value.accepted == ["Start", "ApprovalReceived"]
+    with pytest.raises(UnknownEvent, match="does not accept event 'Go'; it accepts: Start, ApprovalReceived"):
         await env.start(approval_process().build(ALLOWED), "Go", "doc")
     accepted = await run.send_event("ApprovalReceived", {"approved": True})
     assert accepted.deliveries == 1
     assert (await run.result()).output == "DOC:approved"
+    with pytest.raises(ProcessFinished, match="process 'Approval' has finished"):
+        await run.send_event("ApprovalReceived", {"approved": True})
+
+
+async def test_malformed_event_data_is_refused_at_the_door_naming_the_field(env: ProcessEnvironment) -> None:
+    run = await env.start(approval_process().build(ALLOWED), "Start", "doc")
+    await wait_for_state(run, lambda s: s.status == "waiting")
+    with pytest.raises(InvalidEventData) as refused:
+        await run.send_event("ApprovalReceived", {"approve": True})
+    assert refused.value.event == "ApprovalReceived"
+    assert refused.value.problems == ["Gate.decide, parameter 'approval': approved: required field missing"]
+    with pytest.raises(InvalidEventData, match="approved: expected a boolean, got an integer"):
+        await run.send_event("ApprovalReceived", {"approved": 2})
+    # Nothing reached the process: it still waits, and a well-formed reply (a model, too) goes through.
+    state = await run.state()
+    assert state.status == "waiting" and [m.target.parameter for m in state.pending] == ["value"]
+    await run.send_event("ApprovalReceived", Approval(approved=True))
+    assert (await run.result()).output == "DOC:approved"
+    updates = [
+        e
+        async for e in run.handle.fetch_history_events()
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+    ]
+    assert len(updates) == 1
+
+
+async def test_malformed_data_of_a_plain_parameter_is_refused(env: ProcessEnvironment) -> None:
+    run = await env.start(queued_fan_in().build(ALLOWED), "Left", "a1")
+    with pytest.raises(InvalidEventData) as refused:
+        await run.send_event("Right", 5)
+    assert str(refused.value) == (
+        "the data of event 'Right' does not fit process 'QueuedFanIn': "
+        "Join.join, parameter 'right': expected a string, got an integer"
+    )
+    await run.send_event("Right", "b1")
+    await run.send_event("Left", "a2")
+    await run.send_event("Right", "b2")
+    assert (await run.result()).output == ["a1+b1", "a2+b2"]
+
+
+async def test_start_data_is_checked_before_the_run_starts(env: ProcessEnvironment) -> None:
+    with pytest.raises(
+        InvalidEventData, match=r"Upper\.run, parameter 'value': expected a string, got an integer"
+    ):
+        await env.start(approval_process("CheckedStart").build(ALLOWED), "Start", 42, key="checked")
+    with pytest.raises(InvalidEventData, match=r"Child.Begin \(sub-process\) Step1.run, parameter 'value'"):
+        await env.start(parent_with_subprocess().build(ALLOWED), "Start", {"x": 1})
+    assert [w async for w in env.temporal.list_workflows("WorkflowId = 'process-CheckedStart-checked'")] == []
 
 
 async def test_signal_twin_drops_undeclared_events_visibly(env: ProcessEnvironment) -> None:
     run = await env.start(approval_process().build(ALLOWED), "Start", "doc")
     await run.handle.signal(ProcessWorkflow.send_event_signal, SendEvent(name="Bogus"))
     await run.handle.signal(
+        ProcessWorkflow.send_event_signal, SendEvent(name="ApprovalReceived", data={"approve": True})
+    )
+    await run.handle.signal(
         ProcessWorkflow.send_event_signal, SendEvent(name="ApprovalReceived", data={"approved": False})
     )
     assert (await run.result()).output == "DOC:rejected"
-    assert (await run.state()).rejected_events == ["Bogus"]
+    assert (await run.state()).rejected_events == ["Bogus", "ApprovalReceived"]
 
 
 async def test_step_state_is_visible_while_the_process_waits(env: ProcessEnvironment) -> None:
@@ -223,7 +337,8 @@ async def test_bad_step_input_fails_at_once(env: ProcessEnvironment) -> None:
     s = b.add_step(Step1)
     b.on_input_event("Start").send_event_to(s)
     s.on_function_result().stop_process()
-    run = await env.start(b.build(ALLOWED), "Start", {"email": "alice@example.com"})
+    # Past the client's check of the start data, as data from a step of another version could be.
+    run = await start_unchecked(env, b.build(ALLOWED), "Start", {"email": "alice@example.com"})
     with pytest.raises(WorkflowFailureError) as raised:
         await run.result()
     message = str(raised.value.cause)

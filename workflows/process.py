@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         RUN_STEP_ACTIVITY,
         CarriedState,
         EventAccepted,
+        EventRejection,
         Message,
         ProcessInput,
         ProcessResult,
@@ -30,12 +31,15 @@ with workflow.unsafe.imports_passed_through():
         StepInvocation,
         StepOutcome,
         StepRecord,
+        check_event,
         process_search_attributes,
     )
 
 
 MAX_REJECTED_SHOWN = 20
 CHILD_IDS_UNDER_PARENT = "child-ids-under-parent"
+SUPERSTEPS_PER_STRETCH = "max-supersteps-per-stretch"
+SIGNALLED_DATA_CHECKED = "signalled-event-data-checked"
 
 
 # No `from __future__ import annotations` here: the sandbox re-imports this module for every
@@ -57,10 +61,15 @@ class ProcessWorkflow:
             self._steps = input.carried.steps
             self._pending = input.carried.pending
             self._superstep = input.carried.superstep
+            self._stretch = input.carried.stretch
+            self._rejected = input.carried.rejected
         else:
             self._steps = {name: StepRecord() for name in input.process.steps}
             self._pending = []
             self._superstep = 0
+            # Supersteps since the process last waited for an external event: max_supersteps
+            # bounds this, a runaway cycle, and not the process's life, which may be months.
+            self._stretch = 0
             if input.event is not None:
                 self._deliver_input(input.event, input.data)
 
@@ -73,23 +82,30 @@ class ProcessWorkflow:
                 invocations = self._take_ready()
                 if invocations:
                     self._superstep += 1
+                    self._stretch += 1
                     supersteps_this_run += 1
-                    if self._superstep > process.max_supersteps:
+                    if self._runaway():
                         raise ApplicationError(
-                            f"process {process.name!r} exceeded max_supersteps={process.max_supersteps}; "
-                            "a cycle may not terminate (raise max_supersteps if it should run longer)",
+                            f"process {process.name!r} ran more than max_supersteps={process.max_supersteps} "
+                            "supersteps without waiting for an external event; a cycle may not terminate "
+                            "(raise max_supersteps if it should run longer)",
                             type="MaxSuperstepsExceeded",
                             non_retryable=True,
                         )
                     await self._run_superstep(input, invocations)
                 else:
+                    self._stretch = 0
                     await self._wait_for_event()
                 if not self._stopped and self._should_continue_as_new(input, supersteps_this_run):
                     # Also while waiting: every event lands in history, and a long wait must
                     # not run into Temporal's history limit.
                     await workflow.wait_condition(workflow.all_handlers_finished)
                     carried = CarriedState(
-                        steps=self._steps, pending=self._pending, superstep=self._superstep
+                        steps=self._steps,
+                        pending=self._pending,
+                        superstep=self._superstep,
+                        stretch=self._stretch,
+                        rejected=self._rejected,
                     )
                     workflow.continue_as_new(
                         input.model_copy(update={"event": None, "data": None, "carried": carried})
@@ -130,32 +146,44 @@ class ProcessWorkflow:
 
     @workflow.update
     async def send_event(self, event: SendEvent) -> EventAccepted:
-        """Deliver an external event; rejected before it reaches history if undeclared."""
+        """Deliver an external event; refused before it reaches history if the process does not
+        declare it, its data does not fit the parameters it fills, or the process has finished."""
         return EventAccepted(name=event.name, deliveries=self._deliver_input(event.name, event.data))
 
     @send_event.validator
     def _validate_send_event(self, event: SendEvent) -> None:
-        process = self._process
-        if event.name not in process.input_events:
-            raise ApplicationError(
-                f"process {process.name!r} does not accept event {event.name!r}; "
-                f"it accepts: {', '.join(process.input_events)}",
-                type="UnknownEvent",
-            )
-        if self._stopped or self._status in ("failed", "cancelled"):
-            raise ApplicationError(f"process {process.name!r} has finished", type="ProcessFinished")
+        # Validators do not run on replay, so refusing more here changes no recorded history.
+        rejection = self._rejection(event)
+        if rejection is not None:
+            # The rejection travels as the details, for the client to raise its own error from.
+            raise ApplicationError(rejection.message, rejection, type=rejection.reason)
 
     @workflow.signal(name="send_event_signal")
     def send_event_signal(self, event: SendEvent) -> None:
-        """Fire-and-forget twin of the `send_event` update; undeclared events are logged and dropped."""
-        process = self._process
-        if event.name not in process.input_events or self._stopped:
-            why = "undeclared" if not self._stopped else "arrived after the process stopped"
-            workflow.logger.warning("Dropped event %r for process %r: %s", event.name, process.name, why)
+        """Fire-and-forget twin of the `send_event` update: what the update would refuse is
+        logged and dropped, and listed in the state."""
+        rejection = self._rejection(event)
+        # Runs from before the data was checked delivered such data (and failed in the step).
+        if rejection is not None and (
+            rejection.reason != "InvalidEventData" or workflow.patched(SIGNALLED_DATA_CHECKED)
+        ):
+            workflow.logger.warning("Dropped an event: %s", rejection.message)
             # Bounded: a sender in a loop must not grow the state without end.
             self._rejected = [*self._rejected[-(MAX_REJECTED_SHOWN - 1) :], event.name]
             return
         self._deliver_input(event.name, event.data)
+
+    def _rejection(self, event: SendEvent) -> EventRejection | None:
+        """Why the process refuses `event`, if it does; the same check as `BatonClient.start_process`'s."""
+        process = self._process
+        if event.name in process.input_events and (self._stopped or self._status in ("failed", "cancelled")):
+            return EventRejection(
+                reason="ProcessFinished",
+                process=process.name,
+                event=event.name,
+                accepted=process.input_events,
+            )
+        return check_event(process, event.name, event.data)
 
     # -- routing --------------------------------------------------------------------------------
 
@@ -332,6 +360,14 @@ class ProcessWorkflow:
             )
         )
         self._status = "running"
+
+    def _runaway(self) -> bool:
+        """Whether this stretch of work went past max_supersteps: a cycle that may not end."""
+        limit = self._process.max_supersteps
+        if self._superstep > limit >= self._stretch:
+            # Runs from before max_supersteps bounded a stretch failed here, over their whole life.
+            return not workflow.patched(SUPERSTEPS_PER_STRETCH)
+        return self._stretch > limit
 
     def _should_continue_as_new(self, input: ProcessInput, supersteps_this_run: int) -> bool:
         if workflow.info().is_continue_as_new_suggested():

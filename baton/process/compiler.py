@@ -10,6 +10,7 @@ from ..agents.spec import AgentSpec
 from ..settings import get_settings
 from .errors import ProcessDefinitionError
 from .model import CompiledProcess, CompiledStep, ProcessDefinition, Route, StepOptions, Target
+from .schema import JsonSchema, parameter_schema
 from .step import ProcessStep
 
 SUBPROCESS_PARAMETER = "data"
@@ -149,11 +150,17 @@ def _compile(
         if not functions:
             problems.append(f"{where}: {step_def.step} has no @step_function methods")
             continue
+        try:
+            schemas = _parameter_schemas(step_class)
+        except NameError as e:  # the step activity could not read them either
+            problems.append(f"{where}: the type hints of {step_def.step} cannot be resolved: {e}")
+            continue
         steps[step_def.name] = CompiledStep(
             name=step_def.name,
             kind="step",
             ref=step_def.step,
             functions=functions,
+            parameter_schemas=schemas,
             options=step_def.options,
         )
     known_steps = {s.name for s in definition.steps}
@@ -176,6 +183,20 @@ def _compile(
         steps=steps,
         routes=routes,
     )
+
+
+def _parameter_schemas(step_class: type[ProcessStep]) -> dict[str, dict[str, JsonSchema]]:
+    """The JSON schema of every typed input of the step's functions (untyped ones take anything)."""
+    schemas: dict[str, dict[str, JsonSchema]] = {}
+    for function in step_class.step_functions():
+        typed = {
+            name: schema
+            for name, hint in step_class.parameter_types(function).items()
+            if (schema := parameter_schema(hint)) is not None
+        }
+        if typed:
+            schemas[function] = typed
+    return schemas
 
 
 def _compile_route(

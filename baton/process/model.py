@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..agents.spec import AgentSpec
 from ..retry import RetryOptions
+from .schema import JsonSchema, schema_problems
 
 RouteTrigger = Literal["input", "result", "event", "error"]
 
@@ -111,6 +112,11 @@ class CompiledStep(BaseModel):
     kind: Literal["step", "process", "agent"]
     ref: str | None = None
     functions: dict[str, list[str]]
+    parameter_schemas: dict[str, dict[str, JsonSchema]] = Field(
+        default_factory=dict,
+        description="JSON schema of each typed input, by function and parameter, so that the "
+        "workflow checks events without importing step code. Compiled before there were schemas: empty.",
+    )
     options: StepOptions
     process: CompiledProcess | None = None
     agent: AgentSpec | None = None
@@ -137,6 +143,26 @@ class CompiledProcess(BaseModel):
             for r in self.routes
             if r.when == when and r.source == source and (r.name is None or r.name == name)
         ]
+
+    def event_problems(self, event: str, data: Any) -> list[str]:
+        """What is wrong with JSON `data` for input event `event`, naming target and field; empty
+        when it fits every parameter the event fills (those of sub-processes included)."""
+        problems: list[str] = []
+        for route in self.routes_for("input", None, event):
+            for target in route.to:
+                step = self.steps[target.step]
+                where = f"{target.step}.{target.function}"
+                if step.process is not None and target.function is not None:
+                    problems += [
+                        f"{where} (sub-process) {p}"
+                        for p in step.process.event_problems(target.function, data)
+                    ]
+                schema = step.parameter_schemas.get(target.function or "", {}).get(target.parameter or "")
+                if schema is not None:
+                    problems += [
+                        f"{where}, parameter {target.parameter!r}: {p}" for p in schema_problems(schema, data)
+                    ]
+        return list(dict.fromkeys(problems))
 
 
 StepDefinition.model_rebuild()

@@ -44,6 +44,11 @@ class CarriedState(BaseModel):
     steps: dict[str, StepRecord]
     pending: list[Message]
     superstep: int
+    stretch: int = Field(
+        0,
+        description="Supersteps since the process last waited for an external event (max_supersteps bounds it).",
+    )
+    rejected: list[str] = Field(default_factory=list, description="The latest events the signal dropped.")
 
 
 class ProcessInput(BaseModel):
@@ -112,6 +117,50 @@ class SendEvent(BaseModel):
 
     name: str = Field(min_length=1)
     data: Any = None
+
+
+class EventRejection(BaseModel):
+    """Why a process refuses an event: the details of a refused `send_event` update, and what
+    `BatonClient.start_process` checks before starting, so that both say the same."""
+
+    reason: Literal["UnknownEvent", "InvalidEventData", "ProcessFinished"]
+    process: str
+    event: str
+    accepted: list[str] = Field(description="The input events the process declares.")
+    problems: list[str] = Field(
+        default_factory=list, description="For InvalidEventData: each target and field that does not fit."
+    )
+
+    @property
+    def message(self) -> str:
+        if self.reason == "UnknownEvent":
+            return (
+                f"process {self.process!r} does not accept event {self.event!r}; "
+                f"it accepts: {', '.join(self.accepted)}"
+            )
+        if self.reason == "InvalidEventData":
+            return f"the data of event {self.event!r} does not fit process {self.process!r}: " + "; ".join(
+                self.problems
+            )
+        return f"process {self.process!r} has finished; it takes no more events"
+
+
+def check_event(process: CompiledProcess, event: str, data: Any) -> EventRejection | None:
+    """Why `process` would refuse input event `event` carrying JSON `data`; None if it takes it."""
+    if event not in process.input_events:
+        return EventRejection(
+            reason="UnknownEvent", process=process.name, event=event, accepted=process.input_events
+        )
+    problems = process.event_problems(event, data)
+    if problems:
+        return EventRejection(
+            reason="InvalidEventData",
+            process=process.name,
+            event=event,
+            accepted=process.input_events,
+            problems=problems,
+        )
+    return None
 
 
 class EventAccepted(BaseModel):

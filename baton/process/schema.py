@@ -1,0 +1,257 @@
+"""Step inputs checked at the door: each parameter's JSON schema, computed when a process is
+compiled, and a small validator for those schemas that workflow code runs on event data.
+
+The workflow cannot build pydantic validators for step parameters: that would import step code
+inside the Temporal sandbox, on every worker that runs workflows. A JSON schema is plain data
+that travels in the compiled process, and checking data against it is a pure function of the
+two, so it is deterministic.
+
+The validator covers the keywords pydantic emits (`type`, `properties`, `required`,
+`additionalProperties`, `items`, `prefixItems`, `enum`, `const`, `anyOf`, `oneOf`, `allOf`,
+`$ref` into `$defs`, and the length, size and range bounds). It follows pydantic's lax mode, as
+the step activity does, so that the door never refuses what the step would take: `"5"` fits an
+`int`, `"true"` and `1` fit a `bool`, a number fits a `datetime`. What a schema cannot say
+(a model's own validators) is still checked by the step activity when the step runs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from typing import Any
+
+from pydantic import TypeAdapter
+from pydantic.errors import PydanticUserError
+from pydantic.json_schema import PydanticJsonSchemaWarning
+
+JsonSchema = dict[str, Any]
+
+_TRUE = {"1", "on", "t", "true", "y", "yes"}
+_FALSE = {"0", "off", "f", "false", "n", "no"}
+_TEMPORAL = {"date-time", "date", "time", "duration"}
+_EXPECTED = "expected "
+_KINDS = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+def parameter_schema(hint: Any) -> JsonSchema | None:
+    """The JSON schema pydantic gives a parameter type; None when it accepts anything or has none."""
+    try:
+        with warnings.catch_warnings():
+            # e.g. a default that JSON cannot show: left out of the schema, which is fine here
+            warnings.simplefilter("ignore", PydanticJsonSchemaWarning)
+            schema = TypeAdapter(hint).json_schema()
+    except PydanticUserError:
+        return None  # no schema to check against: the step activity alone validates this input
+    return schema or None
+
+
+def schema_problems(schema: JsonSchema, value: Any) -> list[str]:
+    """What is wrong with JSON `value` for `schema`, as `field.path: problem` (or `problem` for
+    the value as a whole); empty when it fits.
+
+    The problems name fields and expected types, never the values: those may be personal data.
+    """
+    return [
+        f"{'.'.join(path)}: {problem}" if path else problem
+        for path, problem in _check(schema, value, schema, ())
+    ]
+
+
+Problem = tuple[tuple[str, ...], str]
+
+
+def _check(schema: Any, value: Any, root: JsonSchema, path: tuple[str, ...]) -> list[Problem]:
+    if schema is False:
+        return [(path, "not allowed")]
+    if not isinstance(schema, dict):
+        return []
+    if "$ref" in schema:
+        problems = _check(_resolve(schema["$ref"], root), value, root, path)
+        if problems:
+            return problems
+    for keyword in ("anyOf", "oneOf"):
+        if keyword in schema:
+            branches = [_check(s, value, root, path) for s in schema[keyword]]
+            if not any(not b for b in branches):
+                return _closest(branches, value, path)
+    for sub in schema.get("allOf", ()):
+        if problems := _check(sub, value, root, path):
+            return problems
+    if "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        matched = next((c for t in types if (c := _as_type(t, value, schema)) is not _NO), _NO)
+        if matched is _NO:
+            return [(path, f"{_EXPECTED}{_expected(types)}, got {_kind(value)}")]
+        value = matched
+    if "const" in schema and value != schema["const"]:
+        return [(path, f"must be {schema['const']!r}")]
+    if "enum" in schema and value not in schema["enum"]:
+        return [(path, f"must be one of {', '.join(repr(v) for v in schema['enum'])}")]
+    if isinstance(value, dict):
+        return _check_object(schema, value, root, path)
+    if isinstance(value, list):
+        return _check_array(schema, value, root, path)
+    if isinstance(value, str):
+        return _check_string(schema, value, path)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _check_number(schema, value, path)
+    return []
+
+
+def _check_object(
+    schema: JsonSchema, value: dict[str, Any], root: JsonSchema, path: tuple[str, ...]
+) -> list[Problem]:
+    problems = [
+        ((*path, name), "required field missing") for name in schema.get("required", ()) if name not in value
+    ]
+    properties = schema.get("properties", {})
+    extra = schema.get("additionalProperties", True)
+    for name, item in value.items():
+        if name in properties:
+            problems += _check(properties[name], item, root, (*path, name))
+        elif extra is False:
+            problems.append(((*path, name), "unexpected field"))
+        else:
+            problems += _check(extra, item, root, (*path, name))
+    return problems
+
+
+def _check_array(
+    schema: JsonSchema, value: list[Any], root: JsonSchema, path: tuple[str, ...]
+) -> list[Problem]:
+    problems = _bounds(len(value), schema.get("minItems"), schema.get("maxItems"), "item", path)
+    prefix = schema.get("prefixItems", [])
+    for i, item in enumerate(value):
+        sub = prefix[i] if i < len(prefix) else schema.get("items", True)
+        problems += _check(sub, item, root, (*path, str(i)))
+    return problems
+
+
+def _check_string(schema: JsonSchema, value: str, path: tuple[str, ...]) -> list[Problem]:
+    problems = _bounds(len(value), schema.get("minLength"), schema.get("maxLength"), "character", path)
+    pattern = schema.get("pattern")
+    if pattern is not None and re.search(pattern, value) is None:
+        problems.append((path, f"does not match the pattern {pattern!r}"))
+    return problems
+
+
+def _check_number(schema: JsonSchema, value: float, path: tuple[str, ...]) -> list[Problem]:
+    limits = [
+        ("minimum", lambda v, x: v >= x, "at least"),
+        ("maximum", lambda v, x: v <= x, "at most"),
+        ("exclusiveMinimum", lambda v, x: v > x, "more than"),
+        ("exclusiveMaximum", lambda v, x: v < x, "less than"),
+    ]
+    problems = [
+        (path, f"must be {words} {schema[key]}")
+        for key, ok, words in limits
+        if key in schema and not ok(value, schema[key])
+    ]
+    step = schema.get("multipleOf")
+    if step and not math.isclose(value / step, round(value / step)):
+        problems.append((path, f"must be a multiple of {step}"))
+    return problems
+
+
+def _bounds(size: int, low: int | None, high: int | None, unit: str, path: tuple[str, ...]) -> list[Problem]:
+    if low is not None and size < low:
+        return [(path, f"must have at least {low} {unit}{'s' if low != 1 else ''}")]
+    if high is not None and size > high:
+        return [(path, f"must have at most {high} {unit}{'s' if high != 1 else ''}")]
+    return []
+
+
+class _Missing:
+    pass
+
+
+_NO: Any = _Missing()
+
+
+def _as_type(kind: str, value: Any, schema: JsonSchema) -> Any:
+    """`value` as JSON type `kind`, converted the way pydantic's lax mode would; `_NO` if it is not."""
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "null":
+        return value if value is None else _NO
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if is_number and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        return _NO
+    if kind in ("integer", "number"):
+        # bool is an int, and pydantic's lax mode takes it as 0 or 1
+        number = (
+            _number(value) if isinstance(value, str) else value if isinstance(value, int | float) else _NO
+        )
+        if number is _NO:
+            return _NO
+        if kind == "number":
+            return float(number)
+        return int(number) if float(number).is_integer() else _NO
+    if kind == "string":
+        if isinstance(value, str) or (is_number and schema.get("format") in _TEMPORAL):
+            return value
+        return _NO
+    if kind == "array":
+        return value if isinstance(value, list) else _NO
+    if kind == "object":
+        return value if isinstance(value, dict) else _NO
+    return value  # a type this validator does not know: let the step decide
+
+
+def _number(text: str) -> Any:
+    try:
+        return float(text.strip())
+    except ValueError:
+        return _NO
+
+
+def _resolve(ref: str, root: JsonSchema) -> Any:
+    node: Any = root
+    for part in ref.removeprefix("#/").split("/"):
+        if not isinstance(node, dict) or part not in node:
+            return True  # a reference this validator cannot follow: let the step decide
+        node = node[part]
+    return node
+
+
+def _closest(branches: list[list[Problem]], value: Any, path: tuple[str, ...]) -> list[Problem]:
+    """The problems of the alternative the value was meant for (one of its type), else what
+    the alternatives expected."""
+    wrong_type = [[m for p, m in b if p == path and m.startswith(_EXPECTED)] for b in branches]
+    typed = [b for b, wrong in zip(branches, wrong_type, strict=True) if not wrong]
+    if typed:
+        return min(typed, key=len)
+    expected = dict.fromkeys(m.removeprefix(_EXPECTED).rsplit(", got ", 1)[0] for w in wrong_type for m in w)
+    return [(path, f"{_EXPECTED}{' or '.join(expected)}, got {_kind(value)}")]
+
+
+_TYPE_NAMES = {
+    "null": "null",
+    "boolean": "a boolean",
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "array": "an array",
+    "object": "an object",
+}
+
+
+def _expected(types: list[str]) -> str:
+    return " or ".join(dict.fromkeys(_TYPE_NAMES.get(t, t) for t in types))
+
+
+def _kind(value: Any) -> str:
+    return _KINDS.get(type(value), type(value).__name__)
