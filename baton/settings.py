@@ -6,6 +6,7 @@ Temporal's own environment configuration (`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPAC
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,6 +21,11 @@ from pydantic_settings import (
 EXAMPLE_AGENTS = Path(__file__).resolve().parent.parent / "examples" / "agents"
 
 
+def user_data_dir() -> Path:
+    """`$XDG_DATA_HOME/baton`, else `~/.local/share/baton`: the same folder whatever the current one."""
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "baton"
+
+
 class BatonSettings(BaseSettings):
     """Everything Baton reads from its environment."""
 
@@ -27,7 +33,11 @@ class BatonSettings(BaseSettings):
         env_prefix="BATON_", yaml_file="baton.yaml", extra="forbid", validate_default=True
     )
 
-    data_dir: Path = Field(Path(".baton"), description="Where the embedded defaults keep their files.")
+    data_dir: Path = Field(
+        default_factory=lambda: user_data_dir(),
+        description="Where the embedded defaults keep their files (keyring, SQLite databases, dev issuer): "
+        "one folder per user, so every `baton` command on this machine shares them.",
+    )
     log_level: str = Field(
         "WARNING",
         pattern=r"^(?i:DEBUG|INFO|WARNING|ERROR|CRITICAL)$",

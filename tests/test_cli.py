@@ -174,3 +174,32 @@ async def test_dev_serves_the_ui_until_interrupted(settings) -> None:
     finally:
         dev.kill()
     assert not port_open("127.0.0.1", GRPC_PORT)
+
+
+async def test_agent_and_orchestrate_honour_temporals_own_configuration(
+    env: ProcessEnvironment, temporal, tmp_path: Path
+) -> None:
+    """TEMPORAL_ADDRESS and temporal.toml profiles apply where no BATON_TEMPORAL_* is set: the
+    runs land on that server (its workers answer), not on an embedded one started instead."""
+    address = temporal.client.service_client.config.target_host
+    agent = await baton(
+        env.settings, "agent", "run", "MarketAnalysis", "--input", "Robotics?", TEMPORAL_ADDRESS=address
+    )
+    profile = tmp_path / "temporal.toml"
+    profile.write_text(f'[profile.default]\naddress = "{address}"\n')
+    team = await baton(
+        env.settings,
+        "orchestrate",
+        "sequential",
+        "--agents",
+        "DataExtraction,Analysis",
+        "--task",
+        "Q3 revenue 4.2M",
+        TEMPORAL_CONFIG_FILE=str(profile),
+    )
+
+    for result, prefix in ((agent, "agent-MarketAnalysis-"), (team, "sequential-")):
+        assert result.returncode == 0, result.stderr
+        assert "embedded dev server" not in result.stdout
+        run_id = prefix + result.stdout.split(f"/workflows/{prefix}")[1].split()[0]
+        assert (await temporal.client.get_workflow_handle(run_id).describe()).status is not None

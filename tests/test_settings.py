@@ -8,12 +8,15 @@ import pytest
 from pydantic import ValidationError
 
 from baton.settings import BatonSettings
+from baton.temporal import ConfigurationError, check_shared_setup, connect
+from tests.test_cli import baton as baton_cli
 
 
 def test_defaults_are_the_embedded_ones(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     settings = BatonSettings()
-    assert settings.resolved_database_url == "sqlite+aiosqlite:///.baton/baton.db"
+    assert settings.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path}/data/baton/baton.db"
     assert settings.all_queues == ["baton-workflows", "baton-steps", "baton-llm", "baton-compliance"]
     assert (
         settings.workflow_url("process-X-1")
@@ -49,3 +52,38 @@ def test_unsupported_database_driver_is_refused() -> None:
 
     with pytest.raises(ValueError, match="driver 'postgresql' is not supported; use one of postgresql"):
         create_engine("postgresql://localhost/db")
+
+
+def test_every_folder_shares_one_data_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A keyring per folder meant a run started in one folder was sealed with a key the worker
+    started in another lacked: it hung."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    in_a = BatonSettings().keyring_path
+    monkeypatch.chdir(tmp_path / "b")
+    assert BatonSettings().keyring_path == in_a == tmp_path / "data" / "baton" / "keyring.json"
+
+
+@pytest.mark.parametrize("address", ["temporal.prod.internal:7233", "10.0.0.5:7233"])
+async def test_embedded_defaults_are_refused_against_a_remote_temporal(address: str, tmp_path: Path) -> None:
+    settings = BatonSettings(data_dir=tmp_path, temporal_address=address)
+    with pytest.raises(ConfigurationError) as refused:
+        await connect(settings)  # refused before any connection is tried
+    message = str(refused.value)
+    assert f"Temporal at {address} is not on this machine" in message
+    assert "BATON_KEYS_DIR" in message and "BATON_DATABASE_URL" in message
+    assert not (tmp_path / "keyring.json").exists()  # and nothing was generated for it
+
+    shared = settings.model_copy(
+        update={"keys_dir": tmp_path / "keys", "database_url": "postgresql+asyncpg://baton@db/baton"}
+    )
+    check_shared_setup(shared, address)  # what a deployment sets: accepted
+    check_shared_setup(settings, "127.0.0.1:7233")  # the embedded server: the defaults are shared
+
+
+async def test_the_worker_command_says_what_to_set_for_a_remote_temporal(settings: BatonSettings) -> None:
+    refused = await baton_cli(settings, "worker", BATON_TEMPORAL_ADDRESS="temporal.prod.internal:7233")
+    assert refused.returncode == 1
+    assert "not on this machine" in refused.stderr and "BATON_KEYS_DIR" in refused.stderr

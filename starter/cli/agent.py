@@ -24,7 +24,8 @@ def add_agent_commands(sub: argparse._SubParsersAction) -> None:
         "run",
         help="run one agent on an input and print its answer",
         description="Run a registered agent by NAME, or an ad-hoc one from --model and --instructions. "
-        "Uses the Temporal at BATON_TEMPORAL_ADDRESS, or 127.0.0.1:7233 when something listens there; "
+        "Uses the configured Temporal (BATON_TEMPORAL_ADDRESS, TEMPORAL_ADDRESS or a temporal.toml "
+        "profile), or 127.0.0.1:7233 when something listens there; "
         "otherwise starts an embedded dev server for the run.",
     )
     p.add_argument("name", nargs="?", help="a registered agent (see BATON_AGENT_DIRS)")
