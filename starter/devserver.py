@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import signal
 import socket
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from baton.security.jwt import JwtVerifier
@@ -38,6 +41,40 @@ async def dev_server(
             "Stop it, or point BATON_TEMPORAL_ADDRESS at it and run 'baton worker'."
         )
     data_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        env_file = (
+            stack.enter_context(ui_env_file(data_dir, ui_codec_endpoint)) if ui_codec_endpoint else None
+        )
+        server = _start(data_dir, host, env_file)
+        try:
+            await _wait_until_serving(server, host, data_dir)
+        except BaseException:
+            await _stop(server)
+            raise
+    # The UI has read the environment file, and it is gone: its endpoint lives in the UI only.
+    try:
+        yield server
+    finally:
+        await _stop(server)
+
+
+@contextlib.contextmanager
+def ui_env_file(data_dir: Path, ui_codec_endpoint: str) -> Iterator[Path]:
+    """A Temporal CLI environment file (mode 0600) that sets `--ui-codec-endpoint`, for a block:
+    `temporal server start-dev --env-file FILE` takes the endpoint, which may carry a dev
+    capability, from it instead of from its command line, which every local user can read."""
+    path = data_dir / f"ui-codec-{os.getpid()}.yaml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        # JSON is YAML: the value is quoted whatever it holds.
+        f.write(json.dumps({"env": {"default": {"ui-codec-endpoint": ui_codec_endpoint}}}))
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _start(data_dir: Path, host: str, env_file: Path | None) -> subprocess.Popen[bytes]:
     log = (data_dir / "temporal.log").open("ab")
     args = [
         dev_server_path(),
@@ -55,23 +92,22 @@ async def dev_server(
         "warn",
         *dev_server_args(),
     ]
-    if ui_codec_endpoint:
-        args += ["--ui-codec-endpoint", ui_codec_endpoint]
+    if env_file:
+        args += ["--env-file", str(env_file)]
     for key in SEARCH_ATTRIBUTES:
         args += ["--search-attribute", f"{key.name}=Keyword"]
     # Own session, so that Ctrl-C in the terminal reaches us, and we stop the server in order.
-    server = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
+    with log:
+        return subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
+
+
+async def _stop(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGTERM)
     try:
-        await _wait_until_serving(server, host, data_dir)
-        yield server
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.to_thread(server.wait, 15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+        await asyncio.to_thread(server.wait, 15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 async def _wait_until_serving(server: subprocess.Popen[bytes], host: str, data_dir: Path) -> None:
@@ -87,17 +123,26 @@ async def _wait_until_serving(server: subprocess.Popen[bytes], host: str, data_d
         await asyncio.sleep(0.1)
 
 
+@dataclass(frozen=True)
+class CodecServer:
+    url: str
+    """Its base URL: clients append `/decode` and `/encode`."""
+    dev_endpoint: str | None
+    """The base URL for the local UI with the dev issuer (a capability in its path, valid until
+    this server stops; see starter/codec_server.py); None with an OIDC issuer."""
+
+
 @contextlib.asynccontextmanager
 async def codec_server(
     settings: BatonSettings,
     host: str = "127.0.0.1",
     port: int = CODEC_PORT,
     verifier: JwtVerifier | None = None,
-) -> AsyncIterator[str]:
-    """Serve the codec server in this process for a block; yields its base URL."""
+) -> AsyncIterator[CodecServer]:
+    """Serve the codec server in this process for a block."""
     import uvicorn
 
-    from starter.codec_server import create_app
+    from starter.codec_server import create_app, dev_endpoint
 
     if port_open(host, port):
         raise RuntimeError(f"port {port} on {host} is taken: is another codec server running?")
@@ -110,7 +155,8 @@ async def codec_server(
                 task.result()  # raises why it could not start
                 raise RuntimeError(f"the codec server did not start on {host}:{port}")
             await asyncio.sleep(0.05)
-        yield f"http://{host}:{port}"
+        url = f"http://{host}:{port}"
+        yield CodecServer(url, dev_endpoint(app, url))
     finally:
         server.should_exit = True
         await task
@@ -120,10 +166,6 @@ async def codec_server(
 async def dev_server_with_codec(settings: BatonSettings) -> AsyncIterator[str]:
     """The dev server, with its UI wired to a codec server run in this process (the dev user's
     endpoint, see starter/codec_server.py); yields the codec server's URL."""
-    from starter.codec_server import dev_endpoint
-
-    async with (
-        codec_server(settings) as url,
-        dev_server(settings.data_dir, ui_codec_endpoint=dev_endpoint(settings, url)),
-    ):
-        yield url
+    async with codec_server(settings) as codec:
+        async with dev_server(settings.data_dir, ui_codec_endpoint=codec.dev_endpoint or codec.url):
+            yield codec.url

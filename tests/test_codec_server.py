@@ -1,14 +1,17 @@
-"""The codec server over real HTTP: who may decrypt, CORS for the UI, audit, and token checks
-against the dev issuer and a real OIDC issuer (discovery and JWKS served over HTTP)."""
+"""The codec server over real HTTP: who may decrypt, CORS for the UI, what the audit log records
+(and what a caller cannot make it record), bad input on SQLite and PostgreSQL, payloads kept out
+of band, the dev endpoint, and token checks against the dev issuer and a real OIDC issuer."""
 
 from __future__ import annotations
 
+import base64
+import ipaddress
 import json
+import secrets
 import socket
-import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -18,15 +21,16 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.converter import WorkflowSerializationContext
 
 from baton.persistence.db import create_engine
-from baton.security.codec import EncryptionCodec
+from baton.security.codec import SUBJECT, WORKFLOW
 from baton.security.dev_issuer import DEV_ISSUER, KEY_ID, DevIssuer
-from baton.security.jwt import JwtVerifier, OidcKeys, TokenError
-from baton.security.keys import key_provider
+from baton.security.jwt import UNVERIFIABLE
 from baton.settings import BatonSettings
-from starter.codec_server import dev_endpoint
+from baton.temporal import settings_converter
 from starter.devserver import codec_server
+from tests.oidc_issuer import OidcIssuer
 from tests.test_cli import baton as baton_cli
 
 UI = "http://127.0.0.1:8233"
@@ -41,8 +45,20 @@ def free_port() -> int:
 
 @pytest.fixture
 async def server(settings: BatonSettings) -> AsyncIterator[str]:
-    async with codec_server(settings, port=free_port()) as url:
-        yield url
+    async with codec_server(settings, port=free_port()) as codec:
+        yield codec.url
+
+
+@pytest.fixture
+def db_settings(settings: BatonSettings, database_url: str) -> BatonSettings:
+    """This test's settings on the app database of `database_url` (SQLite, then PostgreSQL)."""
+    return BatonSettings(data_dir=settings.data_dir, database_url=database_url)
+
+
+@pytest.fixture
+async def db_server(db_settings: BatonSettings) -> AsyncIterator[str]:
+    async with codec_server(db_settings, port=free_port()) as codec:
+        yield codec.url
 
 
 @pytest.fixture
@@ -50,18 +66,35 @@ def issuer(settings: BatonSettings) -> DevIssuer:
     return DevIssuer.load(settings)
 
 
-async def encrypted_body(settings: BatonSettings) -> dict[str, Any]:
-    codec = EncryptionCodec(key_provider(settings))
-    plain = Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(SECRET).encode())
-    return json_format.MessageToDict(Payloads(payloads=await codec.encode([plain])))
+async def sealed(settings: BatonSettings, *values: Any, run: str | None = "process-Demo-42") -> list[Payload]:
+    """`values` as Baton's data converter writes them into `run`'s history (encrypted; offloaded
+    when large)."""
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        converter = settings_converter(settings, engine)
+        if run is not None:
+            converter = converter.with_context(
+                WorkflowSerializationContext(namespace="default", workflow_id=run)
+            )
+        return await converter.encode(list(values))
+    finally:
+        await engine.dispose()
 
 
-async def decode(url: str, body: dict[str, Any], **headers: str) -> httpx.Response:
+def body(*payloads: Payload) -> dict[str, Any]:
+    return json_format.MessageToDict(Payloads(payloads=payloads))
+
+
+async def encrypted_body(settings: BatonSettings, run: str = "process-Demo-42") -> dict[str, Any]:
+    return body(*await sealed(settings, SECRET, run=run))
+
+
+async def decode(url: str, request: dict[str, Any], **headers: str) -> httpx.Response:
     async with httpx.AsyncClient() as http:
-        return await http.post(f"{url}/decode", json=body, headers={"X-Namespace": "default", **headers})
+        return await http.post(f"{url}/decode", json=request, headers={"X-Namespace": "default", **headers})
 
 
-def plaintexts(response: httpx.Response) -> list[str]:
+def plaintexts(response: httpx.Response) -> list[Any]:
     return [json.loads(p.data) for p in json_format.ParseDict(response.json(), Payloads()).payloads]
 
 
@@ -69,25 +102,70 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def test_an_admin_reads_payloads_and_the_decode_is_audited(
-    server: str, settings: BatonSettings, issuer: DevIssuer
+async def audit_rows(settings: BatonSettings, **where: str) -> list[dict[str, Any]]:
+    """The audit rows whose columns equal `where`, oldest first."""
+    engine = create_engine(settings.resolved_database_url)
+    condition = " AND ".join(f"{column} = :{column}" for column in where) or "TRUE"
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.text(
+                    "SELECT actor, action, namespace, workflow_id, detail FROM audit_events "
+                    f"WHERE {condition} ORDER BY id"
+                ),
+                where,
+            )
+            found = [dict(row._mapping) for row in rows]
+    finally:
+        await engine.dispose()
+    for row in found:  # JSON comes back as text from SQLite
+        if isinstance(row["detail"], str):
+            row["detail"] = json.loads(row["detail"])
+    return found
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def test_an_admin_reads_payloads_and_only_the_authenticated_run_is_audited(
+    db_server: str, db_settings: BatonSettings, issuer: DevIssuer
 ) -> None:
-    referer = f"{UI}/namespaces/default/workflows/process-Demo-42/history"
+    run, namespace = unique("process-Demo"), unique("ns")
+    # The caller can write anything into plain payloads' metadata and the Referer: neither may
+    # decide which run the audit log names.
+    plain = Payload(metadata={"encoding": b"json/plain", WORKFLOW: b"process-Chosen-1"}, data=b'"hello"')
+    referer = f"{UI}/namespaces/default/workflows/process-Referer-1/history"
     response = await decode(
-        server, await encrypted_body(settings), Referer=referer, **bearer(issuer.issue("alice", ["Admin"]))
+        db_server,
+        body(*await sealed(db_settings, SECRET, run=run), plain),
+        Referer=referer,
+        **{"X-Namespace": namespace},
+        **bearer(issuer.issue("alice", ["Admin"])),
     )
 
     assert response.status_code == 200, response.text
-    assert plaintexts(response) == [SECRET]
-    engine = create_engine(settings.resolved_database_url)
-    try:
-        async with engine.connect() as conn:
-            rows = (
-                await conn.execute(sa.text("SELECT actor, action, namespace, workflow_id FROM audit_events"))
-            ).all()
-    finally:
-        await engine.dispose()
-    assert [tuple(r) for r in rows] == [("alice", "payload.decode", "default", "process-Demo-42")]
+    assert plaintexts(response) == [SECRET, "hello"]
+    assert await audit_rows(db_settings, namespace=namespace) == [
+        {
+            "actor": "alice",
+            "action": "payload.decode",
+            "namespace": namespace,
+            "workflow_id": run,
+            "detail": {"payloads": 1},
+        }
+    ]
+
+
+async def test_a_payload_whose_run_was_changed_is_refused_and_that_run_is_not_audited(
+    server: str, settings: BatonSettings, issuer: DevIssuer
+) -> None:
+    [payload] = await sealed(settings, SECRET, run="process-Mine-1")
+    payload.metadata[WORKFLOW] = b"process-Someone-Else-1"
+    response = await decode(server, body(payload), **bearer(issuer.issue("alice", ["Admin"])))
+    assert response.status_code == 422 and "cannot be read" in response.json()["detail"]
+    rows = await audit_rows(settings)
+    assert [(r["action"], r["workflow_id"]) for r in rows] == [("payload.decode.refused", None)]
 
 
 def forged(**overrides: Any) -> str:
@@ -103,7 +181,7 @@ def forged(**overrides: Any) -> str:
         claims | overrides,
         ec.generate_private_key(ec.SECP256R1()),
         algorithm="ES256",
-        headers={"kid": KEY_ID},
+        headers={"kid": KEY_ID, "typ": "at+jwt"},
     )
 
 
@@ -115,7 +193,15 @@ def unsigned() -> str:
         "roles": ["Admin"],
         "exp": int(time.time()) + 600,
     }
-    return jwt.encode(claims, None, algorithm="none")
+    return jwt.encode(claims, None, algorithm="none", headers={"typ": "at+jwt"})
+
+
+def signed(issuer: DevIssuer, typ: str | None = "at+jwt", **claims: Any) -> str:
+    """A token the dev issuer's key signs, with any claims and type."""
+    base = {"iss": DEV_ISSUER, "aud": "baton", "sub": "a", "roles": ["Admin"], "exp": int(time.time()) + 600}
+    return jwt.encode(
+        base | claims, issuer.private_key, algorithm="ES256", headers={"kid": KEY_ID, "typ": typ}
+    )
 
 
 @pytest.mark.parametrize(
@@ -131,6 +217,9 @@ def unsigned() -> str:
         ("wrong issuer", "token is from another issuer"),
         ("algorithm of another key", "token says RS256 but its key is for ES256"),
         ("roles not a list", "is not a list of roles"),
+        ("roles a string", "is not a list of roles"),
+        ("an ID token", "token type 'JWT' is not an access token"),
+        ("no token type", "token type None is not an access token"),
     ],
 )
 async def test_requests_without_a_valid_token_get_401(
@@ -149,20 +238,13 @@ async def test_requests_without_a_valid_token_get_401(
             {"iss": DEV_ISSUER, "aud": "baton", "sub": "a", "exp": int(time.time()) + 600},
             rsa.generate_private_key(public_exponent=65537, key_size=2048),
             algorithm="RS256",
-            headers={"kid": KEY_ID},
+            headers={"kid": KEY_ID, "typ": "at+jwt"},
         ),
-        "roles not a list": jwt.encode(
-            {"iss": DEV_ISSUER, "aud": "baton", "sub": "a", "roles": 5, "exp": int(time.time()) + 600},
-            issuer.private_key,
-            algorithm="ES256",
-            headers={"kid": KEY_ID},
-        ),
-        "wrong issuer": jwt.encode(
-            {"iss": "https://evil.example", "aud": "baton", "sub": "a", "exp": int(time.time()) + 600},
-            issuer.private_key,
-            algorithm="ES256",
-            headers={"kid": KEY_ID},
-        ),
+        "roles not a list": signed(issuer, roles=5),
+        "roles a string": signed(issuer, roles="Admin"),
+        "an ID token": signed(issuer, typ="JWT"),
+        "no token type": signed(issuer, typ=None),
+        "wrong issuer": signed(issuer, iss="https://evil.example"),
     }
     headers = bearer(tokens[case]) if case in tokens else {}
     response = await decode(server, await encrypted_body(settings), **headers)
@@ -177,6 +259,133 @@ async def test_a_token_without_a_decrypting_role_gets_403(
     assert response.status_code == 403 and "needs one of the roles Admin" in response.json()["detail"]
 
 
+async def test_refusals_are_audited_with_reason_and_caller_but_never_the_token(
+    db_server: str, db_settings: BatonSettings, issuer: DevIssuer
+) -> None:
+    namespace = unique("ns")
+    [tampered] = await sealed(db_settings, SECRET)
+    tampered.data = tampered.data[:-1] + bytes([tampered.data[-1] ^ 1])
+    garbage = "not-a-jwt-" + secrets.token_hex(8)
+    bob, alice = issuer.issue("bob", ["Agent"]), issuer.issue("alice", ["Admin"])
+    calls = [
+        ({}, await encrypted_body(db_settings)),
+        (bearer(garbage), await encrypted_body(db_settings)),
+        (bearer(bob), await encrypted_body(db_settings)),
+        (bearer(alice), body(tampered)),
+    ]
+    for headers, request in calls:
+        response = await decode(db_server, request, **{"X-Namespace": namespace}, **headers)
+        assert response.status_code in (401, 403, 422), response.text
+    async with httpx.AsyncClient() as http:
+        malformed = await http.post(
+            f"{db_server}/decode", content=b"{", headers={"X-Namespace": namespace, **bearer(alice)}
+        )
+    assert malformed.status_code == 400
+
+    rows = await audit_rows(db_settings, namespace=namespace)
+    assert [(r["actor"], r["action"], r["workflow_id"], r["detail"]["status"]) for r in rows] == [
+        ("", "payload.decode.refused", None, 401),
+        ("", "payload.decode.refused", None, 401),
+        ("bob", "payload.decode.refused", None, 403),
+        ("alice", "payload.decode.refused", None, 422),
+        ("alice", "payload.decode.refused", None, 400),
+    ]
+    assert rows[0]["detail"]["reason"] == "a bearer token is required"
+    assert "needs one of the roles" in rows[2]["detail"]["reason"]
+    assert "cannot be read" in rows[3]["detail"]["reason"]
+    for token in (garbage, bob, alice):
+        assert token not in json.dumps(rows)
+
+
+def with_metadata(payload: Payload, **metadata: bytes) -> Payload:
+    changed = Payload()
+    changed.CopyFrom(payload)
+    for name, value in metadata.items():
+        changed.metadata[name] = value
+    return changed
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "expected"),
+    [
+        ("run name not UTF-8", 422, f"metadata '{WORKFLOW}' is not UTF-8 text"),
+        ("subject not UTF-8", 422, f"metadata '{SUBJECT}' is not UTF-8 text"),
+        ("run name with a NUL", 422, f"metadata '{WORKFLOW}' has control characters"),
+        ("run name too long", 422, "its run name is longer than 400 characters"),
+        ("namespace too long", 400, "the X-Namespace header is longer than 200 characters"),
+    ],
+)
+async def test_bad_input_gets_a_4xx_naming_the_problem_on_every_database(
+    db_server: str, db_settings: BatonSettings, issuer: DevIssuer, case: str, status: int, expected: str
+) -> None:
+    caller = unique("alice")
+    [payload] = await sealed(db_settings, SECRET)
+    namespace = "default"
+    match case:
+        case "run name not UTF-8":
+            payload = with_metadata(payload, **{WORKFLOW: b"process-\xff\xfe"})
+        case "subject not UTF-8":
+            payload = with_metadata(payload, **{SUBJECT: b"\xc3\x28"})
+        case "run name with a NUL":
+            payload = with_metadata(payload, **{WORKFLOW: b"process-\x00"})
+        case "run name too long":  # authentic: sealed for a run of that name
+            [payload] = await sealed(db_settings, SECRET, run="process-" + "x" * 500)
+        case "namespace too long":
+            namespace = "n" * 300
+
+    response = await decode(
+        db_server, body(payload), **{"X-Namespace": namespace}, **bearer(issuer.issue(caller, ["Admin"]))
+    )
+
+    assert response.status_code == status, response.text
+    assert expected in response.json()["detail"]
+    [refusal] = await audit_rows(db_settings, actor=caller)
+    assert refusal["action"] == "payload.decode.refused" and refusal["detail"]["status"] == status
+
+
+async def test_offloaded_payloads_are_fetched_from_the_store_and_decrypted(
+    db_server: str, db_settings: BatonSettings, issuer: DevIssuer
+) -> None:
+    run = unique("process-Large")
+    # Random text compresses little: it stays above the 32 KB threshold after compression.
+    document = "Zebracorn manual: " + base64.b64encode(secrets.token_bytes(48 * 1024)).decode()
+    payloads = await sealed(db_settings, document, SECRET, run=run)
+    assert json.loads(payloads[0].data)["driverName"] == "baton-db"  # the history holds a reference
+
+    response = await decode(db_server, body(*payloads), **bearer(issuer.issue("alice", ["Admin"])))
+
+    assert response.status_code == 200, response.text
+    assert plaintexts(response) == [document, SECRET]
+    assert [
+        (r["workflow_id"], r["detail"])
+        for r in await audit_rows(db_settings, action="payload.decode")
+        if r["workflow_id"] == run
+    ] == [(run, {"payloads": 2})]
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ({"driverName": "baton-db", "claimData": {"digest": "0" * 64}}, "is missing from the app database"),
+        ({"driverName": "s3", "claimData": {"key": "x"}}, "a storage driver this codec server does not have"),
+        ({"driverName": "baton-db", "claimData": {"digest": "\u0000"}}, "with a malformed claim"),
+        ({"driverName": "baton-db", "claimData": {}}, "lacks its claim"),
+    ],
+)
+async def test_a_reference_to_nothing_gets_422(
+    db_server: str, issuer: DevIssuer, reference: dict[str, Any], expected: str
+) -> None:
+    payload = Payload(
+        metadata={
+            "encoding": b"json/protobuf",
+            "messageType": b"temporal.api.sdk.v1.ExternalStorageReference",
+        },
+        data=json.dumps(reference).encode(),
+    )
+    response = await decode(db_server, body(payload), **bearer(issuer.issue("alice", ["Admin"])))
+    assert response.status_code == 422 and expected in response.json()["detail"]
+
+
 async def test_cors_admits_the_ui_and_nobody_else(server: str) -> None:
     async with httpx.AsyncClient() as http:
         preflight = {
@@ -189,18 +398,60 @@ async def test_cors_admits_the_ui_and_nobody_else(server: str) -> None:
     assert evil.status_code == 400 and "access-control-allow-origin" not in evil.headers
 
 
-async def test_the_dev_endpoint_carries_its_token_in_the_path(
-    server: str, settings: BatonSettings, issuer: DevIssuer
+async def test_the_dev_endpoint_is_a_capability_of_this_server_start_and_no_bearer_token(
+    settings: BatonSettings, issuer: DevIssuer
 ) -> None:
-    endpoint = dev_endpoint(settings, server)
-    async with httpx.AsyncClient() as http:
-        decoded = await http.post(f"{endpoint}/decode", json=await encrypted_body(settings))
-        forged_path = await http.post(f"{server}/dev/{forged()}/decode", json=await encrypted_body(settings))
-        agent_path = await http.post(
-            f"{server}/dev/{issuer.issue('bob', ['Agent'])}/decode", json={"payloads": []}
+    async with codec_server(settings, port=free_port()) as earlier:
+        assert earlier.dev_endpoint is not None
+    async with codec_server(settings, port=free_port()) as codec, httpx.AsyncClient() as http:
+        assert codec.dev_endpoint is not None
+        capability = codec.dev_endpoint.rsplit("/", 1)[1]
+        request = await encrypted_body(settings)
+        decoded = await http.post(f"{codec.dev_endpoint}/decode", json=request)
+        as_bearer = await http.post(f"{codec.url}/decode", json=request, headers=bearer(capability))
+        stale = await http.post(
+            f"{codec.url}/dev/{earlier.dev_endpoint.rsplit('/', 1)[1]}/decode", json=request
         )
+        token_in_path = await http.post(
+            f"{codec.url}/dev/{issuer.issue('alice', ['Admin'])}/decode", json=request
+        )
+
     assert decoded.status_code == 200 and plaintexts(decoded) == [SECRET]
-    assert forged_path.status_code == 401 and agent_path.status_code == 403
+    assert as_bearer.status_code == 401 and as_bearer.json()["detail"] == "not a JWT"
+    assert stale.status_code == 404 and token_in_path.status_code == 404
+    rows = await audit_rows(settings, action="payload.decode")
+    assert [(r["actor"], r["workflow_id"]) for r in rows] == [("dev", "process-Demo-42")]
+
+
+def local_address() -> str:
+    """An address of this machine that is not loopback (where the test network has one)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
+        except OSError:
+            pytest.skip("this machine has no network interface besides loopback")
+        address = s.getsockname()[0]
+    if ipaddress.ip_address(address).is_loopback:
+        pytest.skip("this machine has no network interface besides loopback")
+    return str(address)
+
+
+async def test_dev_endpoints_answer_only_loopback_clients_at_loopback_names(settings: BatonSettings) -> None:
+    address = local_address()
+    port = free_port()
+    async with codec_server(settings, host="0.0.0.0", port=port) as codec, httpx.AsyncClient() as http:
+        assert codec.dev_endpoint is not None
+        path = "/dev/" + codec.dev_endpoint.rsplit("/", 1)[1] + "/decode"
+        request = await encrypted_body(settings)
+        remote = await http.post(f"http://{address}:{port}{path}", json=request)
+        # A page whose name was rebound to 127.0.0.1 (DNS rebinding) sends its own name as Host.
+        rebound = await http.post(
+            f"http://127.0.0.1:{port}{path}", json=request, headers={"Host": "evil.example"}
+        )
+        local = await http.post(f"http://localhost:{port}{path}", json=request)
+    assert remote.status_code == 403 and rebound.status_code == 403
+    assert "only on this machine" in remote.json()["detail"]
+    assert local.status_code == 200
 
 
 async def test_with_an_oidc_issuer_there_is_no_dev_endpoint(
@@ -208,84 +459,44 @@ async def test_with_an_oidc_issuer_there_is_no_dev_endpoint(
 ) -> None:
     oidc = settings.model_copy(update={"oidc_issuer": "https://login.example.com"})
     verifier = issuer.verifier()
-    async with codec_server(oidc, port=free_port(), verifier=verifier) as url, httpx.AsyncClient() as http:
+    async with codec_server(oidc, port=free_port(), verifier=verifier) as codec, httpx.AsyncClient() as http:
         response = await http.post(
-            f"{url}/dev/{issuer.issue('alice', ['Admin'])}/decode", json={"payloads": []}
+            f"{codec.url}/dev/{secrets.token_urlsafe(32)}/decode", json={"payloads": []}
         )
-    assert response.status_code == 404 and dev_endpoint(oidc, url) == url
-
-
-async def test_baton_token_prints_a_dev_issuer_token(settings: BatonSettings, issuer: DevIssuer) -> None:
-    result = await baton_cli(settings, "token", "--sub", "alice", "--roles", "Admin,Auditor")
-    assert result.returncode == 0, result.stderr
-    identity = await issuer.verifier().verify(result.stdout.strip())
-    assert identity.subject == "alice" and identity.roles == {"Admin", "Auditor"}
-
-
-class OidcIssuer:
-    """A real HTTP OIDC issuer: discovery document and JWKS, with keys that can be rotated."""
-
-    def __init__(self) -> None:
-        self.keys: dict[str, rsa.RSAPrivateKey] = {
-            "rsa-1": rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        }
-        self.jwks_fetches = 0
-        issuer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                if self.path == "/.well-known/openid-configuration":
-                    body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
-                else:
-                    issuer.jwks_fetches += 1
-                    body = {"keys": [issuer.public(kid) for kid in issuer.keys]}
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-
-    def public(self, kid: str) -> dict[str, Any]:
-        return json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.keys[kid].public_key())) | {
-            "kid": kid,
-            "alg": "RS256",
-        }
-
-    def token(self, kid: str = "rsa-1", **claims: Any) -> str:
-        base = {
-            "iss": self.url,
-            "aud": "baton",
-            "sub": "carol",
-            "roles": ["Admin"],
-            "exp": int(time.time()) + 600,
-        }
-        return jwt.encode(base | claims, self.keys[kid], algorithm="RS256", headers={"kid": kid})
+    assert response.status_code == 404 and codec.dev_endpoint is None
 
 
 @pytest.fixture
 def oidc() -> Iterator[OidcIssuer]:
     issuer = OidcIssuer()
     yield issuer
-    issuer.http.shutdown()
+    issuer.close()
 
 
-async def test_tokens_of_an_oidc_issuer_are_checked_against_its_jwks(oidc: OidcIssuer) -> None:
-    async with httpx.AsyncClient() as http:
-        verifier = JwtVerifier(issuer=oidc.url, audience="baton", keys=OidcKeys(oidc.url, http))
-        assert (await verifier.verify(oidc.token())).subject == "carol"
-        assert (await verifier.verify(oidc.token(sub="dave"))).subject == "dave"
-        assert oidc.jwks_fetches == 1  # cached
-
+async def test_an_oidc_issuers_access_tokens_are_accepted_and_its_outage_is_not_told_to_callers(
+    settings: BatonSettings, oidc: OidcIssuer
+) -> None:
+    configured = settings.model_copy(update={"oidc_issuer": oidc.url})
+    async with codec_server(configured, port=free_port()) as codec:
+        accepted = await decode(codec.url, await encrypted_body(settings), **bearer(oidc.token()))
+        id_token = await decode(codec.url, await encrypted_body(settings), **bearer(oidc.token(typ="JWT")))
+        oidc.down = True
         oidc.keys["rsa-2"] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        assert (await verifier.verify(oidc.token(kid="rsa-2"))).subject == "carol"  # rotated: fetched again
-        assert oidc.jwks_fetches == 2
-        with pytest.raises(TokenError, match="token is for another audience"):
-            await verifier.verify(oidc.token(aud="other"))
+        during_outage = await decode(
+            codec.url, await encrypted_body(settings), **bearer(oidc.token(kid="rsa-2"))
+        )
+
+    assert accepted.status_code == 200 and plaintexts(accepted) == [SECRET]
+    assert id_token.status_code == 401
+    assert during_outage.status_code == 401 and during_outage.json()["detail"] == UNVERIFIABLE
+
+
+async def test_baton_token_prints_a_dev_issuer_access_token(
+    settings: BatonSettings, issuer: DevIssuer
+) -> None:
+    result = await baton_cli(settings, "token", "--sub", "alice", "--roles", "Admin,Auditor")
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert jwt.get_unverified_header(token)["typ"] == "at+jwt"
+    identity = await issuer.verifier().verify(token)
+    assert identity.subject == "alice" and identity.roles == {"Admin", "Auditor"}

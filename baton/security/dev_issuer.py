@@ -1,7 +1,7 @@
 """The dev token issuer of the embedded default: an ES256 key pair under the data folder.
 
-`baton token --sub alice --roles Admin` prints a token it signs; services that accept the dev
-issuer verify with its public key. Production uses an OIDC authority instead (`BATON_OIDC_ISSUER`).
+`baton token --sub alice --roles Admin` prints an access token it signs (`typ` `at+jwt`, RFC 9068,
+like an OIDC authority's); services that accept the dev issuer verify with its public key. Production uses an OIDC authority instead (`BATON_OIDC_ISSUER`).
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ class DevIssuer:
             "iat": now,
             "exp": now + ttl_seconds,
         }
-        return jwt.encode(claims, self.private_key, algorithm="ES256", headers={"kid": KEY_ID})
+        return jwt.encode(
+            claims, self.private_key, algorithm="ES256", headers={"kid": KEY_ID, "typ": "at+jwt"}
+        )
 
     def jwks(self) -> dict[str, Any]:
         public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.private_key.public_key()))

@@ -39,14 +39,21 @@ async def _token(args: argparse.Namespace) -> int:
 
 
 async def _codec_server(args: argparse.Namespace) -> int:
-    from starter.codec_server import dev_endpoint
-    from starter.devserver import codec_server
+    from starter.devserver import codec_server, ui_env_file
 
     settings = get_settings()
-    async with codec_server(settings, args.host, args.port) as url:
-        console.print(f"[bold]Codec server[/] {url} · Ctrl-C stops")
-        if settings.oidc_issuer is None:
-            console.print("For a local UI (dev issuer): temporal server start-dev --ui-codec-endpoint")
-            console.print(f"  {dev_endpoint(settings, url)}", soft_wrap=True)
-        await until_stopped()
+    async with codec_server(settings, args.host, args.port) as codec:
+        console.print(f"[bold]Codec server[/] {codec.url} · Ctrl-C stops")
+        if codec.dev_endpoint is None:
+            await until_stopped()
+            return 0
+        # The dev endpoint carries a capability: handed over in a file only we can read, never
+        # printed or put on a command line.
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with ui_env_file(settings.data_dir, codec.dev_endpoint) as env_file:
+            console.print(
+                f"For a local UI (dev issuer): temporal server start-dev --env-file {env_file}",
+                soft_wrap=True,
+            )
+            await until_stopped()
     return 0
