@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/orchestration_overhead.py
 	$(BIN)/python bench/pii_masking.py
 	$(BIN)/python bench/codec_throughput.py
+	$(BIN)/python bench/key_propagation.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
