@@ -23,9 +23,13 @@ dev: $(STAMP)
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
-# The UI test drives a real browser: Debian's chromium package.
+# The UI test drives a real browser: Debian's chromium package, installed only when missing.
 chromium:
-	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  (echo "installing Debian's chromium for the UI test..." && apt-get update -qq && \
+	   apt-get install -y -qq chromium >/dev/null) || \
+	  (echo "error: the UI test needs Chromium and it could not be installed here." \
+	        "Install it (Debian/Ubuntu: sudo apt-get install chromium) and run make test again." >&2; exit 1)
 
 bench: $(STAMP)
 	$(BIN)/python bench/process_overhead.py

@@ -101,6 +101,15 @@ def encryption_codec(converter: DataConverter) -> EncryptionCodec:
     return codec
 
 
+def payload_store(converter: DataConverter) -> DatabasePayloadDriver:
+    """The app-database payload store a converter offloads large payloads to."""
+    storage = converter.external_storage
+    drivers = [d for d in (storage.drivers if storage else []) if isinstance(d, DatabasePayloadDriver)]
+    if not drivers:
+        raise ConfigurationError("this data converter stores no payloads out of band: use settings_converter")
+    return drivers[0]
+
+
 def with_converter(client: Client, converter: DataConverter) -> Client:
     """The same connection as `client`, with another data converter."""
     config = client.config()

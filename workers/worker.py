@@ -8,16 +8,29 @@ from typing import Any
 
 import httpx
 from redis.asyncio import Redis
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+)
 from temporalio.worker import Worker
 
+from activities.compliance import ComplianceActivities
 from activities.llm import LlmActivities, llm_activities
 from activities.steps import StepActivities
 from activities.tools import run_tool
 from baton.agents.tools import import_modules
+from baton.compliance import SWEEP_EVERY, sweep_schedule_id
 from baton.security.codec import EncryptionCodec
 from baton.settings import BatonSettings
+from baton.temporal import payload_store
 from workflows.agent import AgentWorkflow
+from workflows.compliance import StoredPayloadSweepWorkflow
 from workflows.orchestrations import ORCHESTRATIONS
 from workflows.process import ProcessWorkflow
 
@@ -34,16 +47,21 @@ def build_workers(
 
     The workflows queue runs the workflows, and step activities too, because a step marked
     `local` runs as a local activity in the workflow worker. The LLM queue runs LLM and tool
-    calls (it needs `llm`). Any other queue (the steps queue, or a step's own `task_queue`) runs
-    step activities. The compliance queue gets its worker from the issue that adds its activities.
+    calls (it needs `llm`). The compliance queue runs the compliance workflows and their
+    activities. Any other queue (the steps queue, or a step's own `task_queue`) runs step
+    activities.
     """
     steps = StepActivities(allowed_modules if allowed_modules is not None else settings.step_modules)
     workers = []
     for queue in dict.fromkeys(queues):
-        if queue == settings.compliance_queue:
-            continue
         kwargs: dict[str, Any] = {"activities": [steps.run_step]}
-        if queue == settings.workflows_queue:
+        if queue == settings.compliance_queue:
+            compliance = ComplianceActivities(client, payload_store(client.data_converter))
+            kwargs = {
+                "workflows": [StoredPayloadSweepWorkflow],
+                "activities": [compliance.sweep_stored_payloads],
+            }
+        elif queue == settings.workflows_queue:
             kwargs["workflows"] = [ProcessWorkflow, AgentWorkflow, *ORCHESTRATIONS]
         elif queue == settings.llm_queue:
             if llm is None:
@@ -53,8 +71,6 @@ def build_workers(
                 "max_task_queue_activities_per_second": settings.llm_rate_limit,
             }
         workers.append(Worker(client, task_queue=queue, **kwargs))
-    if not workers:
-        raise ValueError(f"none of the queues {list(queues)} has anything to serve yet")
     return workers
 
 
@@ -90,6 +106,28 @@ async def running_workers(
                 settings, http, redis, codec.keys if isinstance(codec, EncryptionCodec) else None
             )
         workers = build_workers(client, settings, queues, llm=llm, allowed_modules=allowed_modules)
+        if settings.compliance_queue in queues:
+            await ensure_sweep_schedule(client, settings)
         for worker in workers:
             await stack.enter_async_context(worker)
         yield workers
+
+
+async def ensure_sweep_schedule(client: Client, settings: BatonSettings) -> None:
+    """Create the hourly stored-payload sweep (see `baton.compliance`) unless it exists."""
+    try:
+        await client.create_schedule(
+            sweep_schedule_id(settings.compliance_queue),
+            Schedule(
+                action=ScheduleActionStartWorkflow(
+                    StoredPayloadSweepWorkflow.run,
+                    id=f"{settings.compliance_queue}-stored-payload-sweep-run",
+                    task_queue=settings.compliance_queue,
+                ),
+                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=SWEEP_EVERY)]),
+                # A sweep still running when the next is due: skip that one.
+                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            ),
+        )
+    except ScheduleAlreadyRunningError:
+        pass
