@@ -153,6 +153,39 @@ async def test_a_failing_agent_ends_the_chat_with_a_clear_failure(baton: Any) ->
     )
 
 
+FAILING_RUNS = {
+    "sequential": lambda baton: baton.run_sequential("x", ["Analysis", broken("Flaky")]),
+    "concurrent": lambda baton: baton.run_concurrent("x", ["Analysis", broken("Flaky")]),
+    "group-chat": lambda baton: baton.run_group_chat("x", ["Developer", broken("Flaky")], max_rounds=5),
+    "handoff": lambda baton: baton.run_handoff("x", [broken("Flaky"), "Developer"]),
+    "magentic": lambda baton: baton.run_magentic("x", ["MarketAnalysis"], manager=broken("Flaky")),
+}
+
+
+@pytest.mark.parametrize("pattern", FAILING_RUNS)
+async def test_every_pattern_reports_its_failure_in_progress(baton: Any, pattern: str) -> None:
+    run = await FAILING_RUNS[pattern](baton).start()
+    with pytest.raises(WorkflowFailureError) as failure:
+        await run.result()
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "AgentFailed"
+    assert "agent Flaky failed in round" in cause.message
+    progress = await run.progress()
+    assert progress.pattern == pattern and progress.status == "failed"
+
+
+async def test_an_agent_out_of_turns_fails_as_agent_failed(baton: Any, server: FakeLlmServer) -> None:
+    # The model keeps calling tools: after max_turns LLM calls the agent gives up.
+    server.then(Reply.call("lookup"), Reply.call("lookup"))
+    run = await baton.run_sequential("x", [remote("Looper", max_turns=2)]).start()
+    with pytest.raises(WorkflowFailureError) as failure:
+        await run.result()
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "AgentFailed"
+    assert "agent Looper failed in round 1" in cause.message and "max_turns" in cause.message
+    assert (await run.progress()).status == "failed"
+
+
 async def test_handoff_follows_routes_to_completion(baton: Any) -> None:
     triage = AgentSpec(
         name="Triage", instructions="You are a support triage agent.", description="routes requests"
@@ -226,6 +259,7 @@ async def test_cancelling_a_chat_that_waits_for_a_person(baton: Any) -> None:
     with pytest.raises(WorkflowFailureError) as failure:
         await run.result()
     assert isinstance(failure.value.cause, CancelledError)
+    assert (await run.progress()).status == "cancelled"
 
 
 async def test_a_reply_when_nobody_asked_is_refused(baton: Any, server: FakeLlmServer) -> None:
@@ -382,6 +416,7 @@ async def test_cancelling_a_chat_while_an_agent_works(baton: Any, server: FakeLl
     with pytest.raises(WorkflowFailureError) as failure:
         await run.result()
     assert isinstance(failure.value.cause, CancelledError)
+    assert (await run.progress()).status == "cancelled"
 
 
 async def test_a_worker_killed_mid_chat_resumes_with_the_transcript_intact(

@@ -7,11 +7,13 @@ whose summary names the round and the agent. A person's input arrives by the `re
 
 import asyncio
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from baton.agents.spec import AgentSpec
@@ -97,6 +99,18 @@ class _Orchestration:
         self._chat = Chat(input.task, input.llm_queue, input.max_context_turns, carried)
         return self._chat
 
+    @contextmanager
+    def _reporting(self) -> Iterator[None]:
+        """Keep the status that `progress` shows true to how the run ends: failed or cancelled
+        (a query on a closed run replays it, and sees the status set here)."""
+        try:
+            yield
+        except workflow.ContinueAsNewError:
+            raise
+        except BaseException as e:
+            self._status = "cancelled" if is_cancelled_exception(e) else "failed"
+            raise
+
 
 @workflow.defn(name="SequentialOrchestration")
 class SequentialOrchestration(_Orchestration):
@@ -104,14 +118,15 @@ class SequentialOrchestration(_Orchestration):
 
     @workflow.run
     async def run(self, input: SequentialInput) -> OrchestrationResult:
-        chat = self._start(input)
-        previous = input.task
-        for agent in input.agents:
-            chat.round += 1
-            conversation = chat.messages_for(agent) if input.pass_transcript else previous
-            previous = (await chat.turn(agent, conversation=conversation)).answer
-        self._status = "completed"
-        return chat.result(self.pattern, previous, f"all {len(input.agents)} agents answered")
+        with self._reporting():
+            chat = self._start(input)
+            previous = input.task
+            for agent in input.agents:
+                chat.round += 1
+                conversation = chat.messages_for(agent) if input.pass_transcript else previous
+                previous = (await chat.turn(agent, conversation=conversation)).answer
+            self._status = "completed"
+            return chat.result(self.pattern, previous, f"all {len(input.agents)} agents answered")
 
 
 @workflow.defn(name="ConcurrentOrchestration")
@@ -120,36 +135,36 @@ class ConcurrentOrchestration(_Orchestration):
 
     @workflow.run
     async def run(self, input: ConcurrentInput) -> OrchestrationResult:
-        chat = self._start(input)
-        chat.round = 1
-        outcomes = await asyncio.gather(
-            *(chat.turn(agent, conversation=input.task) for agent in input.agents), return_exceptions=True
-        )
-        failures = {
-            a.name: str(o)
-            for a, o in zip(input.agents, outcomes, strict=True)
-            if isinstance(o, BaseException)
-        }
-        if failures and (input.on_failure == "fail" or len(failures) == len(input.agents)):
-            self._status = "failed"
-            first = next(o for o in outcomes if isinstance(o, BaseException))
-            raise first
-        answers = {
-            a.name: o.answer
-            for a, o in zip(input.agents, outcomes, strict=True)
-            if not isinstance(o, BaseException)
-        }
-        if input.aggregator is None:
-            answer = "\n\n".join(f"## {name}\n{text}" for name, text in answers.items())
-        else:
-            chat.round = 2
-            listing = "\n\n".join(f"{name}:\n{text}" for name, text in answers.items())
-            prompt = f"Task: {input.task}\n\nCombine these answers into one:\n\n{listing}"
-            answer = (await chat.turn(input.aggregator, conversation=prompt)).answer
-        self._status = "completed"
-        return chat.result(
-            self.pattern, answer, f"{len(answers)} of {len(input.agents)} agents answered", failures
-        )
+        with self._reporting():
+            chat = self._start(input)
+            chat.round = 1
+            outcomes = await asyncio.gather(
+                *(chat.turn(agent, conversation=input.task) for agent in input.agents), return_exceptions=True
+            )
+            failures = {
+                a.name: str(o)
+                for a, o in zip(input.agents, outcomes, strict=True)
+                if isinstance(o, BaseException)
+            }
+            if failures and (input.on_failure == "fail" or len(failures) == len(input.agents)):
+                first = next(o for o in outcomes if isinstance(o, BaseException))
+                raise first
+            answers = {
+                a.name: o.answer
+                for a, o in zip(input.agents, outcomes, strict=True)
+                if not isinstance(o, BaseException)
+            }
+            if input.aggregator is None:
+                answer = "\n\n".join(f"## {name}\n{text}" for name, text in answers.items())
+            else:
+                chat.round = 2
+                listing = "\n\n".join(f"{name}:\n{text}" for name, text in answers.items())
+                prompt = f"Task: {input.task}\n\nCombine these answers into one:\n\n{listing}"
+                answer = (await chat.turn(input.aggregator, conversation=prompt)).answer
+            self._status = "completed"
+            return chat.result(
+                self.pattern, answer, f"{len(answers)} of {len(input.agents)} agents answered", failures
+            )
 
 
 @workflow.defn(name="GroupChatOrchestration")
@@ -158,33 +173,34 @@ class GroupChatOrchestration(_Orchestration):
 
     @workflow.run
     async def run(self, input: GroupChatInput) -> OrchestrationResult:
-        chat = self._start(input, input.carried)
-        manager = manager_for(input.manager)
-        started_at = chat.round
-        while True:
-            if chat.round >= input.max_rounds:
-                termination = f"reached max_rounds ({input.max_rounds})"
-                break
-            chat.round += 1
-            speaker = input.agent(await manager.select_next_speaker(chat, input.agents))
-            message = (await chat.turn(speaker)).answer
-            if input.approval_phrase and input.approval_phrase in message:
-                termination = f"{speaker.name} said {input.approval_phrase}"
-                break
-            if reason := await manager.should_terminate(chat, input.agents):
-                termination = reason
-                break
-            if question := await manager.should_request_user_input(chat, input.agents):
-                await self.ask_human(chat, question, input.human)
-            if workflow.info().is_continue_as_new_suggested() or (
-                input.continue_as_new_after and chat.round - started_at >= input.continue_as_new_after
-            ):
-                # The transcript travels into the next run as its input, stored out of band.
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(input.model_copy(update={"carried": chat.carried()}))
-        answer = await manager.filter_results(chat, input.agents)
-        self._status = "completed"
-        return chat.result(self.pattern, answer, termination)
+        with self._reporting():
+            chat = self._start(input, input.carried)
+            manager = manager_for(input.manager)
+            started_at = chat.round
+            while True:
+                if chat.round >= input.max_rounds:
+                    termination = f"reached max_rounds ({input.max_rounds})"
+                    break
+                chat.round += 1
+                speaker = input.agent(await manager.select_next_speaker(chat, input.agents))
+                message = (await chat.turn(speaker)).answer
+                if input.approval_phrase and input.approval_phrase in message:
+                    termination = f"{speaker.name} said {input.approval_phrase}"
+                    break
+                if reason := await manager.should_terminate(chat, input.agents):
+                    termination = reason
+                    break
+                if question := await manager.should_request_user_input(chat, input.agents):
+                    await self.ask_human(chat, question, input.human)
+                if workflow.info().is_continue_as_new_suggested() or (
+                    input.continue_as_new_after and chat.round - started_at >= input.continue_as_new_after
+                ):
+                    # The transcript travels into the next run as its input, stored out of band.
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                    workflow.continue_as_new(input.model_copy(update={"carried": chat.carried()}))
+            answer = await manager.filter_results(chat, input.agents)
+            self._status = "completed"
+            return chat.result(self.pattern, answer, termination)
 
 
 COMPLETE_TASK = ToolSpec(
@@ -212,42 +228,44 @@ class HandoffOrchestration(_Orchestration):
 
     @workflow.run
     async def run(self, input: HandoffInput) -> OrchestrationResult:
-        chat = self._start(input)
-        current = input.agent(input.start or input.agents[0].name)
-        handoffs = 0
-        while True:
-            if chat.round >= input.max_rounds:
-                raise ApplicationError(
-                    f"the task was not completed within {input.max_rounds} rounds", type="HandoffRoundLimit"
-                )
-            chat.round += 1
-            targets = [input.agent(n) for n in input.routes.get(current.name, [])]
-            tools = [*(_transfer_tool(t) for t in targets), COMPLETE_TASK, REQUEST_USER_INPUT]
-            result = await chat.turn(current, control_tools=tools)
-            call = result.control
-            if call is None:  # answered without calling a control tool: that answer is final
-                self._status = "completed"
-                return chat.result(self.pattern, result.answer, f"{current.name} answered")
-            arguments = _arguments(call.arguments)
-            if call.name == COMPLETE_TASK.name:
-                self._status = "completed"
-                answer = str(arguments.get("answer") or result.answer)
-                chat.add(current.name, answer)
-                return chat.result(self.pattern, answer, f"{current.name} completed the task")
-            if call.name == REQUEST_USER_INPUT.name:
-                await self.ask_human(
-                    chat, str(arguments.get("question") or "Can you tell me more?"), input.human
-                )
-                continue
-            handoffs += 1
-            if handoffs > input.max_handoffs:
-                raise ApplicationError(
-                    f"more than {input.max_handoffs} handoffs without completing the task",
-                    type="TooManyHandoffs",
-                )
-            target = call.name.removeprefix("transfer_to_")
-            chat.add("manager", f"{current.name} handed off to {target}")
-            current = input.agent(target)
+        with self._reporting():
+            chat = self._start(input)
+            current = input.agent(input.start or input.agents[0].name)
+            handoffs = 0
+            while True:
+                if chat.round >= input.max_rounds:
+                    raise ApplicationError(
+                        f"the task was not completed within {input.max_rounds} rounds",
+                        type="HandoffRoundLimit",
+                    )
+                chat.round += 1
+                targets = [input.agent(n) for n in input.routes.get(current.name, [])]
+                tools = [*(_transfer_tool(t) for t in targets), COMPLETE_TASK, REQUEST_USER_INPUT]
+                result = await chat.turn(current, control_tools=tools)
+                call = result.control
+                if call is None:  # answered without calling a control tool: that answer is final
+                    self._status = "completed"
+                    return chat.result(self.pattern, result.answer, f"{current.name} answered")
+                arguments = _arguments(call.arguments)
+                if call.name == COMPLETE_TASK.name:
+                    self._status = "completed"
+                    answer = str(arguments.get("answer") or result.answer)
+                    chat.add(current.name, answer)
+                    return chat.result(self.pattern, answer, f"{current.name} completed the task")
+                if call.name == REQUEST_USER_INPUT.name:
+                    await self.ask_human(
+                        chat, str(arguments.get("question") or "Can you tell me more?"), input.human
+                    )
+                    continue
+                handoffs += 1
+                if handoffs > input.max_handoffs:
+                    raise ApplicationError(
+                        f"more than {input.max_handoffs} handoffs without completing the task",
+                        type="TooManyHandoffs",
+                    )
+                target = call.name.removeprefix("transfer_to_")
+                chat.add("manager", f"{current.name} handed off to {target}")
+                current = input.agent(target)
 
 
 def _arguments(text: str) -> dict:
@@ -274,37 +292,41 @@ class MagenticOrchestration(_Orchestration):
 
     @workflow.run
     async def run(self, input: MagenticInput) -> OrchestrationResult:
-        chat = self._start(input)
-        names = [a.name for a in input.agents]
-        await self._plan(chat, input, "Make a plan")
-        stalls = resets = 0
-        while chat.round < input.max_rounds:
-            chat.round += 1
-            ledger = await self._progress(chat, input, names)
-            if ledger is not None and ledger.is_request_satisfied:
-                answer = await self._final_answer(chat, input)
-                self._status = "completed"
-                return chat.result(self.pattern, answer, f"{input.manager.name} found the request satisfied")
-            if ledger is None or ledger.is_in_loop or not ledger.is_progress_being_made:
-                stalls += 1
-                if stalls > input.max_stalls:
-                    resets += 1
-                    if resets > input.max_resets:
-                        raise ApplicationError(
-                            f"no progress after {input.max_resets} re-plans (max_resets)",
-                            type="MagenticStalled",
-                        )
-                    stalls = 0
-                    await self._plan(chat, input, "The team is stuck. Make a new plan")
+        with self._reporting():
+            chat = self._start(input)
+            names = [a.name for a in input.agents]
+            await self._plan(chat, input, "Make a plan")
+            stalls = resets = 0
+            while chat.round < input.max_rounds:
+                chat.round += 1
+                ledger = await self._progress(chat, input, names)
+                if ledger is not None and ledger.is_request_satisfied:
+                    answer = await self._final_answer(chat, input)
+                    self._status = "completed"
+                    return chat.result(
+                        self.pattern, answer, f"{input.manager.name} found the request satisfied"
+                    )
+                if ledger is None or ledger.is_in_loop or not ledger.is_progress_being_made:
+                    stalls += 1
+                    if stalls > input.max_stalls:
+                        resets += 1
+                        if resets > input.max_resets:
+                            raise ApplicationError(
+                                f"no progress after {input.max_resets} re-plans (max_resets)",
+                                type="MagenticStalled",
+                            )
+                        stalls = 0
+                        await self._plan(chat, input, "The team is stuck. Make a new plan")
+                        continue
+                if ledger is None:
                     continue
-            if ledger is None:
-                continue
-            await chat.turn(
-                input.agent(ledger.next_speaker), instruction=f"{input.manager.name}: {ledger.instruction}"
+                await chat.turn(
+                    input.agent(ledger.next_speaker),
+                    instruction=f"{input.manager.name}: {ledger.instruction}",
+                )
+            raise ApplicationError(
+                f"the request was not satisfied within {input.max_rounds} rounds", type="MagenticRoundLimit"
             )
-        raise ApplicationError(
-            f"the request was not satisfied within {input.max_rounds} rounds", type="MagenticRoundLimit"
-        )
 
     async def _plan(self, chat: Chat, input: MagenticInput, ask: str) -> None:
         roster = "\n".join(f"- {a.name}: {a.description}" for a in input.agents)

@@ -56,7 +56,8 @@ class Chat:
     ) -> AgentRunResult:
         """`agent` takes its turn (LLM and tool calls as activities); its answer joins the transcript.
 
-        A failure after the agent's retries ends the run with an error naming agent and round.
+        A failure after the agent's retries, or an agent out of turns, ends the run with
+        `AgentFailed`, naming agent and round.
         """
         started = workflow.now()
         workflow.set_current_details(f"round {self.round}: {agent.name} is working")
@@ -68,11 +69,13 @@ class Chat:
                 label=f"round {self.round}",
                 control_tools=control_tools,
             )
-        except ActivityError as e:
+        except (ActivityError, ApplicationError) as e:
+            # An LLM call that failed after its retries, or the agent out of turns (AgentTurnLimit).
             if is_cancelled_exception(e):  # the run is being cancelled, not failing
                 raise
+            why = e.message if isinstance(e, ApplicationError) else e.cause or e
             raise ApplicationError(
-                f"agent {agent.name} failed in round {self.round}: {e.cause or e}",
+                f"agent {agent.name} failed in round {self.round}: {why}",
                 type="AgentFailed",
                 non_retryable=True,
             ) from e

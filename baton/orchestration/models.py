@@ -16,7 +16,7 @@ from ..agents.spec import AgentSpec
 from ..llm.messages import Usage
 
 Pattern = Literal["sequential", "concurrent", "group-chat", "handoff", "magentic"]
-Status = Literal["running", "waiting_for_input", "completed", "failed"]
+Status = Literal["running", "waiting_for_input", "completed", "failed", "cancelled"]
 
 
 class ChatTurn(BaseModel):
