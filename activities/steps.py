@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -15,6 +13,8 @@ from temporalio.exceptions import ApplicationError
 from baton.process.compiler import resolve_step_class
 from baton.process.runtime import RUN_STEP_ACTIVITY, EmittedEventData, StepInvocation, StepOutcome
 from baton.process.step import ProcessStep, StepContext
+
+from .heartbeat import heartbeating
 
 
 class StepActivities:
@@ -42,16 +42,11 @@ class StepActivities:
             except ValidationError as e:
                 raise _invalid(f"input {name!r} of {where} is invalid: {_describe(e)}") from e
         instance = step_class(state)
-        info = activity.info()
-        ctx = StepContext(invocation.process_name, invocation.step, attempt=info.attempt)
-        keep_alive = (
-            asyncio.create_task(_heartbeat(info.heartbeat_timeout)) if info.heartbeat_timeout else None
-        )
-        try:
+        ctx = StepContext(invocation.process_name, invocation.step, attempt=activity.info().attempt)
+        # Step code need not heartbeat: a dead worker is noticed within the heartbeat timeout, and
+        # a cancelled process cancels its running steps.
+        async with heartbeating():
             result = await getattr(instance, invocation.function)(ctx, **args)
-        finally:
-            if keep_alive is not None:
-                keep_alive.cancel()
         return StepOutcome(
             result=to_jsonable_python(result),
             events=[EmittedEventData(name=e.name, data=to_jsonable_python(e.data)) for e in ctx.emitted],
@@ -78,14 +73,6 @@ class StepActivities:
         if invocation.function not in step_class.step_functions():
             raise _invalid(f"{invocation.ref} has no step function {invocation.function!r}")
         return step_class
-
-
-async def _heartbeat(timeout: timedelta) -> None:
-    """Heartbeat while the step function runs, so that a dead worker is noticed within `timeout`
-    (and a cancelled process cancels its running steps), without step code having to call it."""
-    while True:
-        await asyncio.sleep(timeout.total_seconds() / 3)
-        activity.heartbeat()
 
 
 def _describe(error: ValidationError) -> str:

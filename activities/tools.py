@@ -1,4 +1,5 @@
-"""The `baton.run_tool` activity: one tool call an agent's model asked for."""
+"""The `baton.run_tool` activity: one tool call an agent's model asked for, heartbeating while it
+runs, so cancelling the run stops the tool and a lost worker's call is tried again elsewhere."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from temporalio import activity
 
 from baton.agents.runtime import RUN_TOOL_ACTIVITY, ToolInvocation, ToolOutcome
 from baton.agents.tools import ToolArgumentsInvalid, get_tool
+
+from .heartbeat import heartbeating
 
 
 @activity.defn(name=RUN_TOOL_ACTIVITY)
@@ -16,6 +19,7 @@ async def run_tool(invocation: ToolInvocation) -> ToolOutcome:
     if tool is None:
         return ToolOutcome(content=f"Error: tool {call.name!r} is not available on this worker.", error=True)
     try:
-        return ToolOutcome(content=await tool.call(call.arguments))
+        async with heartbeating():
+            return ToolOutcome(content=await tool.call(call.arguments))
     except ToolArgumentsInvalid as e:
         return ToolOutcome(content=f"Error: {e}", error=True)

@@ -1,7 +1,9 @@
 """A real HTTP server that speaks the OpenAI chat-completions and Anthropic Messages protocols,
-with scripted faults: 429 with Retry-After, 5xx, hangs, malformed JSON, 4xx.
+with scripted faults: 429 with Retry-After, 5xx, hangs, malformed JSON, 4xx, and outages (every
+request fails for a while).
 
-Requests are recorded as received, so tests can inspect exactly what left Baton. Unscripted
+Requests are recorded as received, so tests can inspect exactly what left Baton; a hanging
+request whose client hangs up is recorded as abandoned. Unscripted
 requests get a default answer: `echo: <last user message>`, or a call of the first tool offered
 when the conversation has no tool result yet.
 """
@@ -9,6 +11,7 @@ when the conversation has no tool result yet.
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
 import time
@@ -71,6 +74,9 @@ class FakeLlmServer:
         """Seconds every unscripted answer waits, like a model thinking."""
         self.script: deque[Reply] = deque()
         self.received: list[Received] = []
+        self.abandoned: list[Received] = []
+        """Requests whose client hung up while the server was still thinking (a hang)."""
+        self._outage: tuple[float, Reply] | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         server = self
@@ -88,14 +94,21 @@ class FakeLlmServer:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+                received = Received(
+                    self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time()
+                )
                 with server._lock:
-                    server.received.append(
-                        Received(
-                            self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time()
-                        )
-                    )
-                    reply = server.script.popleft() if server.script else None
-                server._answer(self, body, reply or server._default(body, server.latency))
+                    server.received.append(received)
+                    if server._outage is not None and received.at < server._outage[0]:
+                        reply: Reply | None = server._outage[1]
+                    else:
+                        reply = server.script.popleft() if server.script else None
+                reply = reply or server._default(body, server.latency)
+                if reply.hang_seconds and not server._hang(self, reply.hang_seconds):
+                    with server._lock:
+                        server.abandoned.append(received)
+                    return
+                server._answer(self, body, reply)
 
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._http.daemon_threads = True
@@ -116,6 +129,12 @@ class FakeLlmServer:
         """Queue replies for the next requests, in order."""
         with self._lock:
             self.script.extend(replies)
+        return self
+
+    def outage(self, seconds: float, reply: Reply) -> FakeLlmServer:
+        """Answer every request with `reply` for the next `seconds`, then as before."""
+        with self._lock:
+            self._outage = (time.time() + seconds, reply)
         return self
 
     def calls(self, path_suffix: str = "") -> list[Received]:
@@ -142,9 +161,21 @@ class FakeLlmServer:
             content = " ".join(str(b.get("content", b.get("text", ""))) for b in content)
         return Reply(content=f"echo: {content}", hang_seconds=latency)
 
+    def _hang(self, handler: BaseHTTPRequestHandler, seconds: float) -> bool:
+        """Think for `seconds`, watching the connection; False if the client hung up first."""
+        connection, deadline = handler.connection, time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not self._stopping.is_set():
+            readable, _, _ = select.select([connection], [], [], min(left, 0.05))
+            if readable:
+                try:
+                    if not connection.recv(1, socket.MSG_PEEK):
+                        return False
+                except OSError:
+                    return False
+                time.sleep(min(left, 0.05))  # more bytes from a live client: keep thinking
+        return True
+
     def _answer(self, handler: BaseHTTPRequestHandler, body: dict[str, Any], reply: Reply) -> None:
-        if reply.hang_seconds:
-            self._stopping.wait(reply.hang_seconds)
         if reply.status != 200:
             payload = json.dumps({"error": {"message": reply.error, "type": "scripted"}}).encode()
             self._send(handler, reply.status, payload, "application/json", reply.headers)

@@ -7,9 +7,16 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from baton.agents import AgentDefinitionError, AgentNotFound, AgentRegistry, AgentSpec, load_agent_file
+from baton.agents import (
+    AgentDefinitionError,
+    AgentNotFound,
+    AgentRegistry,
+    AgentSpec,
+    LlmRetryOptions,
+    load_agent_file,
+)
 from baton.agents.tools import get_tool, tool
-from baton.process import ProcessBuilder, ProcessDefinitionError, load_process
+from baton.process import ProcessBuilder, ProcessDefinitionError, RetryOptions, load_process
 from baton.settings import EXAMPLE_AGENTS, BatonSettings
 from baton.testing import ProcessEnvironment
 from examples.document_generation.process import process as document_generation
@@ -49,6 +56,40 @@ def test_agent_file_errors_name_the_file_and_every_field(tmp_path: Path) -> None
     for field in ("name:", "instructions:", "model:", "temperature:", "colour:"):
         assert field in message
     assert "provider:model" in message
+
+
+def test_an_agent_file_sets_how_long_llm_calls_ride_out_an_outage(tmp_path: Path) -> None:
+    path = tmp_path / "patient.yaml"
+    path.write_text(
+        "name: Patient\ninstructions: Wait it out.\n"
+        "retry: {window_seconds: 86400, maximum_interval_seconds: 600}\n"
+    )
+
+    retry = load_agent_file(path).retry
+
+    assert retry.window.total_seconds() == 86400
+    assert retry.policy().maximum_interval is not None
+    assert retry.policy().maximum_interval.total_seconds() == 600
+    assert retry.policy().initial_interval.total_seconds() == 2  # the seed's fast tries come first
+
+
+def test_a_retry_window_too_short_for_one_attempt_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "hasty.yaml"
+    path.write_text("name: Hasty\ninstructions: Hurry.\ntimeout_seconds: 120\nretry: {window_seconds: 60}\n")
+
+    with pytest.raises(
+        AgentDefinitionError, match=r"retry.window_seconds \(60.0\) is shorter than timeout_seconds"
+    ):
+        load_agent_file(path)
+
+
+def test_step_retry_options_given_to_an_agent_keep_the_long_window() -> None:
+    spec = AgentSpec(
+        name="A", instructions="x", retry=RetryOptions(initial_interval_seconds=0.5, max_attempts=2)
+    )
+
+    assert spec.retry.initial_interval_seconds == 0.5 and spec.retry.max_attempts == 2
+    assert spec.retry.window == LlmRetryOptions().window
 
 
 def test_an_unknown_agent_lists_the_known_ones() -> None:

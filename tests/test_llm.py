@@ -4,27 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.llm import LlmActivities, llm_activities
+from activities.llm.breaker import RedisBreakerStore
 from activities.llm.errors import retry_after
-from baton.agents import AgentSpec, tool
+from baton.agents import AgentSpec, LlmRetryOptions, tool
 from baton.llm import ChatMessage, LlmRequest
-from baton.process.model import RetryOptions
 from baton.settings import BatonSettings
 from baton.testing import ProcessEnvironment
 from tests.llm_server import FakeLlmServer, Reply
 
-FAST_RETRY = RetryOptions(initial_interval_seconds=0.1, maximum_interval_seconds=1)
+FAST_RETRY = LlmRetryOptions(initial_interval_seconds=0.1, maximum_interval_seconds=1)
 REDIS_URL = "redis://127.0.0.1:6379/0"
 COUNTED = [("l1", "hit"), ("l1", "miss"), ("l2", "hit"), ("l2", "miss")]
 
@@ -71,6 +72,26 @@ def agent(**fields: Any) -> AgentSpec:
             **fields,
         }
     )
+
+
+async def eventually(condition: Callable[[], object], within: float = 30) -> None:
+    """Wait until `condition()` is true; fail (not hang) if it is not within `within` seconds."""
+
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(poll(), within)
+
+
+async def attempts(handle: WorkflowHandle[Any, Any]) -> list[int]:
+    """The attempt each finished activity of a run ended on, from the run's history."""
+    history = await handle.fetch_history()
+    return [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    ]
 
 
 def request(text: str = "hello", **fields: Any) -> LlmRequest:
@@ -175,25 +196,50 @@ def test_retry_after_is_read_safely(headers: dict[str, str], seconds: float | No
 async def slow_lookup(seconds: float) -> str:
     """Looks something up, slowly."""
     SLOW_TOOL_STARTED.set()
-    await asyncio.sleep(seconds)
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        SLOW_TOOL_CANCELLED.set()
+        raise
     return "found"
 
 
-SLOW_TOOL_STARTED = asyncio.Event()
+SLOW_TOOL_STARTED, SLOW_TOOL_CANCELLED = asyncio.Event(), asyncio.Event()
 
 
-async def test_cancelling_during_a_tool_call_cancels_the_run(
+async def test_cancelling_during_a_tool_call_cancels_the_run_and_the_tool(
     agents: ProcessEnvironment, server: FakeLlmServer
 ) -> None:
     SLOW_TOOL_STARTED.clear()
-    server.then(Reply.call("slow_lookup", seconds=30))
-    handle = await agents.client.start_agent(agent(tools=["slow_lookup"]), "look it up")
+    SLOW_TOOL_CANCELLED.clear()
+    server.then(Reply.call("slow_lookup", seconds=120))
+    handle = await agents.client.start_agent(agent(tools=["slow_lookup"], heartbeat_seconds=1), "look it up")
     await asyncio.wait_for(SLOW_TOOL_STARTED.wait(), 30)
     await handle.cancel()
     with pytest.raises(WorkflowFailureError) as failure:
         await handle.result()
     assert isinstance(failure.value.cause, CancelledError)
+    # The tool itself was stopped, not left running for its two minutes.
+    await asyncio.wait_for(SLOW_TOOL_CANCELLED.wait(), 30)
     assert len(server.calls()) == 1  # the model was not asked again with a "tool failed" message
+
+
+async def test_cancelling_during_an_llm_call_hangs_up_on_the_provider(
+    temporal: WorkflowEnvironment, llm_settings: BatonSettings, server: FakeLlmServer
+) -> None:
+    patient = llm_settings.model_copy(update={"llm_timeout_seconds": 120.0})
+    server.then(Reply.hang(120))
+    async with ProcessEnvironment(settings=patient, client=temporal.client) as env:
+        handle = await env.client.start_agent(agent(heartbeat_seconds=1), "think hard")
+        await eventually(server.calls)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        assert isinstance(failure.value.cause, CancelledError)
+        # The call in flight was cancelled too: Baton closed the connection instead of waiting
+        # two minutes for an answer nobody will read (and paying for its tokens).
+        await eventually(lambda: server.abandoned)
+    assert server.abandoned == server.calls()
 
 
 async def test_azure_openai_uses_the_deployment_and_api_version(
@@ -276,18 +322,77 @@ async def test_5xx_hangs_and_malformed_answers_are_retried(
     assert len(server.calls()) == 4
 
 
-async def test_server_errors_fail_the_run_after_three_attempts(
+async def test_six_seconds_of_server_errors_delay_the_agent_instead_of_failing_it(
     agents: ProcessEnvironment, server: FakeLlmServer
 ) -> None:
-    server.then(*[Reply.fail(500, "model overloaded")] * 3)
+    # The default policy: the seed's three fast tries (0, 2 and 6 s) fall inside the outage; the
+    # fourth, 8 s later, finds the provider back.
+    server.outage(6.5, Reply.fail(503, "upstream overloaded"))
+
+    result = await agents.client.run_agent(agent(retry=LlmRetryOptions()), "still there?")
+
+    assert result.answer == "echo: still there?"
+    assert len(server.calls()) == 4
+
+
+def test_the_default_llm_retry_policy_backs_off_to_a_cap_for_hours() -> None:
+    retry = LlmRetryOptions()
+    policy = retry.policy()
+    assert (policy.initial_interval.total_seconds(), policy.backoff_coefficient) == (2.0, 2.0)
+    assert policy.maximum_interval is not None and policy.maximum_interval.total_seconds() == 300
+    assert policy.maximum_attempts == 0  # unlimited: the window bounds the retries
+    assert retry.window.total_seconds() == 6 * 3600
+
+
+async def test_server_errors_fail_the_run_once_the_retry_window_has_passed(
+    agents: ProcessEnvironment, server: FakeLlmServer
+) -> None:
+    server.outage(120, Reply.fail(500, "model overloaded"))
+    short_window = FAST_RETRY.model_copy(update={"maximum_interval_seconds": 0.5, "window_seconds": 5})
 
     with pytest.raises(WorkflowFailureError) as failure:
-        await agents.client.run_agent(agent(), "doomed")
+        await agents.client.run_agent(agent(retry=short_window, timeout_seconds=2), "doomed")
 
-    assert len(server.calls()) == 3
-    cause = failure.value.cause.cause
+    assert len(server.calls()) > 3  # retried past the seed's three tries, until the window closed
+    cause = failure.value.cause
+    while not isinstance(cause, ApplicationError) and cause is not None:
+        cause = cause.cause
     assert isinstance(cause, ApplicationError) and cause.type == "ProviderUnavailable"
     assert "500" in cause.message and "model overloaded" in cause.message
+
+
+async def test_failures_that_open_the_breaker_are_retried_when_it_half_opens(
+    agents: ProcessEnvironment, server: FakeLlmServer
+) -> None:
+    # Five failures open the breaker, two probes fail and reopen it, the third probe succeeds.
+    server.then(*[Reply.fail(503)] * 7)
+    handle = await agents.client.start_agent(agent(), "flaky")
+
+    assert (await handle.result()).answer == "echo: flaky"
+    # Every attempt reached the provider: none was spent failing fast at the open breaker.
+    assert await attempts(handle) == [len(server.calls())] == [8]
+
+
+async def test_a_call_that_meets_an_open_breaker_waits_for_it_to_half_open(
+    temporal: WorkflowEnvironment, llm_settings: BatonSettings, server: FakeLlmServer
+) -> None:
+    shared = llm_settings.model_copy(update={"redis_url": REDIS_URL})
+    redis = Redis.from_url(REDIS_URL)
+    breaker = RedisBreakerStore(redis)
+    endpoint = llm_settings.openai_base_url
+    try:
+        await breaker.close(endpoint)
+        async with ProcessEnvironment(settings=shared, client=temporal.client) as env:
+            # Opened by other calls, for 2 s: at the 0.1-1 s backoff of `agent()`, about five
+            # attempts would fail fast if the first did not wait for the half-open probe.
+            await breaker.open(endpoint, time.time() + 2)
+            handle = await env.client.start_agent(agent(max_turns=1), "after the outage")
+            assert (await handle.result()).answer == "echo: after the outage"
+        assert len(server.calls()) == 1
+        assert await attempts(handle) == [2]  # one attempt met the breaker, the next was the probe
+    finally:
+        await breaker.close(endpoint)
+        await redis.aclose()
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404])

@@ -138,12 +138,15 @@ class CircuitBreaker:
         await self.store.close(endpoint)
         CIRCUIT_STATE.labels(endpoint).set(CLOSED)
 
-    async def record_failure(self, endpoint: str) -> None:
-        """Count a failure; at the threshold, or when a probe fails, open the breaker."""
+    async def record_failure(self, endpoint: str) -> timedelta | None:
+        """Count a failure; at the threshold, or when a probe fails, open the breaker and return
+        how long until it half-opens (the earliest a retry can get through)."""
         probing = await self.store.open_until(endpoint) is not None
         if probing or await self.store.add_failure(endpoint) >= self.failures:
             await self.store.open(endpoint, self.clock() + self.open_seconds)
             CIRCUIT_STATE.labels(endpoint).set(OPEN)
+            return timedelta(seconds=self.open_seconds)
+        return None
 
 
 def _circuit_open(endpoint: str, delay_seconds: float) -> ApplicationError:

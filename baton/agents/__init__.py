@@ -2,7 +2,7 @@
 
 from .registry import AgentDefinitionError, AgentNotFound, AgentRegistry, load_agent_file
 from .runtime import AgentRunResult
-from .spec import AgentSpec
+from .spec import AgentSpec, LlmRetryOptions
 from .tools import tool
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "AgentRegistry",
     "AgentRunResult",
     "AgentSpec",
+    "LlmRetryOptions",
     "load_agent_file",
     "tool",
 ]

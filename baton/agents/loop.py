@@ -2,6 +2,12 @@
 
 Every LLM call and every tool call is its own activity, so a crash resumes after the last one
 that finished. A tool name the model invents is reported back to it and never executed.
+
+Both kinds of call heartbeat while they wait (`agent.heartbeat_seconds`): a lost worker's call is
+tried again elsewhere that soon, and cancelling a run reaches the call in flight, which stops
+waiting on the provider or the tool. LLM calls retry transient failures for `agent.retry.window`
+(see `LlmRetryOptions`); a tool is retried three times, 2^n s apart, and then its error goes back
+to the model, which may try another way.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from .spec import AgentSpec
 
 TOOL_TIMEOUT = timedelta(minutes=2)
 TOOL_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2), backoff_coefficient=2.0)
+"""Tools are user code: Baton cannot tell their outage from their bug, and the model is told of the
+failure after the seed's three tries, so a tool's failure never stalls an agent for long."""
 
 
 async def run_agent(
@@ -97,7 +105,8 @@ async def complete(
     summary: str,
     inline_tools: Sequence[ToolSpec] = (),
 ) -> LlmResponse:
-    """One LLM call for `agent` as an activity, with the agent's retry policy and timeout."""
+    """One LLM call for `agent` as an activity: each attempt limited by `agent.timeout_seconds`,
+    retried by `agent.retry.policy()` until `agent.retry.window` has passed since it was scheduled."""
     request = LlmRequest(
         model=agent.model,
         messages=messages,
@@ -116,7 +125,8 @@ async def complete(
         result_type=LlmResponse,
         task_queue=llm_queue,
         start_to_close_timeout=timedelta(seconds=agent.timeout_seconds),
-        heartbeat_timeout=timedelta(seconds=agent.heartbeat_seconds) if agent.stream else None,
+        schedule_to_close_timeout=agent.retry.window,
+        heartbeat_timeout=timedelta(seconds=agent.heartbeat_seconds),
         retry_policy=agent.retry.policy(),
         summary=summary,
     )
@@ -135,6 +145,7 @@ async def _run_tool(agent: AgentSpec, call: ToolCall, llm_queue: str, prefix: st
             result_type=ToolOutcome,
             task_queue=llm_queue,
             start_to_close_timeout=TOOL_TIMEOUT,
+            heartbeat_timeout=timedelta(seconds=agent.heartbeat_seconds),
             retry_policy=TOOL_RETRY,
             summary=f"{prefix}{agent.name} · tool {call.name}",
         )

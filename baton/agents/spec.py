@@ -6,11 +6,76 @@ end up as this model, which travels into workflows unchanged.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from temporalio.common import RetryPolicy
 
 from ..llm.messages import CachePolicy, validate_model_reference
 from ..retry import RetryOptions
 from ..security.pii import PiiPolicy
+
+DEFAULT_RETRY_WINDOW_SECONDS = 6 * 3600.0
+"""How long an LLM call keeps retrying a provider outage before the agent fails: hours, because
+provider outages last hours, and an outage must delay a run, not kill it."""
+
+
+class LlmRetryOptions(BaseModel):
+    """How an agent's LLM calls ride out provider failures: one Temporal retry policy.
+
+    Each delay is the one before times `backoff_coefficient`, from `initial_interval_seconds` up to
+    `maximum_interval_seconds`; attempts are unlimited until `window_seconds` have passed since the
+    call was first scheduled (Temporal's schedule-to-close timeout). With the defaults the seed's
+    three fast tries come first (at 0, 2 and 6 s), then 14, 30, 62, 126, 254 and 510 s, then one
+    every 5 minutes, for 6 hours: a provider back within a minute costs seconds, one back after an
+    hour costs at most 5 minutes more. Only transient failures are retried (429, 5xx, timeouts,
+    broken connections, malformed answers, an open circuit breaker), each at the delay the provider
+    asks for (`Retry-After`) when longer; a call that meets an open breaker waits until it
+    half-opens, so the breaker costs time, not retries. Rejected requests (400, 401, 403, 404) fail
+    at once.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    initial_interval_seconds: float = Field(2.0, gt=0, description="Delay before the first retry.")
+    backoff_coefficient: float = Field(2.0, ge=1, description="Each delay is the previous times this.")
+    maximum_interval_seconds: float = Field(
+        300.0, gt=0, description="Cap on one delay: how late, at most, the end of an outage is noticed."
+    )
+    window_seconds: float = Field(
+        DEFAULT_RETRY_WINDOW_SECONDS,
+        gt=0,
+        description="How long a call keeps retrying, from its first attempt; then the agent fails.",
+    )
+    max_attempts: int | None = Field(
+        None,
+        ge=1,
+        description="A cap on attempts, the first and any that met an open breaker included. "
+        "Unset by default: the window bounds retries.",
+    )
+
+    @model_validator(mode="after")
+    def _cap_not_below_first_delay(self) -> LlmRetryOptions:
+        if self.maximum_interval_seconds < self.initial_interval_seconds:
+            raise ValueError(
+                f"maximum_interval_seconds ({self.maximum_interval_seconds}) is below "
+                f"initial_interval_seconds ({self.initial_interval_seconds})"
+            )
+        return self
+
+    def policy(self) -> RetryPolicy:
+        """The Temporal retry policy of one LLM call; `window` bounds it as schedule-to-close."""
+        return RetryPolicy(
+            initial_interval=timedelta(seconds=self.initial_interval_seconds),
+            backoff_coefficient=self.backoff_coefficient,
+            maximum_interval=timedelta(seconds=self.maximum_interval_seconds),
+            maximum_attempts=self.max_attempts or 0,  # 0: unlimited
+        )
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(seconds=self.window_seconds)
 
 
 class AgentSpec(BaseModel):
@@ -43,12 +108,32 @@ class AgentSpec(BaseModel):
         False, description="Stream tokens from the provider, heartbeating while they arrive."
     )
     heartbeat_seconds: float = Field(
-        30.0, gt=0, description="While streaming: a call silent this long is presumed stuck and tried again."
+        30.0,
+        gt=0,
+        description="An LLM or tool call whose worker is silent this long is presumed lost and tried "
+        "again; calls heartbeat while they wait, so cancelling a run reaches them this soon. A "
+        "streamed call heartbeats only as tokens arrive: a stalled stream is tried again too.",
     )
-    retry: RetryOptions = Field(default_factory=RetryOptions)
+    retry: LlmRetryOptions = Field(default_factory=LlmRetryOptions)
     timeout_seconds: float = Field(120.0, gt=0, description="Limit on one LLM call attempt.")
 
     _check_model = field_validator("model")(validate_model_reference)
+
+    @field_validator("retry", mode="before")
+    @classmethod
+    def _from_step_retry(cls, value: Any) -> Any:
+        # Steps' `RetryOptions` name the same knobs; what one sets carries over, the rest keeps
+        # the LLM defaults (a long window, not three attempts).
+        return value.model_dump(exclude_unset=True) if isinstance(value, RetryOptions) else value
+
+    @model_validator(mode="after")
+    def _window_holds_an_attempt(self) -> AgentSpec:
+        if self.retry.window_seconds < self.timeout_seconds:
+            raise ValueError(
+                f"retry.window_seconds ({self.retry.window_seconds}) is shorter than timeout_seconds "
+                f"({self.timeout_seconds}): not even one attempt could run to its limit"
+            )
+        return self
 
     @field_validator("tools")
     @classmethod

@@ -1,0 +1,34 @@
+"""Heartbeats for activities whose work cannot heartbeat by itself (a step, a tool, an LLM call)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from temporalio import activity
+
+
+@asynccontextmanager
+async def heartbeating() -> AsyncIterator[None]:
+    """Heartbeat in the background while the block runs, if the activity has a heartbeat timeout.
+
+    Temporal hands a running activity its cancellation only in the answer to a heartbeat, and
+    notices a dead worker only when heartbeats stop: without them, cancelling a run never reaches
+    a call in flight, and a lost worker's call waits out its whole start-to-close timeout.
+    """
+    timeout = activity.info().heartbeat_timeout
+    if not timeout:
+        yield
+        return
+    beating = asyncio.create_task(_beat(timeout.total_seconds() / 3))
+    try:
+        yield
+    finally:
+        beating.cancel()
+
+
+async def _beat(every_seconds: float) -> None:
+    while True:
+        await asyncio.sleep(every_seconds)
+        activity.heartbeat()
