@@ -30,7 +30,6 @@ from baton.orchestration.models import (
 )
 from baton.persistence.db import engine_from_settings, session_factory
 from baton.persistence.definitions import DefinitionStore
-from baton.persistence.schema import Schema
 from baton.persistence.subjects import SubjectKeys
 from baton.process import EventAccepted, Process, ProcessResult, ProcessState
 from baton.process.runtime import (
@@ -40,9 +39,9 @@ from baton.process.runtime import (
     check_event,
     process_search_attributes,
 )
-from baton.security.keys import key_provider
+from baton.security.codec import subject_run_id
 from baton.settings import BatonSettings, get_settings
-from baton.temporal import connect
+from baton.temporal import ConfigurationError, connect, encryption_codec
 from workflows.agent import AgentWorkflow
 from workflows.process import ProcessWorkflow
 
@@ -96,7 +95,6 @@ class ProcessFinished(EventRejected):
 
 _REJECTIONS = {"UnknownEvent", "InvalidEventData", "ProcessFinished"}
 """Error types of a refused `send_event` update, whose details hold an `EventRejection`."""
-
 
 ResultT = TypeVar("ResultT")
 
@@ -220,7 +218,6 @@ class BatonClient:
         self._search_attributes = search_attributes
         self._engine: AsyncEngine | None = None
         self._agents: AgentRegistry | None = None
-        self._subjects: SubjectKeys | None = None
 
     @classmethod
     async def connect(cls, settings: BatonSettings | None = None) -> BatonClient:
@@ -250,10 +247,10 @@ class BatonClient:
         if rejection := check_event(process.compiled, event, to_jsonable_python(data)):
             raise EventRejected.of(rejection)
         workflow_id = process_workflow_id(process.name, key)
-        if data_subject is not None:
-            await self.subjects.register(workflow_id, data_subject)
         try:
-            handle = await self.temporal.start_workflow(
+            handle = await self._start(
+                workflow_id,
+                data_subject,
                 ProcessWorkflow.run,
                 ProcessInput(
                     process=process.compiled,
@@ -262,7 +259,6 @@ class BatonClient:
                     steps_queue=self.settings.steps_queue,
                     llm_queue=self.settings.llm_queue,
                 ),
-                id=workflow_id,
                 task_queue=self.settings.workflows_queue,
                 search_attributes=process_search_attributes(process.name)
                 if self._search_attributes
@@ -273,7 +269,7 @@ class BatonClient:
             )
         except WorkflowAlreadyStartedError as e:
             raise RunAlreadyExists(
-                f"a run {workflow_id} is already running; use another key, or get_run() to follow it"
+                f"a run {e.workflow_id} is already running; use another key, or get_run() to follow it"
             ) from e
         return ProcessRun(handle, self.settings, self.temporal.namespace)
 
@@ -283,13 +279,11 @@ class BatonClient:
         """Start one agent on `input`; `agent` is a spec, or the name of a registered agent.
         `data_subject`: as for `start_process`."""
         spec = self.agents[agent] if isinstance(agent, str) else agent
-        workflow_id = f"agent-{spec.name}-{uuid.uuid4()}"
-        if data_subject is not None:
-            await self.subjects.register(workflow_id, data_subject)
-        return await self.temporal.start_workflow(
+        return await self._start(
+            f"agent-{spec.name}-{uuid.uuid4()}",
+            data_subject,
             AgentWorkflow.run,
             AgentRunInput(agent=spec, input=input, llm_queue=self.settings.llm_queue),
-            id=workflow_id,
             task_queue=self.settings.workflows_queue,
             static_summary=f"agent {spec.name} ({spec.model})",
         )
@@ -304,13 +298,11 @@ class BatonClient:
         """Start an orchestration from its input model; `run_sequential` and friends build it.
         `data_subject`: as for `start_process`."""
         pattern, workflow_type = ORCHESTRATION_WORKFLOWS[type(input)]
-        workflow_id = f"{pattern}-{uuid.uuid4()}"
-        if data_subject is not None:
-            await self.subjects.register(workflow_id, data_subject)
-        handle = await self.temporal.start_workflow(
+        handle = await self._start(
+            f"{pattern}-{uuid.uuid4()}",
+            data_subject,
             workflow_type,
             input.model_copy(update={"llm_queue": self.settings.llm_queue}),
-            id=workflow_id,
             task_queue=self.settings.workflows_queue,
             result_type=OrchestrationResult,
             static_summary=f"{pattern}: {', '.join(a.name for a in input.agents)}",
@@ -427,10 +419,26 @@ class BatonClient:
 
     @property
     def subjects(self) -> SubjectKeys:
-        """Data subjects' keys: which runs hold whose data, and erasure."""
-        if self._subjects is None:
-            self._subjects = SubjectKeys(Schema(self._database()), key_provider(self.settings))
-        return self._subjects
+        """Data subjects' keys: which runs hold whose data, and erasure. The registry of this
+        client's data converter: one per process, shared with the codec and the workers."""
+        subjects = encryption_codec(self.temporal.data_converter).subjects
+        if subjects is None:
+            raise ConfigurationError("this client's data converter has no data-subject keys")
+        return subjects
+
+    async def _start(
+        self, workflow_id: str, data_subject: str | None, workflow: Any, arg: Any, **options: Any
+    ) -> Any:
+        """Start a workflow; with a data subject, under the subject-run ID (`<id>~ds`), bound to
+        the subject's key before anything is sealed, and unbound if the start is refused."""
+        if data_subject is None:
+            return await self.temporal.start_workflow(workflow, arg, id=workflow_id, **options)
+        binding = await self.subjects.register(subject_run_id(workflow_id), data_subject)
+        try:
+            return await self.temporal.start_workflow(workflow, arg, id=binding.workflow_id, **options)
+        except BaseException:
+            await self.subjects.unregister(binding)
+            raise
 
     def _database(self) -> AsyncEngine:
         if self._engine is None:
@@ -442,7 +450,6 @@ class BatonClient:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
-            self._subjects = None
 
     def get_run(self, workflow_id: str) -> ProcessRun:
         """A handle on an existing run, by workflow ID."""
