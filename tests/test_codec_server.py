@@ -343,6 +343,20 @@ async def test_bad_input_gets_a_4xx_naming_the_problem_on_every_database(
     assert refusal["action"] == "payload.decode.refused" and refusal["detail"]["status"] == status
 
 
+@pytest.mark.parametrize("run", [b"process-\xff\xfe", b"process-\x00", b"process-" + b"x" * 500])
+async def test_payloads_passed_through_are_returned_and_their_metadata_never_audited(
+    db_server: str, db_settings: BatonSettings, issuer: DevIssuer, run: bytes
+) -> None:
+    """Plain payloads (histories from before encryption) come back as they are; what their
+    metadata says is nobody's word, so it is neither read nor written to the audit log."""
+    caller = unique("alice")
+    plain = Payload(metadata={"encoding": b"json/plain", WORKFLOW: run}, data=b'"hello"')
+    response = await decode(db_server, body(plain), **bearer(issuer.issue(caller, ["Admin"])))
+    assert response.status_code == 200, response.text
+    assert plaintexts(response) == ["hello"]
+    assert await audit_rows(db_settings, actor=caller) == []
+
+
 async def test_offloaded_payloads_are_fetched_from_the_store_and_decrypted(
     db_server: str, db_settings: BatonSettings, issuer: DevIssuer
 ) -> None:
