@@ -49,7 +49,7 @@ async def wait_for_state(run: ProcessRun, predicate, timeout: float = 20.0) -> P
 
 
 async def start_unchecked(
-    env: ProcessEnvironment, process: Process, event: str, data: object, **options: object
+    env: ProcessEnvironment, process: Process, event: str, data: object, key: str = "", **options: object
 ) -> ProcessRun:
     """Start a run past the client's checks, with workflow options the client does not offer."""
     handle = await env.temporal.start_workflow(
@@ -57,7 +57,7 @@ async def start_unchecked(
         ProcessInput(
             process=process.compiled, event=event, data=data, steps_queue=env.settings.steps_queue, **options
         ),
-        id=f"process-{process.name}-{uuid.uuid4()}",
+        id=f"process-{process.name}-{key or uuid.uuid4()}",
         task_queue=env.settings.workflows_queue,
     )
     return env.client.get_run(handle.id)
