@@ -7,11 +7,16 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import re
 import secrets
+import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,6 +36,7 @@ from baton.settings import BatonSettings
 from baton.temporal import settings_converter
 from starter.devserver import codec_server
 from tests.oidc_issuer import OidcIssuer
+from tests.test_cli import REPO, baton_env
 from tests.test_cli import baton as baton_cli
 
 UI = "http://127.0.0.1:8233"
@@ -514,3 +520,36 @@ async def test_baton_token_prints_a_dev_issuer_access_token(
     assert jwt.get_unverified_header(token)["typ"] == "at+jwt"
     identity = await issuer.verifier().verify(token)
     assert identity.subject == "alice" and identity.roles == {"Admin", "Auditor"}
+
+
+async def test_baton_codec_server_hands_the_ui_its_endpoint_in_a_private_file(
+    settings: BatonSettings,
+) -> None:
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("baton")), "codec-server", "--port", str(port)]
+    server = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=baton_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        for line in server.stdout:  # it prints the file once it serves
+            found = re.search(r"--env-file (\S+)", line)
+            if found:
+                break
+        else:
+            pytest.fail(f"baton codec-server never named its environment file (status {server.wait()})")
+        env_file = Path(found.group(1))
+        assert env_file.stat().st_mode & 0o777 == 0o600
+        endpoint = json.loads(env_file.read_text())["env"]["default"]["ui-codec-endpoint"]
+        assert endpoint.rsplit("/", 1)[1] not in line  # the capability is not printed
+        response = await decode(endpoint, await encrypted_body(settings))
+        assert response.status_code == 200 and plaintexts(response) == [SECRET]
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(30)
+    assert server.returncode == 0 and not env_file.exists()
