@@ -23,9 +23,11 @@ serves `/dev/<capability>/decode|encode` for the dev user, to loopback clients a
 loopback name only (a DNS-rebinding page cannot use it). The capability is not a JWT and never
 works as a bearer token; it dies with the codec server. `baton dev` hands it to the UI in a
 Temporal CLI environment file (`--env-file`, mode 0600, deleted once the UI has read it), so it
-is on no command line and in no process listing. Why this and not a dev token: a signed token
-would be valid everywhere, for as long as it lives, wherever it leaks; the capability is
-worthless off this machine and after this process. Any local user who can open the local UI can
+is on no command line and in no process listing (the Temporal CLI reads any flag's default
+from such a file; it has no environment variable for `--ui-codec-endpoint`, and 1.9 ignores
+`TEMPORAL_ENV_FILE`, so the file's path, not its content, is on the command line). Why this and
+not a dev token: a signed token would be valid everywhere, for as long as it lives, wherever it
+leaks; the capability is worthless off this machine and after this process. Any local user who can open the local UI can
 read what it shows, as before: the embedded setup is for one person's machine.
 """
 
