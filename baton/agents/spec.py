@@ -28,12 +28,15 @@ class LlmRetryOptions(BaseModel):
     `maximum_interval_seconds`; attempts are unlimited until `window_seconds` have passed since the
     call was first scheduled (Temporal's schedule-to-close timeout). With the defaults the seed's
     three fast tries come first (at 0, 2 and 6 s), then 14, 30, 62, 126, 254 and 510 s, then one
-    every 5 minutes, for 6 hours: a provider back within a minute costs seconds, one back after an
-    hour costs at most 5 minutes more. Only transient failures are retried (429, 5xx, timeouts,
-    broken connections, malformed answers, an open circuit breaker), each at the delay the provider
-    asks for (`Retry-After`) when longer; a call that meets an open breaker waits until it
+    every 5 minutes, for 6 hours: the end of an outage is noticed at most as long after it as the
+    outage lasted, and never more than 5 minutes late. Only transient failures are retried (429, 5xx, timeouts,
+    broken connections, malformed answers, an open circuit breaker); a provider's `Retry-After`
+    sets the delay before the next attempt, and a call that meets an open breaker waits until it
     half-opens, so the breaker costs time, not retries. Rejected requests (400, 401, 403, 404) fail
     at once.
+
+    The window is a field of the agent, not a worker setting, because workflow code schedules the
+    call and must decide its timeouts deterministically from its input.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -54,6 +57,15 @@ class LlmRetryOptions(BaseModel):
         description="A cap on attempts, the first and any that met an open breaker included. "
         "Unset by default: the window bounds retries.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_empty_step_field(cls, data: Any) -> Any:
+        # Agents in runs started before they had their own retry options carry the steps' empty
+        # `non_retryable_errors`; what an LLM error means is decided where it arises, not here.
+        if isinstance(data, dict) and data.get("non_retryable_errors") == []:
+            return {k: v for k, v in data.items() if k != "non_retryable_errors"}
+        return data
 
     @model_validator(mode="after")
     def _cap_not_below_first_delay(self) -> LlmRetryOptions:
