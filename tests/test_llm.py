@@ -354,9 +354,9 @@ async def test_server_errors_fail_the_run_once_the_retry_window_has_passed(
         await agents.client.run_agent(agent(retry=short_window, timeout_seconds=2), "doomed")
 
     assert len(server.calls()) > 3  # retried past the seed's three tries, until the window closed
-    cause = failure.value.cause
-    while not isinstance(cause, ApplicationError) and cause is not None:
-        cause = cause.cause
+    cause: BaseException | None = failure.value  # the run failed with the provider's last answer
+    while cause is not None and not isinstance(cause, ApplicationError):
+        cause = cause.__cause__
     assert isinstance(cause, ApplicationError) and cause.type == "ProviderUnavailable"
     assert "500" in cause.message and "model overloaded" in cause.message
 
