@@ -94,14 +94,16 @@ async def assert_replays(histories: dict[str, str], converter: DataConverter) ->
         assert result.replay_failure is None, f"{workflow_id}: {result.replay_failure}"
 
 
-async def test_recorded_histories_replay() -> None:
+async def test_recorded_histories_replay(tmp_path: Path) -> None:
     """Histories committed under tests/histories still replay: workflow changes must not break them.
 
     Those recorded before payload encryption are plain; later ones are encrypted with the test
     keyring committed beside them (RECORDING_KEYS, test data only)."""
     histories = {f.stem: f.read_text() for f in sorted(HISTORIES.glob("*-recorded*.json"))}
     assert len(histories) == 14
-    await assert_replays(histories, data_converter(LiveKeyring(FileKeyProvider(RECORDING_KEYS))))
+    # A copy: reading a keyring written before the derivation secret upgrades the file.
+    keys = Path(shutil.copy(RECORDING_KEYS, tmp_path / "keyring.json"))
+    await assert_replays(histories, data_converter(LiveKeyring(FileKeyProvider(keys))))
 
 
 async def record_histories(env: ProcessEnvironment) -> dict[str, str]:

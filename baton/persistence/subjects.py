@@ -215,7 +215,7 @@ class SubjectKeys:
         await self._schema.ready()
         refs = {self.ref(subject), self._hash(subject.strip())}  # and as references were made before 0.2
         async with self._sessions() as session:
-            if session.bind.dialect.name == "postgresql":
+            if self._schema.engine.dialect.name == "postgresql":
                 await session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": _ERASURE_LOCK})
             rows = (await session.scalars(select(SubjectKeyRow).where(SubjectKeyRow.ref.in_(refs)))).all()
             live = [row for row in rows if row.wrapped_key is not None]

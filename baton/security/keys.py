@@ -331,6 +331,8 @@ def _new_key_id(existing: dict[str, bytes]) -> str:
 
 
 def _document(keyring: Keyring) -> dict[str, object]:
+    if keyring.derivation_secret is None:
+        raise KeySourceError("a keyring file must hold its derivation secret")
     return {
         "current": keyring.current,
         "keys": {k: base64.b64encode(v).decode() for k, v in keyring.keys.items()},
