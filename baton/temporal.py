@@ -196,13 +196,15 @@ def _read(path: Path | None) -> bytes | None:
     return path.read_bytes() if path else None
 
 
-async def connect_embedded(settings: BatonSettings, port: int = 7233) -> Client:
+async def connect_embedded(
+    settings: BatonSettings, port: int = 7233, converter: DataConverter | None = None
+) -> Client:
     """A client for the embedded dev server on this machine, whatever the environment says.
 
     A dev server that has just opened its port may still answer "Frontend is not healthy yet"
     for a moment: that is waited out (up to 10 s), any other failure is not.
     """
-    converter = settings_converter(settings, engine_from_settings(settings))
+    converter = converter or settings_converter(settings, engine_from_settings(settings))
     attempts = 0
     while True:
         try:

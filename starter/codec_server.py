@@ -49,18 +49,16 @@ from sqlalchemy import String
 from sqlalchemy.orm import InstrumentedAttribute
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.sdk.v1 import ExternalStorageReference
-from temporalio.converter import StorageDriverClaim, StorageDriverRetrieveContext
+from temporalio.converter import DataConverter, StorageDriverClaim, StorageDriverRetrieveContext
 
 from baton.persistence.db import engine_from_settings, session_factory
 from baton.persistence.models import AuditEventRow
 from baton.persistence.payloads import DatabasePayloadDriver, PayloadNotFound
-from baton.persistence.schema import Schema
-from baton.persistence.subjects import SubjectKeys
-from baton.security.codec import ENCODING, WORKFLOW, EncryptionCodec, PayloadDecryptionError
+from baton.security.codec import ENCODING, WORKFLOW, PayloadDecryptionError
 from baton.security.dev_issuer import DevIssuer
 from baton.security.jwt import Identity, JwtVerifier, OidcKeys, TokenError
-from baton.security.keys import LiveKeyring, key_provider
 from baton.settings import BatonSettings
+from baton.temporal import encryption_codec, payload_store, settings_converter
 
 DEV_USER = "dev"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
@@ -82,27 +80,35 @@ class Refused(HTTPException):
         self.caller = caller
 
 
-def create_app(settings: BatonSettings, verifier: JwtVerifier | None = None) -> FastAPI:
-    """The codec server for `settings`: their keys, their issuer (the dev issuer by default)."""
+def create_app(
+    settings: BatonSettings, verifier: JwtVerifier | None = None, converter: DataConverter | None = None
+) -> FastAPI:
+    """The codec server for `settings`: their keys, their issuer (the dev issuer by default).
+
+    `converter` is the process's data converter when the server runs beside a client and workers
+    (`baton dev`): its keyring, data-subject registry and payload store, never a second copy."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = engine_from_settings(settings)
+        serving, engine = converter, None
+        if serving is None:  # a codec server of its own (`baton codec-server`)
+            engine = engine_from_settings(settings)
+            serving = settings_converter(settings, engine)
         try:
-            schema = Schema(engine)
-            await schema.ready()  # the embedded SQLite migrates itself; PostgreSQL by `baton db upgrade`
+            store = payload_store(serving)
+            await (
+                store.schema.ready()
+            )  # the embedded SQLite migrates itself; PostgreSQL by `baton db upgrade`
             async with httpx.AsyncClient(timeout=10) as http:
                 app.state.verifier = verifier or _verifier(settings, http)
-                keys = LiveKeyring(key_provider(settings))
-                app.state.codec = EncryptionCodec(
-                    keys, settings.compress_above_bytes, SubjectKeys(schema, keys)
-                )
-                app.state.payload_store = DatabasePayloadDriver(schema)
-                app.state.sessions = session_factory(engine)
+                app.state.codec = encryption_codec(serving)
+                app.state.payload_store = store
+                app.state.sessions = session_factory(store.schema.engine)
                 app.state.codec_roles = settings.codec_roles
                 yield
         finally:
-            await engine.dispose()
+            if engine is not None:
+                await engine.dispose()
 
     app = FastAPI(title="Baton codec server", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(

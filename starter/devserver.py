@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from temporalio.converter import DataConverter
+
 from baton.security.jwt import JwtVerifier
 from baton.settings import BatonSettings
 from baton.temporal import SEARCH_ATTRIBUTES, dev_server_args, dev_server_path
@@ -138,15 +140,17 @@ async def codec_server(
     host: str = "127.0.0.1",
     port: int = CODEC_PORT,
     verifier: JwtVerifier | None = None,
+    converter: DataConverter | None = None,
 ) -> AsyncIterator[CodecServer]:
-    """Serve the codec server in this process for a block."""
+    """Serve the codec server in this process for a block; `converter`: the process's, to share
+    its keys and data-subject registry (see `create_app`)."""
     import uvicorn
 
     from starter.codec_server import create_app, dev_endpoint
 
     if port_open(host, port):
         raise RuntimeError(f"port {port} on {host} is taken: is another codec server running?")
-    app = create_app(settings, verifier)
+    app = create_app(settings, verifier, converter)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     try:
@@ -163,9 +167,9 @@ async def codec_server(
 
 
 @contextlib.asynccontextmanager
-async def dev_server_with_codec(settings: BatonSettings) -> AsyncIterator[str]:
-    """The dev server, with its UI wired to a codec server run in this process (the dev user's
-    endpoint, see starter/codec_server.py); yields the codec server's URL."""
-    async with codec_server(settings) as codec:
+async def dev_server_with_codec(settings: BatonSettings, converter: DataConverter) -> AsyncIterator[str]:
+    """The dev server, with its UI wired to a codec server run in this process on the process's
+    `converter` (the dev user's endpoint, see starter/codec_server.py); yields its URL."""
+    async with codec_server(settings, converter=converter) as codec:
         async with dev_server(settings.data_dir, ui_codec_endpoint=codec.dev_endpoint or codec.url):
             yield codec.url

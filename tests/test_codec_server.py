@@ -33,7 +33,8 @@ from baton.security.codec import SUBJECT, WORKFLOW
 from baton.security.dev_issuer import DEV_ISSUER, KEY_ID, DevIssuer
 from baton.security.jwt import UNVERIFIABLE
 from baton.settings import BatonSettings
-from baton.temporal import settings_converter
+from baton.temporal import encryption_codec, payload_store, settings_converter
+from starter.codec_server import create_app
 from starter.devserver import codec_server
 from tests.oidc_issuer import OidcIssuer
 from tests.test_cli import REPO, baton_env
@@ -553,3 +554,21 @@ async def test_baton_codec_server_hands_the_ui_its_endpoint_in_a_private_file(
         server.send_signal(signal.SIGINT)
         server.wait(30)
     assert server.returncode == 0 and not env_file.exists()
+
+
+async def test_beside_a_client_the_codec_server_shares_its_keys_and_subject_registry(
+    settings: BatonSettings,
+) -> None:
+    """`baton dev` runs the codec server, a client and workers in one process: one keyring and
+    one data-subject registry for all, so an erasure or a rotation reaches them together."""
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        converter = settings_converter(settings, engine)
+        app = create_app(settings, converter=converter)
+        async with app.router.lifespan_context(app):
+            codec = app.state.codec
+            assert codec is encryption_codec(converter)
+            assert codec.subjects is encryption_codec(converter).subjects
+            assert app.state.payload_store is payload_store(converter)
+    finally:
+        await engine.dispose()

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from baton.persistence.db import create_engine
 from baton.settings import BatonSettings
-from baton.temporal import connect_embedded, ensure_search_attributes
+from baton.temporal import connect_embedded, ensure_search_attributes, settings_converter
 from examples.document_generation.process import process as document_generation
 from starter.client import BatonClient
 from starter.devserver import GRPC_PORT, UI_PORT, dev_server_with_codec, port_open
@@ -45,8 +45,9 @@ async def test_the_ui_shows_decrypted_payloads_to_a_signed_in_admin(
 ) -> None:
     if port_open("127.0.0.1", GRPC_PORT):
         pytest.fail("port 7233 is taken by another Temporal; this test runs Baton's dev setup on it")
-    async with dev_server_with_codec(settings):
-        client = await connect_embedded(settings, GRPC_PORT)
+    converter = settings_converter(settings, create_engine(settings.resolved_database_url))
+    async with dev_server_with_codec(settings, converter):
+        client = await connect_embedded(settings, GRPC_PORT, converter)
         await ensure_search_attributes(client)
         async with running_workers(client, settings):
             run = await BatonClient(client, settings).start_process(

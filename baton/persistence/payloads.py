@@ -46,7 +46,7 @@ class DatabasePayloadDriver(StorageDriver):
     """Stores (encrypted) payloads in the `stored_payloads` table of the app database."""
 
     def __init__(self, schema: Schema) -> None:
-        self._schema = schema
+        self.schema = schema
         self._sessions = async_sessionmaker(schema.engine, expire_on_commit=False)
 
     def name(self) -> str:
@@ -55,7 +55,7 @@ class DatabasePayloadDriver(StorageDriver):
     async def store(
         self, context: StorageDriverStoreContext, payloads: Sequence[Payload]
     ) -> list[StorageDriverClaim]:
-        await self._schema.ready()
+        await self.schema.ready()
         claims, rows = [], {}
         for payload in payloads:
             data = payload.SerializeToString(deterministic=True)
@@ -91,7 +91,7 @@ class DatabasePayloadDriver(StorageDriver):
     async def retrieve(
         self, context: StorageDriverRetrieveContext, claims: Sequence[StorageDriverClaim]
     ) -> list[Payload]:
-        await self._schema.ready()
+        await self.schema.ready()
         digests = [claim.claim_data["digest"] for claim in claims]
         async with self._sessions() as session:
             rows = {
@@ -118,7 +118,7 @@ class DatabasePayloadDriver(StorageDriver):
 
         `history_exists(workflow_id)` asks Temporal (see `baton.temporal.history_exists`). Entries
         younger than `SWEEP_GRACE`, and entries without a run, are kept."""
-        await self._schema.ready()
+        await self.schema.ready()
         cutoff = datetime.now(UTC) - SWEEP_GRACE
         async with self._sessions() as session:
             runs = (

@@ -15,7 +15,7 @@ from baton.persistence.definitions import DefinitionStore
 from baton.persistence.migrate import upgrade
 from baton.process import ProcessState, load_process
 from baton.settings import BatonSettings
-from baton.temporal import connect_embedded, ensure_search_attributes
+from baton.temporal import connect_embedded, ensure_search_attributes, settings_converter
 from examples.document_generation import process as document_generation
 from starter.cli.progress import follow_run, print_output
 from starter.cli.terminal import until_stopped
@@ -48,15 +48,17 @@ async def run_demo(console: Console, settings: BatonSettings) -> int:
 
     async with contextlib.AsyncExitStack() as stack:
         codec_url: str | None = None
+        # One converter: the codec server, the client and the workers share keys and subject keys.
+        converter = settings_converter(settings, engine_from_settings(settings))
         if port_open("127.0.0.1", GRPC_PORT):
             console.print("[green]✓[/] using the Temporal already running on 127.0.0.1:7233")
         else:
             console.print("starting the Temporal dev server (UI on 127.0.0.1:8233)…")
-            codec_url = await stack.enter_async_context(dev_server_with_codec(settings))
+            codec_url = await stack.enter_async_context(dev_server_with_codec(settings, converter))
             console.print(
                 f"[green]✓[/] Temporal dev server is up; its UI decrypts payloads through {codec_url}"
             )
-        client = await connect_embedded(settings, GRPC_PORT)
+        client = await connect_embedded(settings, GRPC_PORT, converter)
         await ensure_search_attributes(client)
         await stack.enter_async_context(running_workers(client, settings))
         console.print("[green]✓[/] worker started on all queues")

@@ -208,14 +208,17 @@ async def _worker(args: argparse.Namespace) -> int:
 
 
 async def _dev(args: argparse.Namespace) -> int:
-    from baton.temporal import connect_embedded
+    from baton.temporal import connect_embedded, settings_converter
     from starter.devserver import GRPC_PORT, dev_server_with_codec
     from workers.worker import running_workers
 
     settings = get_settings()
     await _db_upgrade(args)
-    async with dev_server_with_codec(settings) as codec_url:
-        client = await connect_embedded(settings, GRPC_PORT)
+    # One converter, so the codec server, the client and the workers share one keyring and one
+    # data-subject registry.
+    converter = settings_converter(settings, engine_from_settings(settings))
+    async with dev_server_with_codec(settings, converter) as codec_url:
+        client = await connect_embedded(settings, GRPC_PORT, converter)
         async with running_workers(client, settings):
             console.print(
                 f"[bold]Temporal UI[/]  {settings.temporal_ui_url} (payloads decrypted by the codec server)"
