@@ -60,7 +60,9 @@ class TtlLru:
 
 
 class ResponseCache:
-    def __init__(self, keyring: LiveKeyring, *, max_entries: int, ttl: float, redis: Redis | None = None) -> None:
+    def __init__(
+        self, keyring: LiveKeyring, *, max_entries: int, ttl: float, redis: Redis | None = None
+    ) -> None:
         self.l1 = TtlLru(max_entries, ttl)
         self.redis = redis
         self.ttl = ttl
