@@ -43,7 +43,7 @@ class BatonSettings(BaseSettings):
         pattern=r"^(?i:DEBUG|INFO|WARNING|ERROR|CRITICAL)$",
         description="Log level of the `baton` command and its workers; PII is masked in every line.",
     )
-    database_url: str | None = Field(
+    database_url: SecretStr | None = Field(
         None,
         description="SQLAlchemy async URL of the app database, e.g. "
         "postgresql+asyncpg://user@host/db. Default: SQLite under data_dir.",
@@ -56,7 +56,7 @@ class BatonSettings(BaseSettings):
     temporal_tls_cert: Path | None = Field(None, description="Client certificate (PEM) for mTLS.")
     temporal_tls_key: Path | None = Field(None, description="Client private key (PEM) for mTLS.")
     temporal_tls_ca: Path | None = Field(None, description="CA bundle (PEM) that signs the server.")
-    temporal_api_key: str | None = Field(None, description="API key, for Temporal Cloud.", repr=False)
+    temporal_api_key: SecretStr | None = Field(None, description="API key, for Temporal Cloud.")
     temporal_ui_url: str = Field("http://127.0.0.1:8233", description="Base URL of the Temporal UI.")
 
     workflows_queue: str = Field("baton-workflows", min_length=1)
@@ -86,17 +86,17 @@ class BatonSettings(BaseSettings):
     openai_base_url: str = Field(
         "https://api.openai.com/v1", description="OpenAI-compatible endpoint (`openai:` models)."
     )
-    openai_api_key: str | None = Field(None, repr=False)
+    openai_api_key: SecretStr | None = None
     azure_openai_endpoint: str | None = Field(
         None, description="https://NAME.openai.azure.com; `azure:DEPLOYMENT` models use it."
     )
-    azure_openai_api_key: str | None = Field(None, repr=False)
+    azure_openai_api_key: SecretStr | None = None
     azure_openai_api_version: str = "2024-10-21"
     ollama_base_url: str = Field("http://127.0.0.1:11434/v1", description="Ollama's OpenAI-compatible API.")
     vllm_base_url: str = Field("http://127.0.0.1:8000/v1", description="vLLM's OpenAI-compatible API.")
-    vllm_api_key: str | None = Field(None, repr=False)
+    vllm_api_key: SecretStr | None = None
     anthropic_base_url: str = "https://api.anthropic.com"
-    anthropic_api_key: str | None = Field(None, repr=False)
+    anthropic_api_key: SecretStr | None = None
     llm_timeout_seconds: float = Field(120, gt=0, description="Longest one LLM call may take.")
     llm_rate_limit: float | None = Field(
         None, gt=0, description="LLM calls started per second across the whole LLM queue (all workers)."
@@ -107,7 +107,7 @@ class BatonSettings(BaseSettings):
     )
     breaker_open_seconds: float = Field(30, gt=0, description="How long an open breaker fails fast.")
 
-    redis_url: str | None = Field(
+    redis_url: SecretStr | None = Field(
         None, description="redis://host:port/db: the L2 response cache and shared breaker state."
     )
     cache_ttl_seconds: float = Field(3600, gt=0, description="How long a cached LLM response stays valid.")
@@ -168,7 +168,9 @@ class BatonSettings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'baton.db'}"
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite+aiosqlite:///{self.data_dir / 'baton.db'}"
 
     @property
     def keyring_path(self) -> Path:

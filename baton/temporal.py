@@ -175,7 +175,9 @@ async def connect(settings: BatonSettings) -> Client:
     return await Client.connect(
         address,
         namespace=settings.temporal_namespace or config.get("namespace") or "default",
-        api_key=settings.temporal_api_key or config.get("api_key"),
+        api_key=settings.temporal_api_key.get_secret_value()
+        if settings.temporal_api_key
+        else config.get("api_key"),
         tls=tls,
         data_converter=settings_converter(settings, engine_from_settings(settings)),
     )

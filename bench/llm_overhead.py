@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
@@ -128,7 +129,9 @@ async def main() -> None:
                 await llm.complete(cached_request)
                 for _ in range(RUNS * 5):
                     l1_hits.append(await timed(lambda: llm.complete(cached_request)))
-                shared = llm_activities(settings.model_copy(update={"redis_url": REDIS_URL}), http, redis)
+                shared = llm_activities(
+                    settings.model_copy(update={"redis_url": SecretStr(REDIS_URL)}), http, redis
+                )
                 await shared.complete(cached_request)  # fills L2
                 l2_hits = []
                 for _ in range(RUNS * 2):

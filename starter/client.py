@@ -453,5 +453,5 @@ class BatonClient:
 
     def get_run(self, workflow_id: str) -> ProcessRun:
         """A handle on an existing run, by workflow ID."""
-        handle = self.temporal.get_workflow_handle_for(ProcessWorkflow.run, workflow_id)
+        handle = self.temporal.get_workflow_handle(workflow_id, result_type=ProcessResult)
         return ProcessRun(handle, self.settings, self.temporal.namespace)

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import REGISTRY
+from pydantic import SecretStr
 from redis.asyncio import Redis
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
@@ -45,9 +46,9 @@ def llm_settings(settings: BatonSettings, server: FakeLlmServer) -> BatonSetting
     return settings.model_copy(
         update={
             "openai_base_url": server.url,
-            "openai_api_key": "sk-test-key",
+            "openai_api_key": SecretStr("sk-test-key"),
             "anthropic_base_url": server.base,
-            "anthropic_api_key": "ak-test-key",
+            "anthropic_api_key": SecretStr("ak-test-key"),
             "llm_timeout_seconds": 1.0,
             "breaker_open_seconds": 0.5,
         }
@@ -246,7 +247,7 @@ async def test_azure_openai_uses_the_deployment_and_api_version(
     temporal: WorkflowEnvironment, llm_settings: BatonSettings, server: FakeLlmServer
 ) -> None:
     settings = llm_settings.model_copy(
-        update={"azure_openai_endpoint": server.base, "azure_openai_api_key": "az-key"}
+        update={"azure_openai_endpoint": server.base, "azure_openai_api_key": SecretStr("az-key")}
     )
     async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
         result = await env.client.run_agent(agent(model="azure:my-gpt-deployment"), "hi azure")
@@ -376,7 +377,7 @@ async def test_failures_that_open_the_breaker_are_retried_when_it_half_opens(
 async def test_a_call_that_meets_an_open_breaker_waits_for_it_to_half_open(
     temporal: WorkflowEnvironment, llm_settings: BatonSettings, server: FakeLlmServer
 ) -> None:
-    shared = llm_settings.model_copy(update={"redis_url": REDIS_URL})
+    shared = llm_settings.model_copy(update={"redis_url": SecretStr(REDIS_URL)})
     redis = Redis.from_url(REDIS_URL)
     breaker = RedisBreakerStore(redis)
     endpoint = llm_settings.openai_base_url
@@ -466,7 +467,7 @@ async def test_breaker_state_is_shared_through_redis(
 async def test_deterministic_requests_hit_l1_then_l2_across_replicas(
     llm_settings: BatonSettings, server: FakeLlmServer, http: httpx.AsyncClient
 ) -> None:
-    settings = llm_settings.model_copy(update={"redis_url": REDIS_URL})
+    settings = llm_settings.model_copy(update={"redis_url": SecretStr(REDIS_URL)})
     redis = Redis.from_url(REDIS_URL)
     replica_a, replica_b = activities(settings, http, redis), activities(settings, http, redis)
     env = ActivityEnvironment()

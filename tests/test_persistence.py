@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 import pytest
+from pydantic import SecretStr
 
 from baton.persistence.db import create_engine, session_factory
 from baton.persistence.definitions import DefinitionNotFound, DefinitionStore
@@ -63,7 +64,7 @@ async def test_concurrent_deploys_get_distinct_versions(database_url: str) -> No
 
 async def test_a_running_process_keeps_the_definition_it_started_with(temporal, settings, journal) -> None:
     settings = settings.model_copy(
-        update={"database_url": f"sqlite+aiosqlite:///{settings.data_dir / 'app.db'}"}
+        update={"database_url": SecretStr(f"sqlite+aiosqlite:///{settings.data_dir / 'app.db'}")}
     )
     engine = create_engine(settings.resolved_database_url)
     await upgrade(engine)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from baton.settings import BatonSettings
 from baton.temporal import ConfigurationError, check_shared_setup, connect
@@ -77,7 +77,10 @@ async def test_embedded_defaults_are_refused_against_a_remote_temporal(address: 
     assert not (tmp_path / "keyring.json").exists()  # and nothing was generated for it
 
     shared = settings.model_copy(
-        update={"keys_dir": tmp_path / "keys", "database_url": "postgresql+asyncpg://baton@db/baton"}
+        update={
+            "keys_dir": tmp_path / "keys",
+            "database_url": SecretStr("postgresql+asyncpg://baton@db/baton"),
+        }
     )
     check_shared_setup(shared, address)  # what a deployment sets: accepted
     check_shared_setup(settings, "127.0.0.1:7233")  # the embedded server: the defaults are shared
@@ -87,3 +90,20 @@ async def test_the_worker_command_says_what_to_set_for_a_remote_temporal(setting
     refused = await baton_cli(settings, "worker", BATON_TEMPORAL_ADDRESS="temporal.prod.internal:7233")
     assert refused.returncode == 1
     assert "not on this machine" in refused.stderr and "BATON_KEYS_DIR" in refused.stderr
+
+
+def test_secrets_never_show_in_repr_or_dumps(tmp_path: Path) -> None:
+    secrets = {
+        "database_url": "postgresql+asyncpg://baton:hunter2-db@db/baton",
+        "redis_url": "redis://:hunter2-redis@cache:6379/0",
+        "openai_api_key": "sk-hunter2-openai",
+        "azure_openai_api_key": "hunter2-azure",
+        "vllm_api_key": "hunter2-vllm",
+        "anthropic_api_key": "hunter2-anthropic",
+        "temporal_api_key": "hunter2-temporal",
+        "encryption_keys": {"k1": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},
+    }
+    settings = BatonSettings(data_dir=tmp_path, **secrets)
+    shown = repr(settings) + str(settings) + settings.model_dump_json()
+    assert "hunter2" not in shown and "AAECAw" not in shown
+    assert settings.resolved_database_url == secrets["database_url"]  # still usable where needed

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import (
     StorageDriverRetrieveContext,
@@ -226,7 +227,7 @@ async def test_erasure_reaches_another_process_and_deletes_stored_payloads(
 ) -> None:
     """Two registries on one database, as two processes: one erases, the other stops using the
     key it holds in memory at its next look at the erasure log (ERASURE_POLL_SECONDS)."""
-    settings = settings.model_copy(update={"database_url": database_url})
+    settings = settings.model_copy(update={"database_url": SecretStr(database_url)})
     keys = LiveKeyring(key_provider(settings))
     eraser_engine, worker_engine = create_engine(database_url), create_engine(database_url)
     try:

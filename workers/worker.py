@@ -96,7 +96,7 @@ async def running_workers(
                     timeout=settings.llm_timeout_seconds, transport=httpx.AsyncHTTPTransport(retries=0)
                 )
             )
-            redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+            redis = Redis.from_url(settings.redis_url.get_secret_value()) if settings.redis_url else None
             if redis is not None:
                 stack.push_async_callback(redis.aclose)
             # The client's own keyring: one per process, so a rotation reaches the codec and the

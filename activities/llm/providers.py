@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
+from pydantic import SecretStr
 from temporalio.exceptions import ApplicationError
 
 from baton.llm import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec, Usage
@@ -305,11 +306,11 @@ def _json(text: str, endpoint: str) -> dict[str, Any]:
 
 def build_providers(settings: BatonSettings, http: httpx.AsyncClient) -> dict[str, Provider]:
     """Every provider of `baton.llm.PROVIDERS`, configured from settings."""
-    openai_headers = {"authorization": f"Bearer {settings.openai_api_key}"} if settings.openai_api_key else {}
-    vllm_headers = {"authorization": f"Bearer {settings.vllm_api_key}"} if settings.vllm_api_key else {}
+    openai_headers = _bearer(settings.openai_api_key)
+    vllm_headers = _bearer(settings.vllm_api_key)
     anthropic_headers = {"anthropic-version": ANTHROPIC_VERSION}
     if settings.anthropic_api_key:
-        anthropic_headers["x-api-key"] = settings.anthropic_api_key
+        anthropic_headers["x-api-key"] = settings.anthropic_api_key.get_secret_value()
     providers: dict[str, Provider] = {
         "openai": OpenAICompatible(http, settings.openai_base_url, openai_headers),
         "ollama": OpenAICompatible(http, settings.ollama_base_url, {}),
@@ -321,7 +322,15 @@ def build_providers(settings: BatonSettings, http: httpx.AsyncClient) -> dict[st
         providers["azure"] = OpenAICompatible(
             http,
             settings.azure_openai_endpoint,
-            {"api-key": settings.azure_openai_api_key or ""},
+            {
+                "api-key": settings.azure_openai_api_key.get_secret_value()
+                if settings.azure_openai_api_key
+                else ""
+            },
             azure_api_version=settings.azure_openai_api_version,
         )
     return providers
+
+
+def _bearer(key: SecretStr | None) -> dict[str, str]:
+    return {"authorization": f"Bearer {key.get_secret_value()}"} if key else {}
