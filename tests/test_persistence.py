@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from pydantic import SecretStr
 
 from baton.persistence.db import create_engine, session_factory
 from baton.persistence.definitions import DefinitionNotFound, DefinitionStore
 from baton.persistence.migrate import current_revision, upgrade
 from baton.testing import ProcessEnvironment
+from tests.conftest import POSTGRES_ADMIN_DSN, _postgres_admin
 from tests.steps import ALLOWED, approval_process, upper_only
 
 
@@ -22,11 +26,52 @@ def unique_name(prefix: str) -> str:
 async def test_migrations_reach_head_and_are_idempotent(database_url: str) -> None:
     engine = create_engine(database_url)
     try:
-        assert await current_revision(engine) == "0004"
+        assert await current_revision(engine) == "0005"
         await upgrade(engine)  # again: nothing to do, nothing broken
-        assert await current_revision(engine) == "0004"
+        assert await current_revision(engine) == "0005"
     finally:
         await engine.dispose()
+
+
+async def test_subject_keys_from_before_generations_keep_their_key_ids(tmp_path: Path) -> None:
+    """Payloads sealed before key generations name the subject's reference as their key ID: the
+    migration keeps that ID (generation 0), and the runs bound to it, on both databases."""
+    database = f"baton_old_{uuid.uuid4().hex[:8]}"
+    await _postgres_admin(f'CREATE DATABASE "{database}"')
+    postgres = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    for url in (f"sqlite+aiosqlite:///{tmp_path / 'old.db'}", f"{postgres}/{database}"):
+        engine = create_engine(url)
+        try:
+            await upgrade(engine, "0004")
+            ref = uuid.uuid4().hex * 2
+            async with engine.begin() as conn:
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO data_subject_keys (ref, wrapped_key, created_at) VALUES (:r, :k, :at)"
+                    ),
+                    {"r": ref, "k": b"wrapped", "at": datetime.now(UTC)},
+                )
+                await conn.execute(
+                    sa.text("INSERT INTO workflow_subjects (workflow_id, subject_ref) VALUES (:w, :r)"),
+                    {"w": f"agent-Old-{ref[:8]}", "r": ref},
+                )
+            await upgrade(engine)
+            async with engine.connect() as conn:
+                key = (
+                    await conn.execute(
+                        sa.text("SELECT key_id, generation, wrapped_key FROM subject_keys WHERE ref = :r"),
+                        {"r": ref},
+                    )
+                ).one()
+                bound = (
+                    await conn.execute(
+                        sa.text("SELECT key_id FROM workflow_subjects WHERE subject_ref = :r"), {"r": ref}
+                    )
+                ).scalar()
+            assert tuple(key) == (ref, 0, b"wrapped") and bound == ref
+        finally:
+            await engine.dispose()
+    await _postgres_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 async def test_deploy_adds_versions_and_latest_wins(database_url: str) -> None:
