@@ -284,11 +284,12 @@ async def test_stored_payloads_go_when_their_runs_history_is_gone(
                 StorageDriverStoreContext(), [Payload(metadata={WORKFLOW: b"process-New"}, data=b"n" * 4000)]
             )
         )[0]
-        async with engine.begin() as conn:  # older than the sweep's grace period
-            await conn.execute(
-                sa.text("UPDATE stored_payloads SET created_at = :at WHERE workflow_id != 'process-New'"),
-                {"at": datetime.now(UTC) - SWEEP_GRACE - timedelta(minutes=1)},
-            )
+        async with engine.begin() as conn:  # older than the sweep's grace period (the database is shared)
+            for run in runs.values():
+                await conn.execute(
+                    sa.text("UPDATE stored_payloads SET created_at = :at WHERE workflow_id = :run"),
+                    {"at": datetime.now(UTC) - SWEEP_GRACE - timedelta(minutes=1), "run": run},
+                )
 
         deleted = await driver.delete_unreferenced(lambda run: history_exists(env.temporal, run))
 
