@@ -18,5 +18,7 @@ class ComplianceActivities:
     @activity.defn(name=SWEEP_STORED_PAYLOADS_ACTIVITY)
     async def sweep_stored_payloads(self) -> SweepResult:
         """Delete the stored payloads of runs whose history Temporal no longer holds."""
-        deleted = await self.store.delete_unreferenced(lambda run: history_exists(self.client, run))
+        deleted = await self.store.delete_unreferenced(
+            self.client.namespace, lambda run: history_exists(self.client, run)
+        )
         return SweepResult(deleted=deleted)

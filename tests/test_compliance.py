@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from temporalio.api.common.v1 import Payload
-from temporalio.converter import StorageDriverStoreContext
+from temporalio.converter import StorageDriverStoreContext, StorageDriverWorkflowInfo
 from temporalio.testing import WorkflowEnvironment
 
 from baton.compliance import SWEEP_EVERY, sweep_schedule_id
@@ -29,7 +29,8 @@ async def test_the_compliance_worker_sweeps_payloads_of_expired_runs_on_its_sche
     store = payload_store(settings_converter(settings, engine))
     expired = f"process-Expired-{uuid.uuid4()}"  # a run Temporal holds no history of
     await store.store(
-        StorageDriverStoreContext(), [Payload(metadata={WORKFLOW: expired.encode()}, data=b"x" * 5000)]
+        StorageDriverStoreContext(target=StorageDriverWorkflowInfo(namespace="default", id=expired)),
+        [Payload(metadata={WORKFLOW: expired.encode()}, data=b"x" * 5000)],
     )
     async with engine.begin() as conn:
         await conn.execute(

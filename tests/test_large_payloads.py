@@ -43,8 +43,11 @@ async def test_200_calls_with_100_kb_contexts_keep_history_under_2_mb(
     try:
         async with engine.connect() as conn:
             rows = (await conn.execute(sa.text("SELECT data, size FROM stored_payloads"))).all()
+            owners = set((await conn.execute(sa.text("SELECT namespace, workflow_id FROM stored_payloads"))).all())
     finally:
         await engine.dispose()
     # Compressed (about 2:1), then encrypted: still far above the offload threshold.
     assert len(rows) >= CALLS and all(size >= CONTEXT_BYTES // 3 for _, size in rows)
     assert not any(b"Document 7." in data for data, _ in rows)
+    # Each entry knows its run, so it goes when the run's history does (see test_compliance).
+    assert owners == {("default", handle.id)}

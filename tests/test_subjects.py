@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -13,8 +14,10 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import (
+    StorageDriverClaim,
     StorageDriverRetrieveContext,
     StorageDriverStoreContext,
+    StorageDriverWorkflowInfo,
     WorkflowSerializationContext,
 )
 
@@ -269,32 +272,31 @@ async def test_stored_payloads_go_when_their_runs_history_is_gone(
         driver = DatabasePayloadDriver(Schema(engine))
         done = await env.start(linear().build(ALLOWED), "Start", "x")
         await done.result()
-        runs = {"kept": done.id, "gone": f"process-Expired-{uuid.uuid4()}"}
-        claims = {
-            name: (
-                await driver.store(
-                    StorageDriverStoreContext(),
-                    [Payload(metadata={WORKFLOW: run.encode()}, data=run.encode() * 2000)],
-                )
-            )[0]
-            for name, run in runs.items()
-        }
-        fresh = (
-            await driver.store(
-                StorageDriverStoreContext(), [Payload(metadata={WORKFLOW: b"process-New"}, data=b"n" * 4000)]
+        expired = f"process-Expired-{uuid.uuid4()}"
+        # The same run ID in another namespace (one app database may serve several): not this
+        # namespace's sweep to judge.
+        runs = {"kept": ("default", done.id), "gone": ("default", expired), "elsewhere": ("other", expired)}
+
+        async def store(namespace: str, run: str) -> StorageDriverClaim:
+            context = StorageDriverStoreContext(target=StorageDriverWorkflowInfo(namespace=namespace, id=run))
+            (claim,) = await driver.store(
+                context, [Payload(metadata={WORKFLOW: run.encode()}, data=os.urandom(4000))]
             )
-        )[0]
+            return claim
+
+        claims = {name: await store(namespace, run) for name, (namespace, run) in runs.items()}
+        fresh = await store("default", f"process-New-{uuid.uuid4()}")
         async with engine.begin() as conn:  # older than the sweep's grace period (the database is shared)
-            for run in runs.values():
+            for _, run in runs.values():
                 await conn.execute(
                     sa.text("UPDATE stored_payloads SET created_at = :at WHERE workflow_id = :run"),
                     {"at": datetime.now(UTC) - SWEEP_GRACE - timedelta(minutes=1), "run": run},
                 )
 
-        deleted = await driver.delete_unreferenced(lambda run: history_exists(env.temporal, run))
+        deleted = await driver.delete_unreferenced("default", lambda run: history_exists(env.temporal, run))
 
         assert deleted == 1
-        await driver.retrieve(StorageDriverRetrieveContext(), [claims["kept"], fresh])
+        await driver.retrieve(StorageDriverRetrieveContext(), [claims["kept"], claims["elsewhere"], fresh])
         with pytest.raises(PayloadNotFound):
             await driver.retrieve(StorageDriverRetrieveContext(), [claims["gone"]])
     finally:

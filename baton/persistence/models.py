@@ -30,8 +30,8 @@ class StoredPayloadRow(Base):
     """A Temporal payload kept out of band (encrypted by the codec), under the SHA-256 of its bytes.
 
     Every encryption has a fresh nonce, so equal payloads are stored apart: the digest addresses
-    and checks an entry, it does not deduplicate. The run and the data subject's key it belongs
-    to (both from the payload's authenticated metadata) say when it may be deleted."""
+    and checks an entry, it does not deduplicate. The run (namespace and workflow ID) and the data
+    subject's key it belongs to say when it may be deleted."""
 
     __tablename__ = "stored_payloads"
 
@@ -39,6 +39,7 @@ class StoredPayloadRow(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+    namespace: Mapped[str | None] = mapped_column(String(200), nullable=True)
     workflow_id: Mapped[str | None] = mapped_column(String(400), nullable=True, index=True)
     key_id: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
 

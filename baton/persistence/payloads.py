@@ -65,6 +65,7 @@ class DatabasePayloadDriver(StorageDriver):
                 digest=digest,
                 data=data,
                 size=len(data),
+                namespace=context.target.namespace if context.target else None,
                 workflow_id=_text(payload.metadata.get(WORKFLOW)),
                 key_id=_text(payload.metadata.get(SUBJECT)),
             )
@@ -82,7 +83,12 @@ class DatabasePayloadDriver(StorageDriver):
         async with self._sessions() as session:
             session.add_all(
                 StoredPayloadRow(
-                    digest=r.digest, data=r.data, size=r.size, workflow_id=r.workflow_id, key_id=r.key_id
+                    digest=r.digest,
+                    data=r.data,
+                    size=r.size,
+                    namespace=r.namespace,
+                    workflow_id=r.workflow_id,
+                    key_id=r.key_id,
                 )
                 for r in rows
             )
@@ -113,18 +119,25 @@ class DatabasePayloadDriver(StorageDriver):
             payloads.append(Payload.FromString(row.data))
         return payloads
 
-    async def delete_unreferenced(self, history_exists: Callable[[str], Awaitable[bool]]) -> int:
-        """Delete the entries of runs whose history Temporal no longer holds; how many went.
+    async def delete_unreferenced(
+        self, namespace: str, history_exists: Callable[[str], Awaitable[bool]]
+    ) -> int:
+        """Delete the entries of runs in `namespace` whose history Temporal no longer holds; how
+        many went.
 
         `history_exists(workflow_id)` asks Temporal (see `baton.temporal.history_exists`). Entries
-        younger than `SWEEP_GRACE`, and entries without a run, are kept."""
+        younger than `SWEEP_GRACE`, and entries without a known namespace and run, are kept."""
         await self.schema.ready()
         cutoff = datetime.now(UTC) - SWEEP_GRACE
         async with self._sessions() as session:
             runs = (
                 await session.scalars(
                     select(StoredPayloadRow.workflow_id)
-                    .where(StoredPayloadRow.workflow_id.is_not(None), StoredPayloadRow.created_at < cutoff)
+                    .where(
+                        StoredPayloadRow.namespace == namespace,
+                        StoredPayloadRow.workflow_id.is_not(None),
+                        StoredPayloadRow.created_at < cutoff,
+                    )
                     .distinct()
                 )
             ).all()
@@ -134,7 +147,9 @@ class DatabasePayloadDriver(StorageDriver):
         async with self._sessions() as session:
             result = await session.execute(
                 delete(StoredPayloadRow).where(
-                    StoredPayloadRow.workflow_id.in_(gone), StoredPayloadRow.created_at < cutoff
+                    StoredPayloadRow.namespace == namespace,
+                    StoredPayloadRow.workflow_id.in_(gone),
+                    StoredPayloadRow.created_at < cutoff,
                 )
             )
             await session.commit()

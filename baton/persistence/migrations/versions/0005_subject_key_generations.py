@@ -50,6 +50,7 @@ def upgrade() -> None:
         batch.alter_column("key_id", existing_type=sa.String(80), nullable=False)
 
     with op.batch_alter_table("stored_payloads") as batch:
+        batch.add_column(sa.Column("namespace", sa.String(200), nullable=True))
         batch.add_column(sa.Column("workflow_id", sa.String(400), nullable=True))
         batch.add_column(sa.Column("key_id", sa.String(80), nullable=True))
         batch.create_index("ix_stored_payloads_workflow_id", ["workflow_id"])
@@ -62,6 +63,7 @@ def downgrade() -> None:
         batch.drop_index("ix_stored_payloads_workflow_id")
         batch.drop_column("key_id")
         batch.drop_column("workflow_id")
+        batch.drop_column("namespace")
     with op.batch_alter_table("workflow_subjects") as batch:
         batch.drop_column("key_id")
     op.drop_table("subject_key_erasures")
