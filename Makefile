@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@# Bytecode for the workflow sandbox, which re-imports workflow modules on every run.
-	$(BIN)/python -m compileall -q baton workflows activities workers starter examples
+	$(BIN)/python -m compileall -q baton
 	touch $(STAMP)
 
 demo: $(STAMP)

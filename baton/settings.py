@@ -18,8 +18,6 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-EXAMPLE_AGENTS = Path(__file__).resolve().parent.parent / "examples" / "agents"
-
 
 def user_data_dir() -> Path:
     """`$XDG_DATA_HOME/baton`, else `~/.local/share/baton`: the same folder whatever the current one."""
@@ -64,22 +62,24 @@ class BatonSettings(BaseSettings):
     llm_queue: str = Field("baton-llm", min_length=1)
     compliance_queue: str = Field("baton-compliance", min_length=1)
 
+    # Nothing of the examples by default: a deployment names its own modules and folders. The
+    # demo adds the examples itself, and this repository's baton.yaml names them for its checkout.
     step_modules: list[str] = Field(
-        default_factory=lambda: ["examples"],
+        default_factory=list,
         description="Modules (and their submodules) that process steps may be imported from.",
     )
 
     agent_dirs: list[Path] = Field(
-        default_factory=lambda: [EXAMPLE_AGENTS],
+        default_factory=list,
         description="Folders of agent YAML files (`*.yaml`), loaded in order; a later name replaces an earlier one.",
     )
     tool_modules: list[str] = Field(
-        default_factory=lambda: ["examples.tools"],
+        default_factory=list,
         description="Modules the LLM worker imports so their `@tool` functions are registered.",
     )
 
     manager_modules: list[str] = Field(
-        default_factory=lambda: ["examples.managers"],
+        default_factory=list,
         description="Modules the workflow worker imports so their @chat_manager classes are registered.",
     )
 

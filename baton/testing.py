@@ -83,7 +83,7 @@ class ProcessEnvironment:
         return self.client.temporal
 
     async def __aenter__(self) -> ProcessEnvironment:
-        from starter.client import BatonClient
+        from baton.starter.client import BatonClient
 
         self._engine = engine_from_settings(self.settings)
         converter = settings_converter(self.settings, self._engine)
@@ -113,7 +113,7 @@ class ProcessEnvironment:
 
     async def start_worker(self) -> None:
         """Start workers for the workflow, step and LLM queues (again, after `stop_worker`)."""
-        from workers.worker import running_workers
+        from baton.workers.worker import running_workers
 
         queues = [
             self.settings.workflows_queue,

@@ -34,8 +34,8 @@ from baton.temporal import (
     with_converter,
 )
 from baton.testing import start_dev_server
+from baton.workers.worker import running_workers
 from tests.agent_workflows import ManyCallsInput, ManyLargeCallsWorkflow
-from workers.worker import running_workers
 
 CALLS = int(os.environ.get("BENCH_LARGE_CALLS", 200))
 CONTEXT_BYTES = 100 * 1024

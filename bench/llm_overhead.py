@@ -31,13 +31,13 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from activities.llm import llm_activities
-from activities.llm.cache import TtlLru
+from baton.activities.llm import llm_activities
+from baton.activities.llm.cache import TtlLru
 from baton.agents import AgentSpec
 from baton.llm import ChatMessage, LlmRequest
 from baton.settings import BatonSettings
+from baton.starter.client import BatonClient
 from baton.testing import start_dev_server
-from starter.client import BatonClient
 from tests.llm_server import FakeLlmServer
 
 RUNS = int(os.environ.get("BENCH_LLM_RUNS", 40))
@@ -69,7 +69,7 @@ async def interleaved(kinds: dict[str, Callable[[], Awaitable[object]]], runs: i
 
 
 async def main() -> None:
-    from workers.worker import running_workers
+    from baton.workers.worker import running_workers
 
     data_dir = Path(tempfile.mkdtemp(prefix="baton-bench-"))
     with FakeLlmServer() as server:

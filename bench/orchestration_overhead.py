@@ -31,9 +31,9 @@ from temporalio.worker import Worker
 from baton.agents import AgentSpec
 from baton.orchestration import GroupChatInput
 from baton.settings import BatonSettings
+from baton.starter.client import BatonClient
 from baton.testing import start_dev_server
-from starter.client import BatonClient
-from workers.worker import running_workers
+from baton.workers.worker import running_workers
 
 TURNS = int(os.environ.get("BENCH_TURNS", 20))
 REPEATS = int(os.environ.get("BENCH_REPEATS", 8))

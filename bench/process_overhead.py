@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).parent))  # workers import the steps by mo
 from hand_written import HandWritten, step_one, step_three, step_two
 from three_steps import three_steps
 
-from activities.steps import StepActivities
+from baton.activities.steps import StepActivities
 from baton.settings import BatonSettings
+from baton.starter.client import BatonClient
 from baton.temporal import dev_server_args
 from baton.testing import start_dev_server
-from starter.client import BatonClient
-from workflows.process import ProcessWorkflow
+from baton.workflows.process import ProcessWorkflow
 
 QUEUE = "bench"
 SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", 50))

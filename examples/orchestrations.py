@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from starter.client import BatonClient, PendingOrchestration
+from baton.starter.client import BatonClient, PendingOrchestration
 
 
 def examples(baton: BatonClient) -> dict[str, PendingOrchestration]:

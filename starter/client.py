@@ -42,8 +42,8 @@ from baton.process.runtime import (
 from baton.security.codec import subject_run_id
 from baton.settings import BatonSettings, get_settings
 from baton.temporal import ConfigurationError, connect, encryption_codec
-from workflows.agent import AgentWorkflow
-from workflows.process import ProcessWorkflow
+from baton.workflows.agent import AgentWorkflow
+from baton.workflows.process import ProcessWorkflow
 
 _KEY = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 

@@ -146,7 +146,7 @@ async def codec_server(
     its keys and data-subject registry (see `create_app`)."""
     import uvicorn
 
-    from starter.codec_server import create_app, dev_endpoint
+    from baton.starter.codec_server import create_app, dev_endpoint
 
     if port_open(host, port):
         raise RuntimeError(f"port {port} on {host} is taken: is another codec server running?")

@@ -50,7 +50,7 @@ def settings(tmp_path: Path) -> BatonSettings:
         workflows_queue=f"test-workflows-{suffix}",
         steps_queue=f"test-steps-{suffix}",
         llm_queue=f"test-llm-{suffix}",
-        step_modules=["examples", "tests"],
+        step_modules=["baton.examples", "tests"],
     )
 
 
@@ -77,7 +77,7 @@ def baton_worker(
         "BATON_DATA_DIR": str(settings.data_dir),
         **env,
     }
-    command = [sys.executable, "-m", "starter.cli.main", "worker", "--queues", *queues]
+    command = [sys.executable, "-m", "baton.starter.cli.main", "worker", "--queues", *queues]
     return subprocess.Popen(
         command, env=environment, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

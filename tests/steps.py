@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from baton.process import NoState, ProcessBuilder, ProcessStep, RetryOptions, StepContext, step_function
 
-ALLOWED = ["examples", "tests"]
+ALLOWED = ["baton.examples", "tests"]
 """Step modules the tests allow: the examples and the steps below."""
 FAST_RETRY = RetryOptions(max_attempts=3, initial_interval_seconds=0.05, backoff_coefficient=2.0)
 JOURNAL_ENV = "BATON_TEST_JOURNAL"

@@ -17,11 +17,12 @@ from baton.agents import (
     load_agent_file,
 )
 from baton.agents.tools import get_tool, tool
+from baton.examples import AGENTS as EXAMPLE_AGENTS
+from baton.examples.document_generation.process import process as document_generation
 from baton.process import ProcessBuilder, ProcessDefinitionError, RetryOptions, load_process
-from baton.settings import EXAMPLE_AGENTS, BatonSettings
+from baton.settings import BatonSettings
+from baton.starter.devserver import GRPC_PORT, port_open
 from baton.testing import ProcessEnvironment
-from examples.document_generation.process import process as document_generation
-from starter.devserver import GRPC_PORT, port_open
 from tests.test_cli import baton
 
 SEED_AGENTS = {

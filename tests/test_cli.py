@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from baton.settings import BatonSettings
+from baton.starter.devserver import GRPC_PORT, port_open
 from baton.testing import ProcessEnvironment
-from starter.devserver import GRPC_PORT, port_open
 
 REPO = Path(__file__).parents[1]
 EXAMPLE_YAML = REPO / "examples" / "document_generation" / "process.yaml"
@@ -53,7 +53,7 @@ async def baton(
 
 
 async def test_show_validates_and_prints_mermaid(settings) -> None:
-    result = await baton(settings, "process", "show", "examples.document_generation.process:process")
+    result = await baton(settings, "process", "show", "baton.examples.document_generation.process:process")
     assert result.returncode == 0, result.stderr
     assert "DocumentGeneration is valid (7 steps)" in result.stdout
     assert "flowchart LR" in result.stdout and "step_HumanApproval" in result.stdout

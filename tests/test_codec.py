@@ -13,6 +13,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowFailureError
 
 from baton.agents import AgentSpec
+from baton.examples.document_generation.process import process as document_generation
 from baton.security.codec import COMPRESSION, KEY_ID, WORKFLOW, EncryptionCodec, PayloadDecryptionError
 from baton.security.keys import (
     DirectoryKeyProvider,
@@ -24,7 +25,6 @@ from baton.security.keys import (
 from baton.settings import BatonSettings
 from baton.temporal import dev_server_path
 from baton.testing import ProcessEnvironment
-from examples.document_generation.process import process as document_generation
 from tests.test_cli import baton as baton_cli
 
 SECRET = "Zebracorn-7f3a confidential launch"

@@ -33,9 +33,9 @@ from baton.security.codec import SUBJECT, WORKFLOW
 from baton.security.dev_issuer import DEV_ISSUER, KEY_ID, DevIssuer
 from baton.security.jwt import UNVERIFIABLE
 from baton.settings import BatonSettings
+from baton.starter.codec_server import create_app
+from baton.starter.devserver import codec_server
 from baton.temporal import encryption_codec, payload_store, settings_converter
-from starter.codec_server import create_app
-from starter.devserver import codec_server
 from tests.oidc_issuer import OidcIssuer
 from tests.test_cli import REPO, baton_env
 from tests.test_cli import baton as baton_cli

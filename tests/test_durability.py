@@ -17,14 +17,17 @@ from temporalio.exceptions import CancelledError
 from temporalio.worker import Replayer
 
 from baton.agents.runtime import AgentRunInput
+from baton.examples.document_generation.process import process as document_generation
 from baton.orchestration import GroupChatInput, ManagerSpec
 from baton.persistence.db import create_engine
 from baton.security.keys import FileKeyProvider, LiveKeyring
 from baton.settings import BatonSettings
+from baton.starter.client import ORCHESTRATION_WORKFLOWS, BatonClient
 from baton.temporal import data_converter, settings_converter
 from baton.testing import ProcessEnvironment, start_dev_server
-from examples.document_generation.process import process as document_generation
-from starter.client import ORCHESTRATION_WORKFLOWS, BatonClient
+from baton.workflows.agent import AgentWorkflow
+from baton.workflows.orchestrations import ORCHESTRATIONS
+from baton.workflows.process import ProcessWorkflow
 from tests.conftest import Journal, baton_worker
 from tests.steps import (
     ALLOWED,
@@ -35,9 +38,6 @@ from tests.steps import (
     parent_with_subprocess,
     queued_fan_in,
 )
-from workflows.agent import AgentWorkflow
-from workflows.orchestrations import ORCHESTRATIONS
-from workflows.process import ProcessWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 RECORDING_KEYS = HISTORIES / "keyring.json"

@@ -17,9 +17,9 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.llm import LlmActivities, llm_activities
-from activities.llm.breaker import RedisBreakerStore
-from activities.llm.errors import retry_after
+from baton.activities.llm import LlmActivities, llm_activities
+from baton.activities.llm.breaker import RedisBreakerStore
+from baton.activities.llm.errors import retry_after
 from baton.agents import AgentSpec, LlmRetryOptions, tool
 from baton.llm import ChatMessage, LlmRequest
 from baton.settings import BatonSettings

@@ -19,8 +19,8 @@ from baton.agents import AgentSpec
 from baton.orchestration import GroupChatInput, HumanInput, ManagerSpec
 from baton.process.model import RetryOptions
 from baton.settings import BatonSettings
+from baton.starter.client import BatonClient
 from baton.testing import ProcessEnvironment
-from starter.client import BatonClient
 from tests.conftest import baton_worker
 from tests.llm_server import FakeLlmServer, Reply
 from tests.test_cli import baton as baton_cli

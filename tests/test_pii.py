@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from baton.security.pii import PiiKind, PiiMatch, default_masker, restore
+from baton.starter.cli.pii import HELD_BACK, PIECE
 from baton.telemetry.logs import MaskingFormatter, configure_logging
 from bench.pii_corpus import generate, score
-from starter.cli.pii import HELD_BACK, PIECE
 
 BATON = Path(sys.executable).with_name("baton")
 KEY = b"test pseudonym key"

@@ -9,6 +9,7 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from baton.examples.document_generation.process import process as document_generation
 from baton.process import (
     NoState,
     ProcessBuilder,
@@ -21,7 +22,6 @@ from baton.process import (
     step_function,
 )
 from baton.process.schema import parameter_schema, schema_problems
-from examples.document_generation.process import process as document_generation
 from tests.steps import (
     ALLOWED,
     Join,
@@ -106,9 +106,12 @@ def test_error_message_lists_problems() -> None:
 
 
 def test_steps_from_modules_outside_the_allow_list_are_refused() -> None:
-    problems = problems_of(linear(), allowed=["examples"])
+    problems = problems_of(linear(), allowed=["baton.examples"])
     assert len(problems) == 3
-    assert "from module 'tests.steps', which is not in the allowed step modules ['examples']" in problems[0]
+    assert (
+        "from module 'tests.steps', which is not in the allowed step modules ['baton.examples']"
+        in problems[0]
+    )
 
 
 def test_fan_in_needs_named_parameters() -> None:
@@ -121,7 +124,7 @@ def test_fan_in_needs_named_parameters() -> None:
 
 
 def test_a_step_with_several_functions_needs_the_function_named() -> None:
-    from examples.document_generation.steps import GenerateDocumentation
+    from baton.examples.document_generation.steps import GenerateDocumentation
 
     b = ProcessBuilder("Ambiguous")
     g = b.add_step(GenerateDocumentation)
@@ -175,7 +178,7 @@ def test_definition_round_trips_through_yaml() -> None:
 
 
 def test_example_yaml_is_the_python_process() -> None:
-    from_yaml = load_process(EXAMPLE_YAML, ["examples"])
+    from_yaml = load_process(EXAMPLE_YAML, ["baton.examples"])
     assert from_yaml.to_definition() == document_generation.to_definition()
 
 

@@ -11,11 +11,12 @@ from temporalio.api.enums.v1 import RetryState
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
+from baton.examples.document_generation.process import process as document_generation
 from baton.process import Process, ProcessBuilder, ProcessState
 from baton.process.runtime import BATON_PROCESS, ProcessInput, SendEvent
+from baton.starter import InvalidEventData, ProcessFinished, ProcessRun, RunAlreadyExists, UnknownEvent
 from baton.testing import ProcessEnvironment
-from examples.document_generation.process import process as document_generation
-from starter import InvalidEventData, ProcessFinished, ProcessRun, RunAlreadyExists, UnknownEvent
+from baton.workflows.process import ProcessWorkflow
 from tests.conftest import Journal
 from tests.steps import (
     ALLOWED,
@@ -33,7 +34,6 @@ from tests.steps import (
     queued_fan_in,
     spinner,
 )
-from workflows.process import ProcessWorkflow
 
 
 async def wait_for_state(run: ProcessRun, predicate, timeout: float = 20.0) -> ProcessState:
@@ -399,13 +399,13 @@ async def test_local_steps_and_own_task_queues(temporal, settings, journal: Jour
 
 async def test_steps_outside_the_workers_allow_list_do_not_run(temporal, settings) -> None:
     process = linear("Forged").build(ALLOWED)
-    locked = settings.model_copy(update={"step_modules": ["examples"]})
+    locked = settings.model_copy(update={"step_modules": ["baton.examples"]})
     async with ProcessEnvironment(settings=locked, client=temporal.client) as env:
         run = await env.start(process, "Start", "x")
         with pytest.raises(WorkflowFailureError) as raised:
             await run.result()
     assert "StepNotAllowed" in str(raised.value.cause)
-    assert "not in the allowed step modules ['examples']" in str(raised.value.cause)
+    assert "not in the allowed step modules ['baton.examples']" in str(raised.value.cause)
 
 
 async def test_external_event_after_days_of_waiting(settings) -> None:

@@ -29,15 +29,15 @@ from baton.process.runtime import SendEvent
 from baton.security.codec import ENCODING
 from baton.security.keys import FileKeyProvider, LiveKeyring
 from baton.settings import BatonSettings
+from baton.starter.client import ORCHESTRATION_WORKFLOWS
 from baton.temporal import data_converter
 from baton.testing import ProcessEnvironment, start_dev_server
-from starter.client import ORCHESTRATION_WORKFLOWS
+from baton.workflows.agent import AgentWorkflow
+from baton.workflows.orchestrations import ORCHESTRATIONS
+from baton.workflows.process import ProcessWorkflow
 from tests.steps import ALLOWED
 from tests.test_durability import assert_replays, record_histories
 from tests.test_process_runs import start_unchecked, ticking, wait_for_state
-from workflows.agent import AgentWorkflow
-from workflows.orchestrations import ORCHESTRATIONS
-from workflows.process import ProcessWorkflow
 
 ENCRYPTED = Path(__file__).parent / "histories" / "encrypted"
 TEST_ONLY_KEYRING = ENCRYPTED / "TEST-ONLY-keyring.json"

@@ -37,9 +37,9 @@ from baton.security.codec import (
 )
 from baton.security.keys import LiveKeyring, key_provider
 from baton.settings import BatonSettings
+from baton.starter.client import RunAlreadyExists
 from baton.temporal import encryption_codec, history_exists, settings_converter
 from baton.testing import ProcessEnvironment
-from starter.client import RunAlreadyExists
 from tests.steps import ALLOWED, approval_process, linear, parent_with_subprocess
 from tests.test_cli import baton as baton_cli
 

@@ -12,15 +12,15 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from baton.examples.document_generation.process import process as document_generation
 from baton.persistence.db import create_engine
 from baton.settings import BatonSettings
+from baton.starter.client import BatonClient
+from baton.starter.devserver import GRPC_PORT, UI_PORT, dev_server_with_codec, port_open
 from baton.temporal import connect_embedded, ensure_search_attributes, settings_converter
-from examples.document_generation.process import process as document_generation
-from starter.client import BatonClient
-from starter.devserver import GRPC_PORT, UI_PORT, dev_server_with_codec, port_open
+from baton.workers.worker import running_workers
 from tests.browser import chromium
 from tests.steps import upper_only
-from workers.worker import running_workers
 
 ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
 PRODUCT = "Zebracorn Ledger"

@@ -20,19 +20,19 @@ from temporalio.client import (
 )
 from temporalio.worker import Worker
 
-from activities.compliance import ComplianceActivities
-from activities.llm import LlmActivities, llm_activities
-from activities.steps import StepActivities
-from activities.tools import run_tool
+from baton.activities.compliance import ComplianceActivities
+from baton.activities.llm import LlmActivities, llm_activities
+from baton.activities.steps import StepActivities
+from baton.activities.tools import run_tool
 from baton.agents.tools import import_modules
 from baton.compliance import SWEEP_EVERY, sweep_schedule_id
 from baton.security.codec import EncryptionCodec
 from baton.settings import BatonSettings
 from baton.temporal import payload_store
-from workflows.agent import AgentWorkflow
-from workflows.compliance import StoredPayloadSweepWorkflow
-from workflows.orchestrations import ORCHESTRATIONS
-from workflows.process import ProcessWorkflow
+from baton.workflows.agent import AgentWorkflow
+from baton.workflows.compliance import StoredPayloadSweepWorkflow
+from baton.workflows.orchestrations import ORCHESTRATIONS
+from baton.workflows.process import ProcessWorkflow
 
 
 def build_workers(

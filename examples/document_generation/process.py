@@ -1,5 +1,5 @@
 """The seed's DocumentGeneration process: gather, write and review (agents, with revisions),
-a person's approval, publish. `baton process run examples.document_generation.process:process`."""
+a person's approval, publish. `baton process run baton.examples.document_generation.process:process`."""
 
 from baton.process import ProcessBuilder
 

@@ -13,7 +13,7 @@ from rich.text import Text
 from baton.agents import AgentNotFound, AgentRegistry, AgentRunResult, AgentSpec
 from baton.security.pii import PiiPolicy
 from baton.settings import BatonSettings, get_settings
-from starter.cli.usage import UsageError
+from baton.starter.cli.usage import UsageError
 
 console = Console()
 
@@ -67,8 +67,8 @@ def agent_from_args(args: argparse.Namespace, settings: BatonSettings) -> AgentS
 
 
 async def _agent_run(args: argparse.Namespace) -> int:
-    from starter.cli.connection import connect_or_embed
-    from starter.client import BatonClient
+    from baton.starter.cli.connection import connect_or_embed
+    from baton.starter.client import BatonClient
 
     settings = get_settings()
     spec = agent_from_args(args, settings)

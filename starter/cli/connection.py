@@ -16,9 +16,9 @@ async def connect_or_embed(
     """The configured Temporal (`BATON_TEMPORAL_ADDRESS`, `TEMPORAL_ADDRESS` or a temporal.toml
     profile), or the one at 127.0.0.1:7233 when something listens there (its workers do the
     work); otherwise an embedded dev server with workers, stopped with `stack`."""
+    from baton.starter.devserver import GRPC_PORT, dev_server, port_open
     from baton.temporal import configured_address, connect, connect_embedded, ensure_search_attributes
-    from starter.devserver import GRPC_PORT, dev_server, port_open
-    from workers.worker import running_workers
+    from baton.workers.worker import running_workers
 
     if configured_address(settings) is not None or port_open("127.0.0.1", GRPC_PORT):
         return await connect(settings)

@@ -10,18 +10,19 @@ from typing import Any
 
 from rich.console import Console
 
+from baton.examples import with_examples
+from baton.examples.document_generation import process as document_generation
 from baton.persistence.db import engine_from_settings, session_factory
 from baton.persistence.definitions import DefinitionStore
 from baton.persistence.migrate import upgrade
 from baton.process import ProcessState, load_process
 from baton.settings import BatonSettings
+from baton.starter.cli.progress import follow_run, print_output
+from baton.starter.cli.terminal import until_stopped
+from baton.starter.client import BatonClient
+from baton.starter.devserver import GRPC_PORT, dev_server_with_codec, port_open
 from baton.temporal import connect_embedded, ensure_search_attributes, settings_converter
-from examples.document_generation import process as document_generation
-from starter.cli.progress import follow_run, print_output
-from starter.cli.terminal import until_stopped
-from starter.client import BatonClient
-from starter.devserver import GRPC_PORT, dev_server_with_codec, port_open
-from workers.worker import running_workers
+from baton.workers.worker import running_workers
 
 DEFINITION = Path(document_generation.__file__).with_name("process.yaml")
 PRODUCT = {
@@ -34,6 +35,7 @@ APPROVAL_PAUSE_S = 1.5
 
 
 async def run_demo(console: Console, settings: BatonSettings) -> int:
+    settings = with_examples(settings)  # whatever else is configured, the demo runs the examples
     console.rule("[bold]Baton demo: DocumentGeneration")
     engine = engine_from_settings(settings)
     try:

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from baton.security.keys import RELOAD_SECONDS, FileKeyProvider, KeysManagedElsewhere, key_provider
 from baton.settings import get_settings
-from starter.cli.usage import UsageError
+from baton.starter.cli.usage import UsageError
 
 console = Console()
 

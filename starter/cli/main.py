@@ -23,15 +23,15 @@ from baton.persistence.definitions import DefinitionStore
 from baton.persistence.migrate import upgrade
 from baton.process import Process, ProcessDefinitionError, load_process
 from baton.settings import BatonSettings, get_settings
+from baton.starter.cli.agent import add_agent_commands
+from baton.starter.cli.keys import add_keys_commands
+from baton.starter.cli.orchestrate import add_orchestrate_command
+from baton.starter.cli.pii import add_pii_commands
+from baton.starter.cli.privacy import add_privacy_commands
+from baton.starter.cli.security import add_security_commands
+from baton.starter.cli.terminal import until_stopped
+from baton.starter.cli.usage import UsageError
 from baton.telemetry.logs import configure_logging
-from starter.cli.agent import add_agent_commands
-from starter.cli.keys import add_keys_commands
-from starter.cli.orchestrate import add_orchestrate_command
-from starter.cli.pii import add_pii_commands
-from starter.cli.privacy import add_privacy_commands
-from starter.cli.security import add_security_commands
-from starter.cli.terminal import until_stopped
-from starter.cli.usage import UsageError
 
 console = Console()
 err = Console(stderr=True)
@@ -155,8 +155,8 @@ async def _process_deploy(args: argparse.Namespace) -> int:
 
 
 async def _process_run(args: argparse.Namespace) -> int:
-    from starter.cli.progress import ask_person, follow_run, print_output
-    from starter.client import BatonClient
+    from baton.starter.cli.progress import ask_person, follow_run, print_output
+    from baton.starter.client import BatonClient
 
     settings = get_settings()
     try:
@@ -188,7 +188,7 @@ async def _db_upgrade(args: argparse.Namespace) -> int:
 
 async def _worker(args: argparse.Namespace) -> int:
     from baton.temporal import connect, ensure_search_attributes
-    from workers.worker import running_workers
+    from baton.workers.worker import running_workers
 
     settings = get_settings()
     client = await connect(settings)
@@ -208,9 +208,9 @@ async def _worker(args: argparse.Namespace) -> int:
 
 
 async def _dev(args: argparse.Namespace) -> int:
+    from baton.starter.devserver import GRPC_PORT, dev_server_with_codec
     from baton.temporal import connect_embedded, settings_converter
-    from starter.devserver import GRPC_PORT, dev_server_with_codec
-    from workers.worker import running_workers
+    from baton.workers.worker import running_workers
 
     settings = get_settings()
     await _db_upgrade(args)
@@ -231,7 +231,7 @@ async def _dev(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from starter.cli.demo import run_demo
+    from baton.starter.cli.demo import run_demo
 
     return await run_demo(console, get_settings())
 

@@ -14,11 +14,11 @@ from rich.text import Text
 
 from baton.orchestration import ChatTurn, ManagerSpec, OrchestrationResult
 from baton.settings import get_settings
-from starter.cli.terminal import in_daemon_thread
-from starter.cli.usage import UsageError
+from baton.starter.cli.terminal import in_daemon_thread
+from baton.starter.cli.usage import UsageError
 
 if TYPE_CHECKING:  # the client imports the workflows: loaded when a run starts, not for --help
-    from starter.client import BatonClient, OrchestrationRun
+    from baton.starter.client import BatonClient, OrchestrationRun
 
 console = Console()
 PATTERNS = ["sequential", "concurrent", "group-chat", "handoff", "magentic"]
@@ -53,8 +53,8 @@ def add_orchestrate_command(sub: argparse._SubParsersAction) -> None:
 
 
 async def _orchestrate(args: argparse.Namespace) -> int:
-    from starter.cli.connection import connect_or_embed
-    from starter.client import BatonClient
+    from baton.starter.cli.connection import connect_or_embed
+    from baton.starter.client import BatonClient
 
     settings = get_settings()
     names = [n.strip() for n in args.agents.split(",") if n.strip()]

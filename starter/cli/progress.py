@@ -13,8 +13,8 @@ from rich.panel import Panel
 from rich.prompt import Prompt
 
 from baton.process import ProcessResult, ProcessState
-from starter.cli.terminal import in_daemon_thread
-from starter.client import ProcessRun
+from baton.starter.cli.terminal import in_daemon_thread
+from baton.starter.client import ProcessRun
 
 POLL_INTERVAL_S = 0.2
 

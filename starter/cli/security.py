@@ -8,8 +8,8 @@ from rich.console import Console
 
 from baton.security.dev_issuer import DevIssuer
 from baton.settings import get_settings
-from starter.cli.terminal import until_stopped
-from starter.cli.usage import UsageError
+from baton.starter.cli.terminal import until_stopped
+from baton.starter.cli.usage import UsageError
 
 console = Console()
 
@@ -39,7 +39,7 @@ async def _token(args: argparse.Namespace) -> int:
 
 
 async def _codec_server(args: argparse.Namespace) -> int:
-    from starter.devserver import codec_server, ui_env_file
+    from baton.starter.devserver import codec_server, ui_env_file
 
     settings = get_settings()
     async with codec_server(settings, args.host, args.port) as codec:
