@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -163,6 +164,25 @@ class Fallback(ProcessStep[NoState]):
     @step_function
     async def recover(self, ctx: StepContext, failure: dict) -> dict:
         return {"recovered": True, "failure": failure}
+
+
+class Outage(ProcessStep[NoState]):
+    """A service that is down for its first five calls (an outage longer than three attempts)."""
+
+    @step_function
+    async def call(self, ctx: StepContext, value: str) -> str:
+        record(f"outage-attempt-{ctx.attempt}")
+        if ctx.attempt <= 5:
+            raise ConnectionError("service unavailable")
+        return f"{value}-served"
+
+
+def riding_out_an_outage(retry: RetryOptions) -> ProcessBuilder:
+    b = ProcessBuilder("RidingOut")
+    outage = b.add_step(Outage, retry=retry, timeout=timedelta(seconds=5))
+    b.on_input_event("Start").send_event_to(outage)
+    outage.on_function_result().stop_process()
+    return b
 
 
 def failing(with_error_route: bool) -> ProcessBuilder:

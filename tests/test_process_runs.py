@@ -7,12 +7,14 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 from temporalio.api.enums.v1 import RetryState
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from baton.examples.document_generation.process import process as document_generation
-from baton.process import Process, ProcessBuilder, ProcessState
+from baton.process import Process, ProcessBuilder, ProcessState, RetryOptions
+from baton.process.model import StepOptions
 from baton.process.runtime import BATON_PROCESS, ProcessInput, SendEvent
 from baton.starter import InvalidEventData, ProcessFinished, ProcessRun, RunAlreadyExists, UnknownEvent
 from baton.testing import ProcessEnvironment
@@ -32,6 +34,7 @@ from tests.steps import (
     linear,
     parent_with_subprocess,
     queued_fan_in,
+    riding_out_an_outage,
     spinner,
 )
 
@@ -314,6 +317,27 @@ async def test_retries_then_failure_without_error_route(env: ProcessEnvironment,
     assert isinstance(cause, ApplicationError) and cause.type == "StepFailed"
     assert cause.message == "step Flaky.run failed: ValueError: cannot handle 'x'"
     assert journal.entries() == ["flaky-attempt-1", "flaky-attempt-2", "flaky-attempt-3"]
+
+
+async def test_a_step_with_a_retry_window_rides_out_an_outage(
+    env: ProcessEnvironment, journal: Journal
+) -> None:
+    """Three attempts (the default) would fail it; a window keeps retrying until the service is back."""
+    window = RetryOptions(
+        max_attempts=None, window_seconds=60, initial_interval_seconds=0.1, maximum_interval_seconds=0.2
+    )
+    run = await env.start(riding_out_an_outage(window).build(ALLOWED), "Start", "x")
+    assert (await run.result()).output == "x-served"
+    assert journal.count("outage-attempt-6") == 1 and journal.count("outage-attempt-4") == 1
+
+
+def test_retry_options_must_bound_retries_and_hold_an_attempt() -> None:
+    with pytest.raises(ValidationError, match="set max_attempts or window_seconds"):
+        RetryOptions(max_attempts=None)
+    with pytest.raises(
+        ValidationError, match=r"retry.window_seconds \(10.0\) is shorter than timeout_seconds"
+    ):
+        StepOptions(retry=RetryOptions(window_seconds=10), timeout_seconds=60)
 
 
 async def test_error_route_fires_once_retries_are_exhausted(

@@ -322,6 +322,7 @@ class ProcessWorkflow:
                 invocation,
                 result_type=StepOutcome,
                 start_to_close_timeout=options.timeout,
+                schedule_to_close_timeout=options.retry.window,
                 retry_policy=policy,
                 summary=summary,
             )
@@ -331,6 +332,7 @@ class ProcessWorkflow:
             result_type=StepOutcome,
             task_queue=options.task_queue or input.steps_queue,
             start_to_close_timeout=options.timeout,
+            schedule_to_close_timeout=options.retry.window,
             heartbeat_timeout=options.heartbeat_timeout,
             retry_policy=policy,
             summary=summary,

@@ -6,11 +6,9 @@ end up as this model, which travels into workflows unchanged.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from temporalio.common import RetryPolicy
 
 from ..llm.messages import CachePolicy, validate_model_reference
 from ..retry import RetryOptions
@@ -21,7 +19,7 @@ DEFAULT_RETRY_WINDOW_SECONDS = 6 * 3600.0
 provider outages last hours, and an outage must delay a run, not kill it."""
 
 
-class LlmRetryOptions(BaseModel):
+class LlmRetryOptions(RetryOptions):
     """How an agent's LLM calls ride out provider failures: one Temporal retry policy.
 
     Each delay is the one before times `backoff_coefficient`, from `initial_interval_seconds` up to
@@ -39,55 +37,20 @@ class LlmRetryOptions(BaseModel):
     call and must decide its timeouts deterministically from its input.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
-    initial_interval_seconds: float = Field(2.0, gt=0, description="Delay before the first retry.")
-    backoff_coefficient: float = Field(2.0, ge=1, description="Each delay is the previous times this.")
-    maximum_interval_seconds: float = Field(
-        300.0, gt=0, description="Cap on one delay: how late, at most, the end of an outage is noticed."
-    )
-    window_seconds: float = Field(
-        DEFAULT_RETRY_WINDOW_SECONDS,
-        gt=0,
-        description="How long a call keeps retrying, from its first attempt; then the agent fails.",
-    )
     max_attempts: int | None = Field(
         None,
         ge=1,
         description="A cap on attempts, the first and any that met an open breaker included. "
         "Unset by default: the window bounds retries.",
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_empty_step_field(cls, data: Any) -> Any:
-        # Agents in runs started before they had their own retry options carry the steps' empty
-        # `non_retryable_errors`; what an LLM error means is decided where it arises, not here.
-        if isinstance(data, dict) and data.get("non_retryable_errors") == []:
-            return {k: v for k, v in data.items() if k != "non_retryable_errors"}
-        return data
-
-    @model_validator(mode="after")
-    def _cap_not_below_first_delay(self) -> LlmRetryOptions:
-        if self.maximum_interval_seconds < self.initial_interval_seconds:
-            raise ValueError(
-                f"maximum_interval_seconds ({self.maximum_interval_seconds}) is below "
-                f"initial_interval_seconds ({self.initial_interval_seconds})"
-            )
-        return self
-
-    def policy(self) -> RetryPolicy:
-        """The Temporal retry policy of one LLM call; `window` bounds it as schedule-to-close."""
-        return RetryPolicy(
-            initial_interval=timedelta(seconds=self.initial_interval_seconds),
-            backoff_coefficient=self.backoff_coefficient,
-            maximum_interval=timedelta(seconds=self.maximum_interval_seconds),
-            maximum_attempts=self.max_attempts or 0,  # 0: unlimited
-        )
-
-    @property
-    def window(self) -> timedelta:
-        return timedelta(seconds=self.window_seconds)
+    maximum_interval_seconds: float = Field(
+        300.0, gt=0, description="Cap on one delay: how late, at most, the end of an outage is noticed."
+    )
+    window_seconds: float | None = Field(
+        DEFAULT_RETRY_WINDOW_SECONDS,
+        gt=0,
+        description="How long a call keeps retrying, from its first attempt; then the agent fails.",
+    )
 
 
 class AgentSpec(BaseModel):
@@ -140,11 +103,7 @@ class AgentSpec(BaseModel):
 
     @model_validator(mode="after")
     def _window_holds_an_attempt(self) -> AgentSpec:
-        if self.retry.window_seconds < self.timeout_seconds:
-            raise ValueError(
-                f"retry.window_seconds ({self.retry.window_seconds}) is shorter than timeout_seconds "
-                f"({self.timeout_seconds}): not even one attempt could run to its limit"
-            )
+        self.retry.check_window(self.timeout_seconds)
         return self
 
     @field_validator("tools")

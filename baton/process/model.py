@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..agents.spec import AgentSpec
 from ..retry import RetryOptions
@@ -33,6 +33,11 @@ class StepOptions(BaseModel):
     local: bool = Field(
         False, description="Run as a local activity in the workflow worker: for short steps only."
     )
+
+    @model_validator(mode="after")
+    def _window_holds_an_attempt(self) -> StepOptions:
+        self.retry.check_window(self.timeout_seconds)
+        return self
 
     @property
     def timeout(self) -> timedelta:
