@@ -43,7 +43,9 @@ async def test_200_calls_with_100_kb_contexts_keep_history_under_2_mb(
     try:
         async with engine.connect() as conn:
             rows = (await conn.execute(sa.text("SELECT data, size FROM stored_payloads"))).all()
-            owners = set((await conn.execute(sa.text("SELECT namespace, workflow_id FROM stored_payloads"))).all())
+            owners = set(
+                (await conn.execute(sa.text("SELECT namespace, workflow_id FROM stored_payloads"))).all()
+            )
     finally:
         await engine.dispose()
     # Compressed (about 2:1), then encrypted: still far above the offload threshold.
