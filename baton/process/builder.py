@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from ..agents.spec import AgentSpec
 from ..settings import get_settings
-from .compiler import compile_definition
+from .compiler import compile_definition, remember_main_step
 from .errors import ProcessDefinitionError
 from .mermaid import to_mermaid
 from .model import (
@@ -192,8 +192,11 @@ class ProcessBuilder:
         presumed dead and the attempt runs again elsewhere.
         `task_queue` sends the step to its own worker deployment; `local=True` runs a short step
         as a local activity inside the workflow worker, which saves a round trip per call.
+        A step class defined in `__main__` (a script, a notebook) runs only on a worker in the
+        same process, such as `baton.testing.ProcessEnvironment`'s.
         """
         step_name = name or step.__name__
+        remember_main_step(step)  # a script's or notebook's step: for this process's own workers
         given: dict[str, object] = {"task_queue": task_queue, "local": local}
         if retry is not None:
             given["retry"] = retry

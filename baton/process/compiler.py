@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..agents.registry import AgentRegistry
@@ -18,15 +19,32 @@ AGENT_FUNCTION = "run"
 AGENT_PARAMETER = "input"
 
 
+MAIN = "__main__"
+"""The module of a script or notebook: always allowed, since importing it runs no new code."""
+
+_main_steps: dict[str, type[ProcessStep]] = {}
+
+
+def remember_main_step(step: type[ProcessStep]) -> None:
+    """Let this process find a step class defined in `__main__` by its qualified name.
+
+    A script's or a Jupyter notebook's classes are attributes of `sys.modules["__main__"]`, but
+    the asyncio REPL (`python -m asyncio`) runs its input in a namespace of its own.
+    """
+    if step.__module__ == MAIN:
+        _main_steps[step.__qualname__] = step
+
+
 def module_allowed(module: str, allowed_modules: Iterable[str]) -> bool:
-    """Whether `module` is one of `allowed_modules` or inside one of them."""
-    return any(module == m or module.startswith(m + ".") for m in allowed_modules)
+    """Whether `module` is `__main__`, one of `allowed_modules` or inside one of them."""
+    return module == MAIN or any(module == m or module.startswith(m + ".") for m in allowed_modules)
 
 
 def resolve_step_class(ref: str, allowed_modules: Iterable[str]) -> type[ProcessStep]:
     """Import a `module:Class` step reference, refusing modules outside the allow-list.
 
-    The allow-list is checked before anything is imported: importing runs module code.
+    The allow-list is checked before anything is imported: importing runs module code. Steps
+    in `__main__` are found only in the process that defined them.
     """
     module_name, sep, qualname = ref.partition(":")
     if not sep or not module_name or not qualname:
@@ -41,14 +59,22 @@ def resolve_step_class(ref: str, allowed_modules: Iterable[str]) -> type[Process
             f"step {ref!r} is from module {module_name!r}, which is not in the allowed step modules "
             f"{sorted(allowed_modules)} (set BATON_STEP_MODULES)"
         )
-    try:
-        obj: object = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ValueError(f"step {ref!r}: cannot import module {module_name!r}: {e}") from e
-    for part in qualname.split("."):
-        if not hasattr(obj, part):
+    if module_name == MAIN:
+        obj = _main_steps.get(qualname) or _attribute(sys.modules[MAIN], qualname)
+        if obj is None:
+            raise ValueError(
+                f"step {ref!r} is defined in __main__, so only a worker in the same process "
+                "(baton.testing.ProcessEnvironment) can run it; for other workers, define it in a "
+                "module of BATON_STEP_MODULES"
+            )
+    else:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            raise ValueError(f"step {ref!r}: cannot import module {module_name!r}: {e}") from e
+        obj = _attribute(module, qualname)
+        if obj is None:
             raise ValueError(f"step {ref!r}: module {module_name!r} has no {qualname!r}")
-        obj = getattr(obj, part)
     if not (isinstance(obj, type) and issubclass(obj, ProcessStep)):
         raise ValueError(f"step {ref!r} is not a subclass of ProcessStep")
     if not module_allowed(obj.__module__, allowed_modules):
@@ -56,6 +82,15 @@ def resolve_step_class(ref: str, allowed_modules: Iterable[str]) -> type[Process
             f"step {ref!r} is defined in module {obj.__module__!r}, which is not in the allowed "
             f"step modules {sorted(allowed_modules)}; {module_name!r} only re-exports it"
         )
+    return obj
+
+
+def _attribute(obj: object, qualname: str) -> object | None:
+    """`obj.a.b` for the qualified name `a.b`, or None when a part is missing."""
+    for part in qualname.split("."):
+        if not hasattr(obj, part):
+            return None
+        obj = getattr(obj, part)
     return obj
 
 
