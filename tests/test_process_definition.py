@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -265,6 +266,34 @@ routes:
         ProcessDefinitionError, match=r"defined in module 'tests\.steps', which is not in the allowed"
     ):
         load_process(yaml_text, ["trusted_reexport"])
+
+
+def test_a_definition_may_name_steps_of_main_which_only_this_process_has(monkeypatch) -> None:
+    """`__main__` is always allowed (importing it runs nothing): a script's own YAML can name its
+    steps; a step that is not in this process's `__main__` is refused with the reason."""
+
+    class Mirror(ProcessStep[NoState]):
+        @step_function
+        async def mirror(self, ctx: StepContext, text: str) -> str:
+            return text[::-1]
+
+    Mirror.__module__, Mirror.__qualname__ = "__main__", "MirrorOfMain"
+    monkeypatch.setattr(sys.modules["__main__"], "MirrorOfMain", Mirror, raising=False)
+    yaml_text = """
+name: FromMain
+steps:
+- {name: a, step: "__main__:MirrorOfMain"}
+routes:
+- {when: input, name: Start, to: [{step: a}]}
+- {from: a, when: result, stop: true}
+"""
+    assert list(load_process(yaml_text, ["baton.examples"]).compiled.steps) == ["a"]
+    with pytest.raises(ProcessDefinitionError) as refused:
+        load_process(yaml_text.replace("MirrorOfMain", "NotInMain"), ["baton.examples"])
+    assert (
+        "step '__main__:NotInMain' is defined in __main__, so only a worker in the same process "
+        "(baton.testing.ProcessEnvironment) can run it"
+    ) in str(refused.value)
 
 
 class Reply(BaseModel):
