@@ -32,7 +32,7 @@ from tests.test_cli import baton_env
 
 REPO = Path(__file__).parents[1]
 README = REPO / "README.md"
-FENCE = re.compile(r"^```(?P<language>\S*)\s*$")
+FENCE = re.compile(r"^\s*```(?P<language>\S*)\s*$")  # indented too: in a list item
 MARKER = re.compile(r"<!--\s*readme-test\b(?P<rest>.*?)-->", re.DOTALL)
 SKIP = re.compile(r"^: skip, (?P<reason>\S.*\S)\s*$")
 RUN_LIMIT_S = 180
@@ -85,7 +85,7 @@ def readme_blocks() -> list[Block]:
         if not fence:
             i += 1
             continue
-        end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), None)
+        end = next((j for j in range(i + 1, len(lines)) if lines[j].strip().startswith("```")), None)
         assert end is not None, f"README.md line {i + 1}: the block is never closed"
         previous = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
         marker = MARKER.fullmatch(previous.strip())
@@ -94,7 +94,7 @@ def readme_blocks() -> list[Block]:
             skip = SKIP.match(marker["rest"])
             assert skip, f"README.md line {i}: a readme-test marker is ': skip, REASON', not {previous!r}"
             reason = skip["reason"]
-        code = "\n".join(lines[i + 1 : end]) + "\n"
+        code = textwrap.dedent("\n".join(lines[i + 1 : end])) + "\n"
         blocks.append(Block(fence["language"], code, i + 1, section, reason))
         i = end + 1
     return blocks
@@ -113,7 +113,7 @@ def test_every_block_is_run_or_skipped_with_a_reason() -> None:
         for b in blocks
         if b.skip_reason is None and b.language not in ("python", "yaml", "sh")
     ]
-    assert not not_run
+    assert not not_run, "\n".join(not_run)
     markers = len(MARKER.findall(README.read_text()))
     skipped = [b for b in blocks if b.skip_reason is not None]
     assert markers == len(skipped), "a readme-test marker that is not right before a block"
