@@ -35,11 +35,11 @@ def baton_env(settings: BatonSettings, **extra: str) -> dict[str, str]:
     return env
 
 
-async def baton(
-    settings: BatonSettings, *args: str, stdin: str = "", **extra: str
+async def run_in_repo(
+    command: list[str], environment: dict[str, str], stdin: str = "", timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """Run the `baton` console script without blocking the event loop the worker runs on."""
-    command = [str(Path(sys.executable).with_name("baton")), *args]
+    """Run `command` in the repository (so that its baton.yaml applies) without blocking the
+    event loop the workers run on."""
     return await asyncio.to_thread(
         subprocess.run,
         command,
@@ -47,9 +47,17 @@ async def baton(
         capture_output=True,
         text=True,
         cwd=REPO,
-        env=baton_env(settings, **extra),
-        timeout=120,
+        env=environment,
+        timeout=timeout,
     )
+
+
+async def baton(
+    settings: BatonSettings, *args: str, stdin: str = "", **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the `baton` console script as a person would, configured like `settings`."""
+    command = [str(Path(sys.executable).with_name("baton")), *args]
+    return await run_in_repo(command, baton_env(settings, **extra), stdin)
 
 
 async def test_show_validates_and_prints_mermaid(settings) -> None:

@@ -9,11 +9,9 @@ must not run is exempted in the README itself, by a marker with its reason right
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -28,7 +26,7 @@ from baton.agents import AgentRegistry, load_agent_file
 from baton.process import load_process
 from baton.settings import BatonSettings
 from tests.conftest import baton_worker
-from tests.test_cli import baton_env
+from tests.test_cli import baton_env, run_in_repo
 
 REPO = Path(__file__).parents[1]
 README = REPO / "README.md"
@@ -154,29 +152,15 @@ def running_baton(temporal, settings: BatonSettings) -> Iterator[dict[str, str]]
         worker.wait(30)
 
 
-async def run(
-    command: list[str], environment: dict[str, str], stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    """Run `command` in the repository (so that baton.yaml applies) without blocking the loop."""
-    return await asyncio.to_thread(
-        subprocess.run,
-        command,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=environment,
-        timeout=RUN_LIMIT_S,
-    )
-
-
 async def test_python_blocks_run_in_order_as_notebook_cells(temporal, settings, tmp_path: Path) -> None:
     cells = tmp_path / "cells.json"
     cells.write_text(json.dumps([(b.line, b.code) for b in to_run("python")]))
     driver = tmp_path / "notebook.py"
     driver.write_text(NOTEBOOK_DRIVER)
     with running_baton(temporal, settings) as environment:
-        result = await run([sys.executable, str(driver), str(cells)], environment)
+        result = await run_in_repo(
+            [sys.executable, str(driver), str(cells)], environment, timeout=RUN_LIMIT_S
+        )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "# Baton: durable AI-agent processes on Temporal\n\nRevision 1." in result.stdout
     assert "[simulated by Baton's local model]" in result.stdout  # the agents answered
@@ -197,7 +181,7 @@ async def test_the_process_example_runs_as_a_script(settings, tmp_path: Path) ->
     """Its steps live in __main__; ProcessEnvironment's worker, in the same process, runs them."""
     script = tmp_path / "docs.py"
     script.write_text(as_script())
-    result = await run([sys.executable, str(script)], baton_env(settings))
+    result = await run_in_repo([sys.executable, str(script)], baton_env(settings), timeout=RUN_LIMIT_S)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.endswith("# Baton: durable AI-agent processes on Temporal\n\nRevision 1.\n")
 
@@ -246,7 +230,11 @@ async def test_a_worker_in_another_process_refuses_steps_of_main_and_says_why(
     script = tmp_path / "shout.py"
     script.write_text(MAIN_STEP_SCRIPT)
     address = temporal.client.service_client.config.target_host
-    result = await run([sys.executable, str(script)], baton_env(env.settings, BATON_TEMPORAL_ADDRESS=address))
+    result = await run_in_repo(
+        [sys.executable, str(script)],
+        baton_env(env.settings, BATON_TEMPORAL_ADDRESS=address),
+        timeout=RUN_LIMIT_S,
+    )
     assert result.returncode == 0, result.stderr
     assert (
         "step '__main__:Shout' is defined in __main__, so only a worker in the same process" in result.stdout
@@ -264,5 +252,5 @@ async def test_shell_commands_run_as_written(temporal, settings) -> None:
     with running_baton(temporal, settings) as environment:
         for command in commands:
             stdin = next((a for prefix, a in ANSWERS.items() if command.startswith(prefix)), "")
-            result = await run(["sh", "-c", command], environment, stdin)
+            result = await run_in_repo(["sh", "-c", command], environment, stdin, RUN_LIMIT_S)
             assert result.returncode == 0, f"{command}\n{result.stdout}{result.stderr}"
