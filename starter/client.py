@@ -430,15 +430,13 @@ class BatonClient:
         self, workflow_id: str, data_subject: str | None, workflow: Any, arg: Any, **options: Any
     ) -> Any:
         """Start a workflow; with a data subject, under the subject-run ID (`<id>~ds`), bound to
-        the subject's key before anything is sealed, and unbound if the start is refused."""
+        the subject's key before anything is sealed. A binding outlives a start that failed: the
+        run may have started all the same (a timeout), or under another client (the same key and
+        subject at once), and a binding only ever admits its own subject."""
         if data_subject is None:
             return await self.temporal.start_workflow(workflow, arg, id=workflow_id, **options)
         binding = await self.subjects.register(subject_run_id(workflow_id), data_subject)
-        try:
-            return await self.temporal.start_workflow(workflow, arg, id=binding.workflow_id, **options)
-        except BaseException:
-            await self.subjects.unregister(binding)
-            raise
+        return await self.temporal.start_workflow(workflow, arg, id=binding.workflow_id, **options)
 
     def _database(self) -> AsyncEngine:
         if self._engine is None:

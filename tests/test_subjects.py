@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -37,8 +39,8 @@ from baton.security.codec import (
 )
 from baton.security.keys import LiveKeyring, key_provider
 from baton.settings import BatonSettings
-from baton.starter.client import RunAlreadyExists
-from baton.temporal import encryption_codec, history_exists, settings_converter
+from baton.starter.client import BatonClient, RunAlreadyExists
+from baton.temporal import encryption_codec, history_exists, settings_converter, with_converter
 from baton.testing import ProcessEnvironment
 from tests.steps import ALLOWED, approval_process, linear, parent_with_subprocess
 from tests.test_cli import baton as baton_cli
@@ -237,7 +239,7 @@ async def test_erasure_reaches_another_process_and_deletes_stored_payloads(
         eraser = SubjectKeys(Schema(eraser_engine), keys)
         worker = SubjectKeys(Schema(worker_engine), keys)
         binding = await eraser.register(subject_run_id(f"agent-Clerk-{uuid.uuid4()}"), ALICE)
-        assert binding.key_id == f"{eraser.ref(ALICE)}.1" and binding.created
+        assert binding.key_id == f"{eraser.ref(ALICE)}.1"
         assert await worker.key_id_of(binding.workflow_id) == binding.key_id
         assert await worker.data_key(binding.key_id) is not None  # now held in memory
         driver = DatabasePayloadDriver(Schema(eraser_engine))
@@ -309,5 +311,124 @@ async def fresh_codec(env: ProcessEnvironment) -> AsyncIterator[EncryptionCodec]
     engine = create_engine(env.settings.resolved_database_url)
     try:
         yield encryption_codec(settings_converter(env.settings, engine))
+    finally:
+        await engine.dispose()
+
+
+async def test_a_key_read_across_an_erasure_is_not_kept(database_url: str, settings: BatonSettings) -> None:
+    """A worker reads a live key; meanwhile the subject is erased and another request of the
+    worker reads the erasure log. The key it read must not be cached past that log read."""
+    keys = LiveKeyring(key_provider(settings))
+    worker_engine, eraser_engine = create_engine(database_url), create_engine(database_url)
+    worker, eraser = SubjectKeys(Schema(worker_engine), keys), SubjectKeys(Schema(eraser_engine), keys)
+    try:
+        binding = await eraser.register(subject_run_id(f"agent-Clerk-{uuid.uuid4()}"), ALICE)
+        assert await worker.data_key(f"{binding.key_id}-warm-up") is None  # the log is read once
+        release, reading = asyncio.Event(), asyncio.Event()
+        sessions = worker._sessions
+
+        @contextlib.asynccontextmanager
+        async def slow_session() -> AsyncIterator[Any]:
+            async with sessions() as session:
+                yield session
+                reading.set()
+                await release.wait()  # the row is read; its answer arrives late
+
+        worker._sessions = slow_session  # type: ignore[assignment]
+        read = asyncio.create_task(worker.data_key(binding.key_id))
+        await reading.wait()
+        worker._sessions = sessions
+        assert await eraser.erase(ALICE) is Erasure.ERASED
+        await asyncio.sleep(ERASURE_POLL_SECONDS)
+        assert await worker.data_key("another-key") is None  # another request reads the log
+        release.set()
+
+        assert await read is None  # read again after the log read, and found erased
+        assert await worker.data_key(binding.key_id) is None
+    finally:
+        await worker_engine.dispose()
+        await eraser_engine.dispose()
+
+
+async def test_a_registration_racing_an_erasure_never_binds_to_the_erased_key(
+    database_url: str, settings: BatonSettings
+) -> None:
+    """The subject is erased after a registration read the live key and before it wrote the
+    binding. Either the erasure waits for the registration (PostgreSQL locks the key) and then
+    erases the key the run is bound to, or the registration notices and takes a new generation
+    (SQLite): never a binding, made after the erasure, to the erased key."""
+    keys = LiveKeyring(key_provider(settings))
+    client_engine, eraser_engine = create_engine(database_url), create_engine(database_url)
+    eraser = SubjectKeys(Schema(eraser_engine), keys)
+    done: dict[str, float] = {}
+
+    async def erase() -> None:
+        assert await eraser.erase(ALICE) is Erasure.ERASED
+        done["erasure"] = time.monotonic()
+
+    class ErasedBeforeTheBinding(SubjectKeys):
+        erasing: asyncio.Task[None] | None = None
+
+        async def _bind(self, session: Any, workflow_id: str, ref: str) -> Any:
+            if self.erasing is not None:  # the attempt after the race: undisturbed
+                return await super()._bind(session, workflow_id, ref)
+            flush = session.flush
+
+            async def erase_then_flush(*args: Any, **kwargs: Any) -> None:
+                session.flush = flush
+                self.erasing = asyncio.create_task(erase())
+                await asyncio.sleep(0.5)  # committed (SQLite), or waiting on our lock (PostgreSQL)
+                await flush(*args, **kwargs)
+
+            session.flush = erase_then_flush
+            return await super()._bind(session, workflow_id, ref)
+
+    client = ErasedBeforeTheBinding(Schema(client_engine), keys)
+    try:
+        first = await eraser.register(subject_run_id(f"agent-Clerk-{uuid.uuid4()}"), ALICE)
+        second = await client.register(subject_run_id(f"agent-Clerk-{uuid.uuid4()}"), ALICE)
+        done["registration"] = time.monotonic()
+        assert client.erasing is not None
+        await client.erasing
+        if second.key_id == first.key_id:  # bound to the key that existed when it was read...
+            assert done["erasure"] > done["registration"]  # ...because the erasure came after
+        else:
+            assert await eraser.data_key(second.key_id) is not None  # a new, live generation
+    finally:
+        await client_engine.dispose()
+        await eraser_engine.dispose()
+
+
+async def test_a_start_that_loses_a_race_leaves_the_winners_binding(
+    env: ProcessEnvironment, temporal: Any
+) -> None:
+    """Two clients start one run key for one subject at once: the loser's failure must not undo
+    the binding the winner's running run seals with."""
+    process = approval_process().build(ALLOWED)
+    engine = create_engine(env.settings.resolved_database_url)
+    loser = BatonClient(
+        with_converter(temporal.client, settings_converter(env.settings, engine)), env.settings
+    )
+    start, go = loser.temporal.start_workflow, asyncio.Event()
+
+    async def held_start(*args: Any, **kwargs: Any) -> Any:
+        await go.wait()
+        return await start(*args, **kwargs)
+
+    loser.temporal.start_workflow = held_start  # type: ignore[method-assign]
+    try:
+        losing = asyncio.create_task(
+            loser.start_process(process, "Start", "x", key="claim-11", data_subject=ALICE)
+        )
+        await asyncio.sleep(0.5)  # the loser registered first (it made the binding), then waits
+        winner = await env.start(process, "Start", "x", key="claim-11", data_subject=ALICE)
+        go.set()
+        with pytest.raises(RunAlreadyExists):
+            await losing
+        async with fresh_codec(env) as codec:  # any other process: the codec server, a new worker
+            assert codec.subjects is not None
+            assert await codec.subjects.key_id_of(winner.id) is not None
+        await winner.send_event("ApprovalReceived", {"approved": True})
+        assert (await winner.result()).output == "X:approved"
     finally:
         await engine.dispose()

@@ -84,8 +84,6 @@ class SubjectBinding:
 
     workflow_id: str
     key_id: str
-    created: bool
-    """Whether `register` made the binding (False: the run was bound to the subject before)."""
 
 
 class SubjectKeys:
@@ -99,6 +97,7 @@ class SubjectKeys:
         self._bindings: dict[str, str] = {}  # root workflow ID -> key ID (immutable once made)
         self._data_keys: dict[str, bytes] = {}  # key ID -> unwrapped key, until erased
         self._erasures_seen: int | None = None
+        self._polls = 0  # erasure-log reads done: a key read across one is not cached
         self._polled_at = float("-inf")
         self._poll: asyncio.Future[None] | None = None
 
@@ -122,9 +121,13 @@ class SubjectKeys:
                     binding = await self._bind(session, workflow_id, ref)
                     await session.commit()
                 break
-            except IntegrityError:  # a concurrent registration made the same row: look again
+            except (IntegrityError, _ErasedMeanwhile):
+                # A concurrent registration made the same row, or an erasure took the key: again.
                 if attempt == REGISTER_ATTEMPTS - 1:
-                    raise
+                    raise SubjectKeyError(
+                        f"run {workflow_id} could not be registered: its data subject's key kept "
+                        "changing (concurrent registrations or erasures); try again"
+                    ) from None
         self._bindings[workflow_id] = binding.key_id
         _trim(self._bindings)
         return binding
@@ -139,10 +142,14 @@ class SubjectKeys:
                 raise SubjectKeyError(
                     f"run {workflow_id} belonged to a data subject who was erased since; use another run key"
                 )
-            return SubjectBinding(workflow_id, bound.key_id, created=False)
+            return SubjectBinding(workflow_id, bound.key_id)
+        # Locked on PostgreSQL, so an erasure waits for this registration and then erases the
+        # key this run is bound to; SQLite has one writer, so the check after the flush decides.
         live = (
             await session.scalars(
-                select(SubjectKeyRow).where(SubjectKeyRow.ref == ref, SubjectKeyRow.wrapped_key.is_not(None))
+                select(SubjectKeyRow)
+                .where(SubjectKeyRow.ref == ref, SubjectKeyRow.wrapped_key.is_not(None))
+                .with_for_update()
             )
         ).first()
         if live is None:
@@ -159,21 +166,15 @@ class SubjectKeys:
             )
             session.add(live)
         session.add(WorkflowSubjectRow(workflow_id=workflow_id, subject_ref=ref, key_id=live.key_id))
-        return SubjectBinding(workflow_id, live.key_id, created=True)
-
-    async def unregister(self, binding: SubjectBinding) -> None:
-        """Undo the binding `register` created for a run that then did not start."""
-        if not binding.created:
-            return
-        self._bindings.pop(binding.workflow_id, None)
-        async with self._sessions() as session:
-            await session.execute(
-                delete(WorkflowSubjectRow).where(
-                    WorkflowSubjectRow.workflow_id == binding.workflow_id,
-                    WorkflowSubjectRow.key_id == binding.key_id,
-                )
+        await session.flush()  # holds the write lock on SQLite from here to the commit
+        still_live = await session.scalar(
+            select(SubjectKeyRow.key_id).where(
+                SubjectKeyRow.key_id == live.key_id, SubjectKeyRow.wrapped_key.is_not(None)
             )
-            await session.commit()
+        )
+        if still_live is None:  # erased between the read and the binding: never bind to it
+            raise _ErasedMeanwhile
+        return SubjectBinding(workflow_id, live.key_id)
 
     async def key_id_of(self, workflow_id: str) -> str | None:
         """The key ID a run's payloads are sealed with, or None for a run without a data subject.
@@ -201,14 +202,19 @@ class SubjectKeys:
         if key is not None:
             return key
         await self._schema.ready()
-        async with self._sessions() as session:
-            row = await session.get(SubjectKeyRow, key_id)
-        if row is None or row.wrapped_key is None:
-            return None
-        key = self._unwrap(row.wrapped_key, key_id)
-        self._data_keys[key_id] = key
-        _trim(self._data_keys)
-        return key
+        while True:
+            polls = self._polls
+            async with self._sessions() as session:
+                row = await session.get(SubjectKeyRow, key_id)
+            if row is None or row.wrapped_key is None:
+                return None
+            if self._polls == polls:  # no erasure-log read since ours began: nothing to miss
+                key = self._unwrap(row.wrapped_key, key_id)
+                self._data_keys[key_id] = key
+                _trim(self._data_keys)
+                return key
+            # A log read finished while ours was under way; it may have passed over an erasure
+            # of this key that our read did not see yet: read again rather than cache it.
 
     async def erase(self, subject: str) -> Erasure:
         """Delete every key of the subject and their out-of-band payloads; what was found."""
@@ -261,6 +267,7 @@ class SubjectKeys:
                 self._forget(key_id for _, key_id in rows)
                 if rows:
                     self._erasures_seen = rows[-1][0]
+        self._polls += 1
         self._polled_at = started
 
     def _forget(self, key_ids: Iterable[str]) -> None:
@@ -272,6 +279,10 @@ class SubjectKeys:
             return self._keys.keyring.open(wrapped, _wrap_context(key_id))
         except UnknownKey:  # wrapped by a master key rotated in since the keyring was read
             return self._keys.reload().open(wrapped, _wrap_context(key_id))
+
+
+class _ErasedMeanwhile(Exception):
+    """The live key a registration read was erased before the registration committed."""
 
 
 def _trim(cache: dict[str, Any]) -> None:
