@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, ScheduleActionStartWorkflow
 
 from baton.compliance import SWEEP_STORED_PAYLOADS_ACTIVITY, SweepResult
 from baton.persistence.payloads import DatabasePayloadDriver
+from baton.security.codec import root_run_id
 from baton.temporal import history_exists
 
 
@@ -17,8 +18,42 @@ class ComplianceActivities:
 
     @activity.defn(name=SWEEP_STORED_PAYLOADS_ACTIVITY)
     async def sweep_stored_payloads(self) -> SweepResult:
-        """Delete the stored payloads of runs whose history Temporal no longer holds."""
-        deleted = await self.store.delete_unreferenced(
-            self.client.namespace, lambda run: history_exists(self.client, run)
-        )
+        """Delete the stored payloads that no history and no schedule references any more.
+
+        A payload belongs to its root run: a sub-process's input and result are in its parent's
+        history too, and a child's history expires first. A schedule's arguments are stored under
+        its action's workflow ID, which no run has (its runs are `<id>-<timestamp>`, and their
+        histories start with those arguments): kept while the schedule or one of its runs exists.
+        When in doubt, a payload is kept."""
+        scheduled = await self._scheduled_workflow_ids()
+        known: dict[str, bool] = {}
+
+        async def referenced(workflow_id: str) -> bool:
+            root = root_run_id(workflow_id)
+            if root not in known:
+                known[root] = (
+                    root in scheduled
+                    or await history_exists(self.client, root)
+                    or await self._has_runs_named_after(root)
+                )
+            return known[root]
+
+        deleted = await self.store.delete_unreferenced(self.client.namespace, referenced)
         return SweepResult(deleted=deleted)
+
+    async def _has_runs_named_after(self, workflow_id: str) -> bool:
+        """Whether a run with the ID `<workflow_id>-…` exists, as a schedule's runs are named."""
+        if '"' in workflow_id or "\\" in workflow_id:  # not a query we can write: keep its payloads
+            return True
+        async for _ in self.client.list_workflows(f'WorkflowId STARTS_WITH "{workflow_id}-"', limit=1):
+            return True
+        return False
+
+    async def _scheduled_workflow_ids(self) -> set[str]:
+        ids = set()
+        async for listed in await self.client.list_schedules():
+            described = await self.client.get_schedule_handle(listed.id).describe()
+            if isinstance(described.schedule.action, ScheduleActionStartWorkflow):
+                ids.add(described.schedule.action.id)
+            activity.heartbeat()
+        return ids

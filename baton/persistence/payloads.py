@@ -119,13 +119,10 @@ class DatabasePayloadDriver(StorageDriver):
             payloads.append(Payload.FromString(row.data))
         return payloads
 
-    async def delete_unreferenced(
-        self, namespace: str, history_exists: Callable[[str], Awaitable[bool]]
-    ) -> int:
-        """Delete the entries of runs in `namespace` whose history Temporal no longer holds; how
-        many went.
+    async def delete_unreferenced(self, namespace: str, referenced: Callable[[str], Awaitable[bool]]) -> int:
+        """Delete the entries of runs in `namespace` that nothing references any more; how many went.
 
-        `history_exists(workflow_id)` asks Temporal (see `baton.temporal.history_exists`). Entries
+        `referenced(workflow_id)` asks Temporal (see `baton.activities.compliance`). Entries
         younger than `SWEEP_GRACE`, and entries without a known namespace and run, are kept."""
         await self.schema.ready()
         cutoff = datetime.now(UTC) - SWEEP_GRACE
@@ -141,7 +138,7 @@ class DatabasePayloadDriver(StorageDriver):
                     .distinct()
                 )
             ).all()
-        gone = [run for run in runs if run is not None and not await history_exists(run)]
+        gone = [run for run in runs if run is not None and not await referenced(run)]
         if not gone:
             return 0
         async with self._sessions() as session:

@@ -41,7 +41,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..security.codec import holds_subject
+from ..security.codec import holds_subject, root_run_id
 from ..security.keys import KEY_BYTES, LiveKeyring, UnknownKey
 from .models import StoredPayloadRow, SubjectKeyErasureRow, SubjectKeyRow, WorkflowSubjectRow
 from .schema import Schema
@@ -183,7 +183,7 @@ class SubjectKeys:
         its data must not be sealed where erasure cannot reach it."""
         if not holds_subject(workflow_id):
             return None
-        root = workflow_id.split("/", 1)[0]
+        root = root_run_id(workflow_id)
         key_id = self._bindings.get(root)
         if key_id is None:
             await self._schema.ready()

@@ -34,10 +34,14 @@ SUBJECT_RUN_SUFFIX = "~ds"
 """Ends the workflow ID of every run that holds a data subject's data (no run key or name has `~`)."""
 
 
+def root_run_id(workflow_id: str) -> str:
+    """The root run of a run: a sub-process runs as a child with the ID `<root>/<step>/<n>`."""
+    return workflow_id.split("/", 1)[0]
+
+
 def holds_subject(workflow_id: str) -> bool:
-    """Whether a run holds a data subject's data: its root run's ID ends with the suffix
-    (a sub-process runs as `<root>/<step>/<n>`)."""
-    return workflow_id.split("/", 1)[0].endswith(SUBJECT_RUN_SUFFIX)
+    """Whether a run holds a data subject's data: its root run's ID ends with the suffix."""
+    return root_run_id(workflow_id).endswith(SUBJECT_RUN_SUFFIX)
 
 
 def subject_run_id(workflow_id: str) -> str:
