@@ -27,8 +27,13 @@ def user_data_dir() -> Path:
 class BatonSettings(BaseSettings):
     """Everything Baton reads from its environment."""
 
+    # hide_input_in_errors: a mistyped key or URL must not reach a terminal or a log in the error.
     model_config = SettingsConfigDict(
-        env_prefix="BATON_", yaml_file="baton.yaml", extra="forbid", validate_default=True
+        env_prefix="BATON_",
+        yaml_file="baton.yaml",
+        extra="forbid",
+        validate_default=True,
+        hide_input_in_errors=True,
     )
 
     data_dir: Path = Field(

@@ -9,7 +9,6 @@ import shutil
 import sysconfig
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
@@ -19,7 +18,7 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 from temporalio.envconfig import ClientConfig
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
-from .persistence.db import engine_from_settings
+from .persistence.db import engine_from_settings, parse_url
 from .persistence.payloads import DatabasePayloadDriver
 from .persistence.schema import Schema
 from .persistence.subjects import SubjectKeys
@@ -147,7 +146,7 @@ def check_shared_setup(settings: BatonSettings, address: str) -> None:
             "BATON_KEYS_DIR (a mounted secret with <id>.key, current and derivation-secret) or "
             "BATON_ENCRYPTION_KEYS with BATON_ENCRYPTION_KEY_CURRENT and BATON_ENCRYPTION_DERIVATION_SECRET"
         )
-    if make_url(settings.resolved_database_url).drivername.startswith("sqlite"):
+    if parse_url(settings.resolved_database_url).drivername.startswith("sqlite"):
         missing.append(
             "BATON_DATABASE_URL (PostgreSQL, shared by every Baton process: postgresql+asyncpg://...)"
         )

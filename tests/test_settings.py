@@ -107,3 +107,17 @@ def test_secrets_never_show_in_repr_or_dumps(tmp_path: Path) -> None:
     shown = repr(settings) + str(settings) + settings.model_dump_json()
     assert "hunter2" not in shown and "AAECAw" not in shown
     assert settings.resolved_database_url == secrets["database_url"]  # still usable where needed
+
+
+async def test_a_mistyped_secret_or_url_is_named_without_its_value(settings: BatonSettings) -> None:
+    key_material = "S3cretKeyMaterialBase64=="
+    refused = await baton_cli(settings, "keys", "list", BATON_ENCRYPTION_KEYS=f'["{key_material}"]')
+    assert refused.returncode == 1 and "encryption_keys" in refused.stderr
+    assert key_material not in refused.stderr + refused.stdout
+    password = "S3cretPW"
+    bad_url = settings.model_copy(
+        update={"database_url": SecretStr(f"postgresql+asyncpg//baton:{password}@db/x")}
+    )
+    with pytest.raises(ValueError, match="BATON_DATABASE_URL is not a database URL") as raised:
+        check_shared_setup(bad_url, "temporal.prod.internal:7233")
+    assert password not in str(raised.value)

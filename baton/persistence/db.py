@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from ..settings import BatonSettings
@@ -12,9 +13,19 @@ from ..settings import BatonSettings
 SUPPORTED_DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
 
 
+def parse_url(url: str) -> URL:
+    """`url` parsed; an error that names the setting, never the URL (it may hold a password)."""
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise ValueError(
+            "BATON_DATABASE_URL is not a database URL: expected e.g. postgresql+asyncpg://user@host/db"
+        ) from None
+
+
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     """An async engine for `url`; SQLite files get their folder created."""
-    parsed = make_url(url)
+    parsed = parse_url(url)
     if parsed.drivername not in SUPPORTED_DRIVERS:
         raise ValueError(
             f"database URL driver {parsed.drivername!r} is not supported; use one of {', '.join(SUPPORTED_DRIVERS)}"
