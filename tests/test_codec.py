@@ -101,6 +101,10 @@ def test_keys_from_a_mounted_secret(tmp_path: Path) -> None:
     (tmp_path / "current").write_text("k1\n")
     with pytest.raises(KeySourceError, match="no derivation-secret file"):
         DirectoryKeyProvider(tmp_path).load()
+    (tmp_path / "derivation").write_text("k1")  # how a folder named its derivation key before
+    with pytest.raises(KeySourceError, match="add derivation-secret with the contents of k1.key"):
+        DirectoryKeyProvider(tmp_path).load()
+    (tmp_path / "derivation").unlink()
     (tmp_path / "derivation-secret").write_text(DERIVATION_SECRET)
     keyring = DirectoryKeyProvider(tmp_path).load()
     assert keyring.current == "k1" and keyring.keys["k1"] == bytes(range(32))

@@ -177,6 +177,15 @@ class DirectoryKeyProvider(KeyProvider):
             current = (self.path / "current").read_text().strip()
             keys = {f.stem: _b64(f.read_text(), f.name) for f in sorted(self.path.glob("*.key"))}
             secret_file = self.path / DERIVATION_FILE
+            legacy = self.path / "derivation"
+            if not secret_file.exists() and legacy.exists():
+                # Before the secret had its own material, references came from the named key.
+                named = legacy.read_text().strip()
+                raise KeySourceError(
+                    f"no {DERIVATION_FILE} file, but a `derivation` file naming key {named!r}: add "
+                    f"{DERIVATION_FILE} with the contents of {named}.key, so that existing data "
+                    "subjects' references stay the same"
+                )
             if not secret_file.exists():
                 raise KeySourceError(
                     f"no {DERIVATION_FILE} file: add one with 32 random bytes in base64 "
@@ -207,8 +216,10 @@ class EnvironmentKeyProvider(KeyProvider):
             )
         if not self.derivation_secret:
             raise KeySourceError(
-                "BATON_ENCRYPTION_KEYS is set: set BATON_ENCRYPTION_DERIVATION_SECRET too "
-                "(32 random bytes in base64, never changed)"
+                "BATON_ENCRYPTION_KEYS is set: set BATON_ENCRYPTION_DERIVATION_SECRET too, 32 random "
+                "bytes in base64, never changed. A deployment that set BATON_ENCRYPTION_KEY_DERIVATION "
+                "before sets it to the key that named (or to its only key), so that existing data "
+                "subjects' references stay the same"
             )
         try:
             keys = {k: _b64(v, k) for k, v in self.keys.items()}
