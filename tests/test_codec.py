@@ -102,7 +102,7 @@ def test_keys_from_a_mounted_secret(tmp_path: Path) -> None:
     with pytest.raises(KeySourceError, match="no derivation-secret file"):
         DirectoryKeyProvider(tmp_path).load()
     (tmp_path / "derivation").write_text("k1")  # how a folder named its derivation key before
-    with pytest.raises(KeySourceError, match="add derivation-secret with the contents of k1.key"):
+    with pytest.raises(KeySourceError, match=r"add derivation-secret with the contents of k1\.key"):
         DirectoryKeyProvider(tmp_path).load()
     (tmp_path / "derivation").unlink()
     (tmp_path / "derivation-secret").write_text(DERIVATION_SECRET)
