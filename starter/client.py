@@ -242,7 +242,7 @@ class BatonClient:
         task straight to a worker in this process, when there is one.
         """
         if isinstance(process, str):
-            process = await self.definitions.load_process(process, self.settings.step_modules)
+            process = await self.definitions.load_process(process, self.settings)
         # The same check as the workflow's for later events, on the data as it will travel (JSON).
         if rejection := check_event(process.compiled, event, to_jsonable_python(data)):
             raise EventRejected.of(rejection)

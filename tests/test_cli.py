@@ -36,17 +36,17 @@ def baton_env(settings: BatonSettings, **extra: str) -> dict[str, str]:
 
 
 async def run_in_repo(
-    command: list[str], environment: dict[str, str], stdin: str = "", timeout: float = 120
+    command: list[str], environment: dict[str, str], stdin: str = "", timeout: float = 120, cwd: Path = REPO
 ) -> subprocess.CompletedProcess[str]:
-    """Run `command` in the repository (so that its baton.yaml applies) without blocking the
-    event loop the workers run on."""
+    """Run `command` in the repository (so that its baton.yaml applies), or in `cwd`, without
+    blocking the event loop the workers run on."""
     return await asyncio.to_thread(
         subprocess.run,
         command,
         input=stdin,
         capture_output=True,
         text=True,
-        cwd=REPO,
+        cwd=cwd,
         env=environment,
         timeout=timeout,
     )
@@ -130,12 +130,16 @@ async def test_db_upgrade(settings) -> None:
     assert (settings.data_dir / "baton.db").exists()
 
 
-async def test_demo_runs_the_main_job_and_cleans_up(settings) -> None:
+async def test_demo_runs_the_main_job_and_cleans_up(settings, tmp_path: Path) -> None:
+    """Run where a newcomer with the installed package would: outside the repository, so that
+    neither its baton.yaml nor any step-module setting names the examples."""
     started_here = not port_open("127.0.0.1", GRPC_PORT)
-    result = await baton(
-        settings.model_copy(update={"workflows_queue": "baton-workflows", "steps_queue": "baton-steps"}),
-        "demo",
+    environment = baton_env(
+        settings.model_copy(update={"workflows_queue": "baton-workflows", "steps_queue": "baton-steps"})
     )
+    del environment["BATON_STEP_MODULES"]
+    command = [str(Path(sys.executable).with_name("baton")), "demo"]
+    result = await run_in_repo(command, environment, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "deployed DocumentGeneration v1" in out

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from baton.persistence.db import create_engine, session_factory
 from baton.persistence.definitions import DefinitionNotFound, DefinitionStore
 from baton.persistence.migrate import current_revision, upgrade
+from baton.settings import BatonSettings
 from baton.testing import ProcessEnvironment
 from tests.conftest import POSTGRES_ADMIN_DSN, _postgres_admin
 from tests.steps import ALLOWED, approval_process, upper_only
@@ -137,6 +138,6 @@ async def test_an_undeployed_process_is_named(database_url: str) -> None:
         with pytest.raises(
             DefinitionNotFound, match="no deployed process 'Nope'; deploy it with 'baton process deploy'"
         ):
-            await DefinitionStore(session_factory(engine)).load_process("Nope", ALLOWED)
+            await DefinitionStore(session_factory(engine)).load_process("Nope", BatonSettings(step_modules=ALLOWED))
     finally:
         await engine.dispose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -10,8 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from ..agents.registry import AgentRegistry
 from ..process.builder import Process, load_process
 from ..process.model import ProcessDefinition
+from ..settings import BatonSettings
 from .models import ProcessDefinitionRow
 
 
@@ -83,12 +84,12 @@ class DefinitionStore:
             created_at=row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC),
         )
 
-    async def load_process(
-        self, name: str, allowed_modules: Sequence[str], version: int | None = None
-    ) -> Process:
-        """The latest (or given) deployed version, validated against the step code."""
+    async def load_process(self, name: str, settings: BatonSettings, version: int | None = None) -> Process:
+        """The latest (or given) deployed version, validated against the step code and agents
+        `settings` allow."""
         deployed = await self.get(name, version)
-        return load_process(deployed.definition, allowed_modules).with_version(deployed.version)
+        agents = AgentRegistry.from_dirs(settings.agent_dirs)
+        return load_process(deployed.definition, settings.step_modules, agents).with_version(deployed.version)
 
     async def versions(self, name: str) -> list[int]:
         async with self._sessions() as session:

@@ -1,6 +1,8 @@
 """The seed's DocumentGeneration process: gather, write and review (agents, with revisions),
 a person's approval, publish. `baton process run baton.examples.document_generation.process:process`."""
 
+from baton.agents.registry import AgentRegistry
+from baton.examples import AGENTS, STEP_MODULES
 from baton.process import ProcessBuilder
 
 from .steps import (
@@ -45,4 +47,5 @@ def build() -> ProcessBuilder:
     return b
 
 
-process = build().build()
+# Built against the examples' own steps and agents, so it imports the same whatever is configured.
+process = build().build(STEP_MODULES, AgentRegistry.from_dirs([AGENTS]))

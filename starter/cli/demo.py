@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
+from baton.agents.registry import AgentRegistry
 from baton.examples import with_examples
 from baton.examples.document_generation import process as document_generation
 from baton.persistence.db import engine_from_settings, session_factory
@@ -40,7 +41,7 @@ async def run_demo(console: Console, settings: BatonSettings) -> int:
     engine = engine_from_settings(settings)
     try:
         await upgrade(engine)
-        process = load_process(DEFINITION, settings.step_modules)
+        process = load_process(DEFINITION, settings.step_modules, AgentRegistry.from_dirs(settings.agent_dirs))
         version = await DefinitionStore(session_factory(engine)).deploy(process.to_definition())
     finally:
         await engine.dispose()

@@ -129,7 +129,7 @@ async def resolve_process(source: str, settings: BatonSettings) -> Process:
         return value
     engine = engine_from_settings(settings)
     try:
-        return await DefinitionStore(session_factory(engine)).load_process(source, settings.step_modules)
+        return await DefinitionStore(session_factory(engine)).load_process(source, settings)
     finally:
         await engine.dispose()
 
