@@ -144,6 +144,30 @@ class Lap(ProcessStep[Count]):
             await ctx.emit_event("Again", n + 1)
 
 
+PACE: asyncio.Queue[None] = asyncio.Queue()
+"""Laps of `PacedLap` the test allows: one token per lap."""
+
+
+class PacedLap(ProcessStep[Count]):
+    """A loop that is never idle: each lap waits for the test's token, not for an event."""
+
+    @step_function
+    async def lap(self, ctx: StepContext, n: int) -> None:
+        await PACE.get()
+        await ctx.emit_event("Done" if n >= 6 else "Again", n + 1)
+
+
+def busy_loop_with_pokes(max_supersteps: int) -> ProcessBuilder:
+    """PacedLap goes round six times while people send Poke events (upper-cased by Upper)."""
+    b = ProcessBuilder("BusyLoop", max_supersteps=max_supersteps)
+    lap, upper = b.add_step(PacedLap), b.add_step(Upper)
+    b.on_input_event("Start").send_event_to(lap)
+    b.on_input_event("Poke").send_event_to(upper)
+    lap.on_event("Again").send_event_to(lap)
+    lap.on_event("Done").stop_process()
+    return b
+
+
 def cycle(max_supersteps: int = 100) -> ProcessBuilder:
     b = ProcessBuilder("Cycle", max_supersteps=max_supersteps)
     lap = b.add_step(Lap)

@@ -21,6 +21,8 @@ from baton.testing import ProcessEnvironment
 from baton.workflows.process import ProcessWorkflow
 from tests.conftest import Journal
 from tests.steps import (
+    PACE,
+    busy_loop_with_pokes,
     ALLOWED,
     Approval,
     Reverse,
@@ -141,7 +143,7 @@ async def test_a_cycle_past_max_supersteps_fails_clearly(env: ProcessEnvironment
         await run.result()
     cause = raised.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "MaxSuperstepsExceeded"
-    assert "ran more than max_supersteps=3 supersteps without waiting" in cause.message
+    assert "ran more than max_supersteps=3 supersteps since its last external event" in cause.message
     assert (await run.state()).status == "failed"
 
 
@@ -165,6 +167,19 @@ async def test_max_supersteps_bounds_each_stretch_of_work_not_the_whole_life(env
     assert (await run.state()).rejected_events == ["Bogus"]  # carried through every continue-as-new
 
 
+async def test_every_external_event_starts_a_new_stretch_of_work(env: ProcessEnvironment) -> None:
+    # A process kept busy by a loop is not a runaway while people keep sending it events: each
+    # one is progress from outside. It never waits here, and runs twice max_supersteps.
+    run = await env.start(busy_loop_with_pokes(max_supersteps=3).build(ALLOWED), "Start", 1)
+    for _ in range(6):
+        await run.send_event("Poke", "x")  # in the run's pending messages before the lap ends
+        PACE.put_nowait(None)
+    result = await run.result()
+    assert result.output == 7 and result.run_counts["PacedLap"] == 6
+    # The last poke may have come with the last lap, and the stop route left it unconsumed.
+    assert result.run_counts["Upper"] + len(result.unconsumed) == 6
+
+
 async def test_a_runaway_cycle_is_caught_across_continue_as_new(env: ProcessEnvironment) -> None:
     run = await start_unchecked(
         env, cycle(max_supersteps=3).build(ALLOWED), "Start", 1, continue_as_new_after=1
@@ -173,7 +188,7 @@ async def test_a_runaway_cycle_is_caught_across_continue_as_new(env: ProcessEnvi
         await run.result()
     cause = raised.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "MaxSuperstepsExceeded"
-    assert "more than max_supersteps=3 supersteps without waiting for an external event" in cause.message
+    assert "more than max_supersteps=3 supersteps since its last external event" in cause.message
 
 
 async def test_continue_as_new_keeps_state_and_messages(env: ProcessEnvironment) -> None:

@@ -67,8 +67,8 @@ class ProcessWorkflow:
             self._steps = {name: StepRecord() for name in input.process.steps}
             self._pending = []
             self._superstep = 0
-            # Supersteps since the process last waited for an external event: max_supersteps
-            # bounds this, a runaway cycle, and not the process's life, which may be months.
+            # Supersteps since the last external event: max_supersteps bounds this, a runaway
+            # cycle, and not the process's life, which may be months of events.
             self._stretch = 0
             if input.event is not None:
                 self._deliver_input(input.event, input.data)
@@ -87,14 +87,13 @@ class ProcessWorkflow:
                     if self._runaway():
                         raise ApplicationError(
                             f"process {process.name!r} ran more than max_supersteps={process.max_supersteps} "
-                            "supersteps without waiting for an external event; a cycle may not terminate "
+                            "supersteps since its last external event; a cycle may not terminate "
                             "(raise max_supersteps if it should run longer)",
                             type="MaxSuperstepsExceeded",
                             non_retryable=True,
                         )
                     await self._run_superstep(input, invocations)
                 else:
-                    self._stretch = 0
                     await self._wait_for_event()
                 if not self._stopped and self._should_continue_as_new(input, supersteps_this_run):
                     # Also while waiting: every event lands in history, and a long wait must
@@ -188,6 +187,7 @@ class ProcessWorkflow:
     # -- routing --------------------------------------------------------------------------------
 
     def _deliver_input(self, name: str, data: Any) -> int:
+        self._stretch = 0  # progress from outside: whatever runs next is a new stretch of work
         return self._route(self._process.routes_for("input", None, name), data, f"input {name}")
 
     def _route(self, routes: Iterable[Route], data: Any, origin: str) -> int:
