@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import Enum
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from uuid import UUID
 
 import pytest
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from typing_extensions import TypedDict
 
 from baton.examples.document_generation.process import process as document_generation
 from baton.process import (
@@ -345,6 +360,133 @@ def test_the_door_refuses_exactly_what_the_step_would_refuse(hint: object, value
     assert (not schema_problems(schema, value)) == step_takes_it
 
 
+class ByAlias(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    user_id: int = Field(alias="userId")
+
+
+class ByChoices(BaseModel):
+    user_id: int = Field(validation_alias=AliasChoices("userId", "uid"))
+
+
+class Counted(BaseModel):
+    count: int
+
+    @field_validator("count", mode="before")
+    @classmethod
+    def count_items(cls, value: object) -> object:
+        return len(value) if isinstance(value, list) else value
+
+
+class Wrapped(BaseModel):
+    amount: int
+
+    @model_validator(mode="before")
+    @classmethod
+    def unwrap(cls, value: object) -> object:
+        return {"amount": value} if isinstance(value, int) else value
+
+
+class Stripped(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)
+    code: str = Field(max_length=2)
+
+
+class Positive(BaseModel):
+    n: int
+
+    @field_validator("n")
+    @classmethod
+    def positive(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("must be positive")
+        return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True)
+    n: int
+
+
+class Colour(Enum):
+    RED = "red"
+
+
+@dataclass
+class Point:
+    x: int
+    y: int = 0
+
+
+class Movie(TypedDict):
+    title: str
+    year: int
+
+
+# Types the door cannot mirror, values pydantic takes in a way its JSON schema does not show.
+TRANSFORMED = [
+    (ByAlias, {"user_id": 1}),
+    (ByChoices, {"uid": 1}),
+    (Counted, {"count": [1, 2]}),
+    (Wrapped, 5),
+    (Stripped, {"code": " ab "}),
+    (Annotated[str, StringConstraints(strip_whitespace=True, max_length=2)], " ab "),
+    (Decimal, "1.5"),
+    (UUID, "12345678123456781234567812345678"),
+]
+
+ANY_VALUES: list[object] = [
+    None, True, 0, 1, 2, -1, 5.5, "", "5", " 5 ", "1e3", "1_000", "true", "abc", " ab ", "red",
+    "2024-01-01", "2024-01-01T00:00:00", 1_700_000_000, [], [1], ["1", 2], {}, {"a": 1},
+    {"1": "a"}, {"n": 1}, {"n": "1"}, {"n": 0}, {"x": 1}, {"x": "1", "y": 2}, {"title": "t", "year": "1999"},
+    {"user_id": 1}, {"userId": 1}, {"code": " ab "}, {"count": [1]},
+]  # fmt: skip
+HINTS: list[object] = [
+    bool, int, float, str, datetime, timedelta, list[int], tuple[int, ...], tuple[int, str], dict[str, int],
+    dict[int, str], Literal["a", "b"], int | None, int | str, Colour, Point, Movie, Positive, Strict, Reply,
+    Annotated[int, Field(gt=0)], Annotated[str, Field(min_length=2, pattern=r"^[a-z]+$")],
+    *(hint for hint, _ in TRANSFORMED),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("hint", HINTS, ids=str)
+def test_the_door_never_refuses_what_the_step_would_take(hint: object) -> None:
+    schema = parameter_schema(hint)
+    for value in ANY_VALUES:
+        try:
+            TypeAdapter(hint).validate_python(value)
+        except ValidationError:
+            continue
+        assert schema is None or schema_problems(schema, value) == [], f"{value!r} refused"
+
+
+@pytest.mark.parametrize(("hint", "value"), TRANSFORMED, ids=str)
+def test_types_that_transform_their_input_are_left_to_the_step(hint: object, value: object) -> None:
+    TypeAdapter(hint).validate_python(value)  # the step takes it...
+    assert parameter_schema(hint) is None  # ...and the door, which could not tell, lets it through
+
+
+def test_the_door_checks_what_it_can_tell_exactly() -> None:
+    assert parameter_schema(Positive) is not None  # validators after pydantic's only refuse more
+    assert parameter_schema(Strict) is not None
+    bounded = parameter_schema(Annotated[int, Field(gt=0)])
+    assert bounded is not None and schema_problems(bounded, 0) == ["must be more than 0"]
+
+
+def test_a_pattern_is_left_to_pydantic_whatever_it_is() -> None:
+    # Python's regular expressions backtrack: this one would take longer than the universe on
+    # 60 characters; pydantic's (Rust) are linear. A pattern Python cannot compile is no crash.
+    schema = {"type": "string", "pattern": "^(a+)+$", "minLength": 1}
+    assert schema_problems(schema, "a" * 60 + "!") == []
+    assert schema_problems({"type": "string", "pattern": "(?P<x"}, "x") == []
+    assert schema_problems(schema, "") == ["must have at least 1 character"]
+
+
+def test_a_schema_the_validator_cannot_read_lets_the_data_through() -> None:
+    assert schema_problems({"type": "integer", "minimum": "zero"}, 5) == []
+    assert schema_problems({"$ref": "#/$defs/Missing"}, 5) == []
+
+
 def test_data_problems_name_the_field_and_not_the_value() -> None:
     schema = parameter_schema(Reply)
     assert schema is not None
@@ -378,3 +520,19 @@ class Untyped(ProcessStep[NoState]):
     @step_function
     async def run(self, ctx: StepContext, anything) -> None:  # type: ignore[no-untyped-def]
         return None
+
+
+class Bounded(ProcessStep[NoState]):
+    @step_function
+    async def run(self, ctx: StepContext, n: Annotated[int, Field(gt=0)]) -> None:
+        return None
+
+
+def test_annotated_constraints_are_checked_at_the_door() -> None:
+    b = ProcessBuilder("Bounded")
+    step = b.add_step(Bounded)
+    b.on_input_event("Start").send_event_to(step)
+    step.on_function_result().stop_process()
+    compiled = b.build(["tests"]).compiled
+    assert compiled.event_problems("Start", 0) == ["Bounded.run, parameter 'n': must be more than 0"]
+    assert compiled.event_problems("Start", 1) == []

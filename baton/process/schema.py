@@ -6,24 +6,31 @@ inside the Temporal sandbox, on every worker that runs workflows. A JSON schema 
 that travels in the compiled process, and checking data against it is a pure function of the
 two, so it is deterministic.
 
+The door must never refuse what the step would take, so a parameter gets a schema only when its
+type is one this validator mirrors exactly: plain values, lists, tuples, dicts, literals, enums,
+unions, dates and times, models, dataclasses and typed dicts of those, and validators that run
+after pydantic's own (they only refuse more). A type that transforms its input first (a `before`,
+`wrap` or `plain` validator, aliases, whitespace stripping, a custom `__init__`) or one this
+validator does not know (`Decimal`, `UUID`, ...) gets no schema: the step activity alone checks it.
+
 The validator covers the keywords pydantic emits (`type`, `properties`, `required`,
 `additionalProperties`, `items`, `prefixItems`, `enum`, `const`, `anyOf`, `oneOf`, `allOf`,
 `$ref` into `$defs`, and the length, size and range bounds). It follows pydantic's lax mode, as
-the step activity does, so that the door never refuses what the step would take: `"5"` fits an
-`int`, `"true"` and `1` fit a `bool`, a number fits a `datetime`. What a schema cannot say
-(a model's own validators) is still checked by the step activity when the step runs.
+the step activity does: `"5"` fits an `int`, `"true"` and `1` fit a `bool`, a number fits a
+`datetime`. It does not check `pattern`: pydantic's regular expressions are not Python's, and a
+Python one can take exponential time on crafted input.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from typing import Any
 
 from pydantic import TypeAdapter
 from pydantic.errors import PydanticUserError
 from pydantic.json_schema import PydanticJsonSchemaWarning
+from pydantic_core import SchemaError
 
 JsonSchema = dict[str, Any]
 
@@ -43,27 +50,64 @@ _KINDS = {
 
 
 def parameter_schema(hint: Any) -> JsonSchema | None:
-    """The JSON schema pydantic gives a parameter type; None when it accepts anything or has none."""
+    """The JSON schema pydantic gives a parameter type; None when it accepts anything, or when
+    the door could not check it exactly (the step activity alone validates such an input)."""
     try:
+        adapter = TypeAdapter(hint)
+        if not _mirrored(adapter.core_schema):
+            return None
         with warnings.catch_warnings():
             # e.g. a default that JSON cannot show: left out of the schema, which is fine here
             warnings.simplefilter("ignore", PydanticJsonSchemaWarning)
-            schema = TypeAdapter(hint).json_schema()
-    except PydanticUserError:
-        return None  # no schema to check against: the step activity alone validates this input
+            schema = adapter.json_schema()
+    except (PydanticUserError, SchemaError):
+        return None  # pydantic cannot build it either: the step activity reports the problem
     return schema or None
+
+
+# pydantic-core schema types whose lax validation this module's validator reproduces.
+_MIRRORED_TYPES = frozenset(
+    {
+        "any", "none", "bool", "int", "float", "str", "list", "tuple", "dict", "literal", "enum",
+        "union", "nullable", "default", "datetime", "date", "time", "timedelta",
+        "definitions", "definition-ref", "function-after",
+        "model", "model-fields", "model-field",
+        "dataclass", "dataclass-args", "dataclass-field",
+        "typed-dict", "typed-dict-field",
+    }
+)  # fmt: skip
+# Keys whose values say nothing about what validation accepts (or are code, or user data).
+_NOT_VALIDATION = frozenset(
+    {"default", "default_factory", "metadata", "serialization", "expected", "cls", "ref", "function"}
+)
+
+
+def _mirrored(core: Any) -> bool:
+    """Whether pydantic accepts exactly what the JSON schema of `core` allows, or less."""
+    if isinstance(core, list):
+        return all(_mirrored(item) for item in core)
+    if not isinstance(core, dict):
+        return True
+    if "type" in core and core["type"] not in _MIRRORED_TYPES:
+        return False
+    if core.get("validation_alias") is not None or core.get("custom_init"):
+        return False
+    if core.get("strip_whitespace") or core.get("str_strip_whitespace"):
+        return False
+    return all(_mirrored(value) for key, value in core.items() if key not in _NOT_VALIDATION)
 
 
 def schema_problems(schema: JsonSchema, value: Any) -> list[str]:
     """What is wrong with JSON `value` for `schema`, as `field.path: problem` (or `problem` for
-    the value as a whole); empty when it fits.
+    the value as a whole); empty when it fits, or when it cannot be told.
 
     The problems name fields and expected types, never the values: those may be personal data.
     """
-    return [
-        f"{'.'.join(path)}: {problem}" if path else problem
-        for path, problem in _check(schema, value, schema, ())
-    ]
+    try:
+        problems = _check(schema, value, schema, ())
+    except Exception:  # workflow code: a surprise here must not stop a run
+        return []  # the step activity validates the data with pydantic itself
+    return [f"{'.'.join(path)}: {problem}" if path else problem for path, problem in problems]
 
 
 Problem = tuple[tuple[str, ...], str]
@@ -137,11 +181,7 @@ def _check_array(
 
 
 def _check_string(schema: JsonSchema, value: str, path: tuple[str, ...]) -> list[Problem]:
-    problems = _bounds(len(value), schema.get("minLength"), schema.get("maxLength"), "character", path)
-    pattern = schema.get("pattern")
-    if pattern is not None and re.search(pattern, value) is None:
-        problems.append((path, f"does not match the pattern {pattern!r}"))
-    return problems
+    return _bounds(len(value), schema.get("minLength"), schema.get("maxLength"), "character", path)
 
 
 def _check_number(schema: JsonSchema, value: float, path: tuple[str, ...]) -> list[Problem]:
@@ -201,9 +241,10 @@ def _as_type(kind: str, value: Any, schema: JsonSchema) -> Any:
             return float(number)
         return int(number) if float(number).is_integer() else _NO
     if kind == "string":
-        if isinstance(value, str) or (is_number and schema.get("format") in _TEMPORAL):
+        if isinstance(value, str):
             return value
-        return _NO
+        # a number is a time, or seconds of a duration (True is one second to pydantic)
+        return value if isinstance(value, int | float) and schema.get("format") in _TEMPORAL else _NO
     if kind == "array":
         return value if isinstance(value, list) else _NO
     if kind == "object":

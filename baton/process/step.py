@@ -103,7 +103,7 @@ class ProcessStep(Generic[StateT]):
     def parameter_types(cls, function: str) -> dict[str, Any]:
         """Type hints of a step function's input parameters (Any where none is given)."""
         fn = getattr(cls, function)
-        hints = typing.get_type_hints(fn)
+        hints = typing.get_type_hints(fn, include_extras=True)  # keeps Annotated constraints
         return {name: hints.get(name, Any) for name in cls.step_functions()[function]}
 
 
