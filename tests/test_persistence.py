@@ -138,6 +138,8 @@ async def test_an_undeployed_process_is_named(database_url: str) -> None:
         with pytest.raises(
             DefinitionNotFound, match="no deployed process 'Nope'; deploy it with 'baton process deploy'"
         ):
-            await DefinitionStore(session_factory(engine)).load_process("Nope", BatonSettings(step_modules=ALLOWED))
+            await DefinitionStore(session_factory(engine)).load_process(
+                "Nope", BatonSettings(step_modules=ALLOWED)
+            )
     finally:
         await engine.dispose()

@@ -21,15 +21,15 @@ from baton.testing import ProcessEnvironment
 from baton.workflows.process import ProcessWorkflow
 from tests.conftest import Journal
 from tests.steps import (
-    PACE,
-    busy_loop_with_pokes,
     ALLOWED,
+    PACE,
     Approval,
     Reverse,
     Step1,
     Step3,
     Upper,
     approval_process,
+    busy_loop_with_pokes,
     cycle,
     failing,
     fan_out_fan_in,
