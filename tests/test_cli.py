@@ -116,6 +116,36 @@ async def test_run_follows_steps_and_lets_a_person_answer(env: ProcessEnvironmen
     assert "/namespaces/default/workflows/process-CliApproval-cli-1" in result.stdout
 
 
+async def test_run_asks_again_for_an_answer_the_process_refuses(env: ProcessEnvironment, temporal) -> None:
+    address = temporal.client.service_client.config.target_host
+    answers = 'ApprovalReceived\n{"approved": "perhaps"}\nApprovalReceived\n{"approved": true}\n'
+    run = ["process", "run", "tests.steps:cli_approval", "--event", "Start", "--data", '"memo"']
+    result = await baton(env.settings, *run, "--id", "cli-2", stdin=answers, BATON_TEMPORAL_ADDRESS=address)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        "✗ refused: the data of event 'ApprovalReceived' does not fit process 'CliApproval'" in result.stdout
+    )
+    assert "approved: expected a boolean" in result.stdout and "perhaps" not in result.stdout
+    assert '"MEMO:approved"' in result.stdout
+
+
+async def test_run_left_without_input_says_how_to_answer_later(env: ProcessEnvironment, temporal) -> None:
+    address = temporal.client.service_client.config.target_host
+    run = ["process", "run", "tests.steps:cli_approval", "--event", "Start", "--data", '"memo"']
+    result = await baton(env.settings, *run, "--id", "cli-3", stdin="", BATON_TEMPORAL_ADDRESS=address)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "No more input: run process-CliApproval-cli-3 goes on waiting" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+    send = ["process", "send", "process-CliApproval-cli-3", "--event", "ApprovalReceived"]
+    refused = await baton(env.settings, *send, "--data", "{}", BATON_TEMPORAL_ADDRESS=address)
+    assert refused.returncode == 1 and "approved: required field missing" in refused.stderr
+    sent = await baton(env.settings, *send, "--data", '{"approved": true}', BATON_TEMPORAL_ADDRESS=address)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert "sent ApprovalReceived to process-CliApproval-cli-3" in sent.stdout
+    assert (await env.client.get_run("process-CliApproval-cli-3").result()).output == "MEMO:approved"
+
+
 async def test_run_rejects_data_that_is_not_json(settings) -> None:
     result = await baton(
         settings, "process", "run", "tests.steps:cli_approval", "--event", "Start", "--data", "{nope"

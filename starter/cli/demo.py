@@ -41,7 +41,9 @@ async def run_demo(console: Console, settings: BatonSettings) -> int:
     engine = engine_from_settings(settings)
     try:
         await upgrade(engine)
-        process = load_process(DEFINITION, settings.step_modules, AgentRegistry.from_dirs(settings.agent_dirs))
+        process = load_process(
+            DEFINITION, settings.step_modules, AgentRegistry.from_dirs(settings.agent_dirs)
+        )
         version = await DefinitionStore(session_factory(engine)).deploy(process.to_definition())
     finally:
         await engine.dispose()

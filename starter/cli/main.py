@@ -95,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="null", help="JSON data of the start event")
     p.add_argument("--id", dest="key", help="run key: the workflow ID becomes process-<name>-<key>")
     p.set_defaults(handler=_process_run)
+    p = proc.add_parser("send", help="send an event to a running process")
+    p.add_argument("run_id", metavar="RUN_ID", help="the run's workflow ID (process-<name>-<key>)")
+    p.add_argument("--event", required=True, help="input event to send")
+    p.add_argument("--data", default="null", help="JSON data of the event")
+    p.set_defaults(handler=_process_send)
     p = proc.add_parser("show", help="validate a process and print it as Mermaid")
     p.add_argument("source", help=source_help)
     p.set_defaults(handler=_process_show)
@@ -155,21 +160,42 @@ async def _process_deploy(args: argparse.Namespace) -> int:
 
 
 async def _process_run(args: argparse.Namespace) -> int:
-    from baton.starter.cli.progress import ask_person, follow_run, print_output
+    from baton.starter.cli.progress import NoMoreAnswers, ask_person, follow_run, print_output
     from baton.starter.client import BatonClient
 
     settings = get_settings()
-    try:
-        data = json.loads(args.data)
-    except json.JSONDecodeError as e:
-        raise UsageError(f"--data is not JSON: {e.msg} at column {e.colno}") from e
+    data = _json_option(args.data)
     process = await resolve_process(args.source, settings)
     baton = await BatonClient.connect(settings)
     run = await baton.start_process(process, args.event, data, key=args.key)
-    result = await follow_run(run, console, ask_person(console))
+    try:
+        result = await follow_run(run, console, ask_person(console))
+    except NoMoreAnswers:
+        console.print(
+            f"[yellow]No more input: run {run.id} goes on waiting.[/] Answer it with "
+            f"'baton process send {run.id} --event <name> --data <json>'."
+        )
+        return 1
     print_output(console, result)
     console.print(f"[bold]Temporal UI[/] {run.ui_url}")
     return 0
+
+
+async def _process_send(args: argparse.Namespace) -> int:
+    from baton.starter.client import BatonClient
+
+    data = _json_option(args.data)
+    baton = await BatonClient.connect(get_settings())
+    accepted = await baton.get_run(args.run_id).send_event(args.event, data)
+    console.print(f"[green]✓[/] sent {accepted.name} to {args.run_id} ({accepted.deliveries} delivery)")
+    return 0
+
+
+def _json_option(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"--data is not JSON: {e.msg} at column {e.colno}") from e
 
 
 # -- servers ------------------------------------------------------------------------------------

@@ -9,12 +9,13 @@ from typing import Any
 
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.panel import Panel
 from rich.prompt import Prompt
 
 from baton.process import ProcessResult, ProcessState
 from baton.starter.cli.terminal import in_daemon_thread
-from baton.starter.client import ProcessRun
+from baton.starter.client import EventRejected, ProcessRun
 
 POLL_INTERVAL_S = 0.2
 
@@ -22,8 +23,16 @@ Responder = Callable[[ProcessState], Awaitable[tuple[str, Any] | None]]
 """Given a waiting process, the event to send it (name and data), or None to keep waiting."""
 
 
+class NoMoreAnswers(Exception):
+    """The responder has nothing more to say (the terminal's input ended): the run goes on."""
+
+
 async def follow_run(run: ProcessRun, console: Console, respond: Responder) -> ProcessResult:
-    """Print each step as it completes, answer waits with `respond`, return the result."""
+    """Print each step as it completes, answer waits with `respond`, return the result.
+
+    An answer the process refuses is shown and asked for again; `NoMoreAnswers` from the
+    responder ends the following, not the run.
+    """
     console.print(f"[bold]Run[/] {run.id}\n[bold]Temporal UI[/] {run.ui_url}")
     result_task = asyncio.ensure_future(run.result())
     seen_counts: dict[str, int] = {}
@@ -48,7 +57,11 @@ async def follow_run(run: ProcessRun, console: Console, respond: Responder) -> P
                 status.start()
                 if answer is not None:
                     name, data = answer
-                    accepted = await run.send_event(name, data)
+                    try:
+                        accepted = await run.send_event(name, data)
+                    except EventRejected as e:
+                        console.print(f"  [red]✗ refused:[/] {escape(str(e))}")
+                        continue  # nothing reached the run: ask again
                     console.print(f"  [cyan]→[/] sent {name} ({accepted.deliveries} delivery)")
                 answered_at = waiting_at
             await asyncio.wait({result_task}, timeout=POLL_INTERVAL_S)
@@ -68,10 +81,17 @@ def ask_person(console: Console) -> Responder:
         # The first event usually started the run; offer the next one.
         default = state.accepted_events[1 if len(state.accepted_events) > 1 else 0]
         while True:
-            name = await in_daemon_thread(
-                Prompt.ask, "Event to send", choices=state.accepted_events, default=default, console=console
-            )
-            raw = await in_daemon_thread(Prompt.ask, "Data (JSON)", default="null", console=console)
+            try:
+                name = await in_daemon_thread(
+                    Prompt.ask,
+                    "Event to send",
+                    choices=state.accepted_events,
+                    default=default,
+                    console=console,
+                )
+                raw = await in_daemon_thread(Prompt.ask, "Data (JSON)", default="null", console=console)
+            except EOFError as e:
+                raise NoMoreAnswers from e
             try:
                 return name, json.loads(raw)
             except json.JSONDecodeError as e:
