@@ -267,7 +267,9 @@ class SubjectKeys:
                 self._forget(key_id for _, key_id in rows)
                 if rows:
                     self._erasures_seen = rows[-1][0]
-        self._polls += 1
+            # Counted with the forgetting, in one step: a key read that ends from here on, even
+            # while this session closes, may have missed what this read saw.
+            self._polls += 1
         self._polled_at = started
 
     def _forget(self, key_ids: Iterable[str]) -> None:
