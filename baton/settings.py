@@ -148,6 +148,12 @@ class BatonSettings(BaseSettings):
         default_factory=lambda: ["Admin"],
         description="Roles allowed to decrypt payloads through the codec server.",
     )
+    codec_encode: bool = Field(
+        False,
+        description="Let the codec server encrypt (POST /encode), for input typed into the Temporal UI. "
+        "It seals with the master key, as it cannot know the run: erasing a data subject does not "
+        "shred what a person typed for their runs.",
+    )
     codec_cors_origins: list[str] = Field(
         default_factory=lambda: ["http://127.0.0.1:8233", "http://localhost:8233"],
         description="Origins (the Temporal UI) allowed to call the codec server from a browser.",

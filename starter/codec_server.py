@@ -8,6 +8,10 @@ without one it is 401, with the wrong roles 403. Browsers may call it only from
 of `BATON_PAYLOAD_OFFLOAD_BYTES` or more) are fetched from the payload store, then decrypted, so
 the UI shows them like any other.
 
+Encoding (`/encode`, what the UI calls for input a person types) is off unless `BATON_CODEC_ENCODE`
+is set: the codec server cannot know the run the data is for, so it seals with the master key,
+where erasing a data subject cannot reach. When on, each encode is audited (caller, count).
+
 The audit log (`audit_events`, and the `baton.audit` logger) records what is authenticated only:
 a decode names the runs of the payloads that actually decrypted, whose run is bound into the
 AES-GCM authentication (never the Referer, never metadata of payloads passed through), one row
@@ -152,8 +156,29 @@ def create_app(
         return json_format.MessageToDict(Payloads(payloads=decoded))
 
     async def encode(request: Request, who: Allowed, namespace: Namespace) -> dict[str, Any]:
+        if not settings.codec_encode:
+            raise Refused(
+                403,
+                "encoding is off (BATON_CODEC_ENCODE): the codec server cannot tell which run the "
+                "data is for, so a data subject's erasure could not reach it; send events with "
+                "'baton process send' or BatonClient",
+                who.subject,
+            )
         payloads = await _payloads(request, who)
-        return json_format.MessageToDict(Payloads(payloads=await request.app.state.codec.encode(payloads)))
+        encoded = await request.app.state.codec.encode(payloads)
+        async with request.app.state.sessions() as session:
+            session.add(
+                AuditEventRow(
+                    actor=who.subject,
+                    action="payload.encode",
+                    namespace=namespace,
+                    workflow_id=None,
+                    detail={"payloads": len(payloads)},
+                )
+            )
+            await session.commit()
+        audit_log.info("encode by %s in %s: %d payloads", who.subject, namespace, len(payloads))
+        return json_format.MessageToDict(Payloads(payloads=encoded))
 
     for prefix in ["", *(["/dev/{capability}"] if dev_routes else [])]:
         app.add_api_route(f"{prefix}/decode", decode, methods=["POST"])
@@ -243,8 +268,9 @@ def _bearer(authorization: str | None) -> str | None:
 async def _payloads(request: Request, who: Identity) -> list[Payload]:
     try:
         return list(json_format.Parse(await request.body(), Payloads()).payloads)
-    except json_format.ParseError as e:
-        raise Refused(400, f"body is not a Payloads message: {e}", who.subject) from None
+    except (json_format.ParseError, UnicodeDecodeError) as e:
+        reason = "not UTF-8" if isinstance(e, UnicodeDecodeError) else str(e)
+        raise Refused(400, f"body is not a Payloads message: {reason}", who.subject) from None
 
 
 async def _resolve_stored(request: Request, payloads: list[Payload], who: Identity) -> list[Payload]:
@@ -274,7 +300,7 @@ async def _resolve_stored(request: Request, payloads: list[Payload], who: Identi
 def _claim(index: int, payload: Payload, driver: str, who: Identity) -> StorageDriverClaim:
     try:
         reference = json_format.Parse(payload.data, ExternalStorageReference())
-    except json_format.ParseError:
+    except (json_format.ParseError, UnicodeDecodeError):
         raise Refused(
             422, f"payload {index} is a malformed external storage reference", who.subject
         ) from None

@@ -407,6 +407,67 @@ async def test_a_reference_to_nothing_gets_422(
     assert response.status_code == 422 and expected in response.json()["detail"]
 
 
+def reference_payload(data: bytes) -> Payload:
+    return Payload(
+        metadata={
+            "encoding": b"json/protobuf",
+            "messageType": b"temporal.api.sdk.v1.ExternalStorageReference",
+        },
+        data=data,
+    )
+
+
+NESTED = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("request_body", "status", "expected"),
+    [
+        (b"\xff\xfe{}", 400, "body is not a Payloads message"),
+        (NESTED, 400, "body is not a Payloads message"),
+        (b'{"payloads": "x"}', 400, "body is not a Payloads message"),
+        (json.dumps(body(reference_payload(b"\xff"))).encode(), 422, "malformed external storage reference"),
+        (json.dumps(body(reference_payload(NESTED))).encode(), 422, "malformed external storage reference"),
+        (json.dumps(body(reference_payload(b"[1]"))).encode(), 422, "malformed external storage reference"),
+    ],
+    ids=["not UTF-8", "nested too deep", "wrong shape", "reference not UTF-8", "reference too deep", "list"],
+)
+async def test_a_body_that_is_not_payloads_gets_a_4xx_never_a_500(
+    server: str, issuer: DevIssuer, request_body: bytes, status: int, expected: str
+) -> None:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{server}/decode",
+            content=request_body,
+            headers={"Content-Type": "application/json", **bearer(issuer.issue("alice", ["Admin"]))},
+        )
+    assert response.status_code == status, response.text
+    assert expected in response.json()["detail"]
+
+
+async def test_encoding_is_off_unless_enabled_and_then_audited(
+    settings: BatonSettings, issuer: DevIssuer
+) -> None:
+    plain = body(Payload(metadata={"encoding": b"json/plain"}, data=b'"typed in the UI"'))
+    admin = bearer(issuer.issue("alice", ["Admin"]))
+    async with httpx.AsyncClient() as http:
+        async with codec_server(settings, port=free_port()) as codec:
+            refused = await http.post(f"{codec.url}/encode", json=plain, headers=admin)
+        enabled = settings.model_copy(update={"codec_encode": True})
+        async with codec_server(enabled, port=free_port()) as codec:
+            encoded = await http.post(f"{codec.url}/encode", json=plain, headers=admin)
+            decoded = await http.post(f"{codec.url}/decode", json=encoded.json(), headers=admin)
+
+    assert refused.status_code == 403 and "encoding is off (BATON_CODEC_ENCODE)" in refused.json()["detail"]
+    assert encoded.status_code == 200 and plaintexts(decoded) == ["typed in the UI"]
+    rows = await audit_rows(settings, actor="alice")
+    assert [(r["action"], r["detail"].get("payloads")) for r in rows] == [
+        ("payload.encode.refused", None),
+        ("payload.encode", 1),
+        ("payload.decode", 1),
+    ]
+
+
 async def test_cors_admits_the_ui_and_nobody_else(server: str) -> None:
     async with httpx.AsyncClient() as http:
         preflight = {
