@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import shutil
 import sysconfig
 from pathlib import Path
@@ -28,7 +29,6 @@ from .security.keys import LiveKeyring, key_provider
 from .settings import BatonSettings
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 EMBEDDED_CONNECT_ATTEMPTS = 50
 SEARCH_ATTRIBUTES = [BATON_PROCESS]
 
@@ -129,7 +129,12 @@ def configured_address(settings: BatonSettings) -> str | None:
 def is_this_machine(address: str) -> bool:
     """Whether a Temporal address is on this machine: where the embedded defaults are shared."""
     host = address.rsplit(":", 1)[0].strip("[]").lower()
-    return host in LOOPBACK_HOSTS
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback  # 127.0.0.0/8 and ::1
+    except ValueError:  # a name: another machine, as far as anyone can tell from here
+        return False
 
 
 def check_shared_setup(settings: BatonSettings, address: str) -> None:

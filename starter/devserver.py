@@ -42,7 +42,7 @@ async def dev_server(
             f"port {GRPC_PORT} on {host} is taken: is another Temporal (or 'baton dev') running? "
             "Stop it, or point BATON_TEMPORAL_ADDRESS at it and run 'baton worker'."
         )
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         env_file = (
             stack.enter_context(ui_env_file(data_dir, ui_codec_endpoint)) if ui_codec_endpoint else None

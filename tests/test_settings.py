@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from baton.security.dev_issuer import DevIssuer
 from baton.settings import BatonSettings
 from baton.temporal import ConfigurationError, check_shared_setup, connect
 from tests.test_cli import baton as baton_cli
@@ -66,7 +68,7 @@ def test_every_folder_shares_one_data_folder(monkeypatch: pytest.MonkeyPatch, tm
     assert BatonSettings().keyring_path == in_a == tmp_path / "data" / "baton" / "keyring.json"
 
 
-@pytest.mark.parametrize("address", ["temporal.prod.internal:7233", "10.0.0.5:7233"])
+@pytest.mark.parametrize("address", ["temporal.prod.internal:7233", "10.0.0.5:7233", "[2001:db8::1]:7233"])
 async def test_embedded_defaults_are_refused_against_a_remote_temporal(address: str, tmp_path: Path) -> None:
     settings = BatonSettings(data_dir=tmp_path, temporal_address=address)
     with pytest.raises(ConfigurationError) as refused:
@@ -83,7 +85,14 @@ async def test_embedded_defaults_are_refused_against_a_remote_temporal(address: 
         }
     )
     check_shared_setup(shared, address)  # what a deployment sets: accepted
-    check_shared_setup(settings, "127.0.0.1:7233")  # the embedded server: the defaults are shared
+    for here in ("127.0.0.1:7233", "127.0.0.2:7233", "localhost:7233", "[::1]:7233"):
+        check_shared_setup(settings, here)  # the embedded server: the defaults are shared
+
+
+def test_the_data_folder_is_private(tmp_path: Path) -> None:
+    data = tmp_path / "baton"
+    DevIssuer.load(BatonSettings(data_dir=data))
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
 
 
 async def test_the_worker_command_says_what_to_set_for_a_remote_temporal(settings: BatonSettings) -> None:

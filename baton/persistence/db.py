@@ -32,7 +32,7 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         )
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            Path(parsed.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         return create_async_engine(url)
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 

@@ -354,7 +354,7 @@ def _document(keyring: Keyring) -> dict[str, object]:
 def _write_atomically(path: Path, document: dict[str, object], *, replace: bool = False) -> None:
     """Write aside (mode 0600), then link or rename into place: readers never see half a file, and
     of two processes creating the file at once, one wins and the other reads the winner's."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

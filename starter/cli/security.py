@@ -49,7 +49,7 @@ async def _codec_server(args: argparse.Namespace) -> int:
             return 0
         # The dev endpoint carries a capability: handed over in a file only we can read, never
         # printed or put on a command line.
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with ui_env_file(settings.data_dir, codec.dev_endpoint) as env_file:
             console.print(
                 f"For a local UI (dev issuer): temporal server start-dev --env-file {env_file}",
