@@ -35,6 +35,8 @@ class Reply:
     chunk_delay: float = 0.0
     cut_stream: bool = False
     """Stream the answer but close the connection before the end marker."""
+    pause_after_first: float = 0.0
+    """Stream the first piece, then stall this long (a stream that stops mid-answer)."""
 
     @classmethod
     def text(cls, content: str) -> Reply:
@@ -186,7 +188,12 @@ class FakeLlmServer:
         anthropic = handler.path.endswith("/messages")
         if body.get("stream"):
             events = _anthropic_events(body, reply) if anthropic else _openai_chunks(body, reply)
-            self._stream(handler, events[:-1] if reply.cut_stream else events, reply.chunk_delay)
+            self._stream(
+                handler,
+                events[:-1] if reply.cut_stream else events,
+                reply.chunk_delay,
+                reply.pause_after_first,
+            )
             return
         data = _anthropic_message(body, reply) if anthropic else _openai_completion(body, reply)
         self._send(handler, 200, json.dumps(data).encode(), "application/json")
@@ -204,12 +211,16 @@ class FakeLlmServer:
         head.append(f"Content-Length: {len(payload)}")
         handler.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
 
-    def _stream(self, handler: BaseHTTPRequestHandler, events: list[str], delay: float) -> None:
+    def _stream(
+        self, handler: BaseHTTPRequestHandler, events: list[str], delay: float, pause_after_first: float
+    ) -> None:
         head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
         handler.wfile.write(head.encode())
-        for event in events:
+        for i, event in enumerate(events):
             if delay:
                 time.sleep(delay)
+            if i == 1 and pause_after_first and not self._hang(handler, pause_after_first):
+                return  # the client gave up on the stalled stream
             handler.wfile.write(f"data: {event}\n\n".encode())
             handler.wfile.flush()
         handler.close_connection = True

@@ -161,7 +161,8 @@ async def test_a_long_stream_heartbeats_and_a_stalled_one_is_retried(
 ) -> None:
     # 12 pieces, 0.25 s apart: 3 s in all, three times the heartbeat timeout.
     long_answer = " ".join(f"w{i}" for i in range(12))
-    server.then(Reply(content=long_answer, chunk_delay=0.25), Reply.hang(5), Reply.text("after the stall"))
+    stalled = Reply(content="a stream that stops", pause_after_first=5)
+    server.then(Reply(content=long_answer, chunk_delay=0.25), stalled, Reply.text("after the stall"))
     streaming = agent(stream=True, heartbeat_seconds=1.0)
 
     assert (await agents.client.run_agent(streaming, "long")).answer == long_answer
@@ -225,13 +226,15 @@ async def test_cancelling_during_a_tool_call_cancels_the_run_and_the_tool(
     assert len(server.calls()) == 1  # the model was not asked again with a "tool failed" message
 
 
+@pytest.mark.parametrize("stream", [False, True])
 async def test_cancelling_during_an_llm_call_hangs_up_on_the_provider(
-    temporal: WorkflowEnvironment, llm_settings: BatonSettings, server: FakeLlmServer
+    temporal: WorkflowEnvironment, llm_settings: BatonSettings, server: FakeLlmServer, stream: bool
 ) -> None:
+    # A stream heartbeats before its first token too: cancellation reaches a call only so.
     patient = llm_settings.model_copy(update={"llm_timeout_seconds": 120.0})
     server.then(Reply.hang(120))
     async with ProcessEnvironment(settings=patient, client=temporal.client) as env:
-        handle = await env.client.start_agent(agent(heartbeat_seconds=1), "think hard")
+        handle = await env.client.start_agent(agent(heartbeat_seconds=1, stream=stream), "think hard")
         await eventually(server.calls)
         await handle.cancel()
         with pytest.raises(WorkflowFailureError) as failure:

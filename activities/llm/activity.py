@@ -4,8 +4,9 @@ In order: PII leaves only masked or pseudonymised (per the agent's policy); dete
 requests are answered from the cache when they can be; the endpoint's circuit breaker is
 consulted; the provider is called; pseudonyms are restored in the answer; token usage is counted.
 
-The activity heartbeats while it waits: a streamed call as tokens arrive (so a stalled stream
-times out), any other call in the background (so cancelling the run reaches it). Failures are
+The activity heartbeats in the background while it waits (so cancelling the run reaches it), and
+a streamed call, once tokens flow, per token instead (so a stream that stalls mid-answer times
+out; one that never starts meets the attempt's own timeout, like a call not streamed). Failures are
 classified in `errors`; Temporal retries the transient ones by the agent's `LlmRetryOptions`.
 A failure that opens the breaker asks for its retry when the breaker half-opens, and a call
 that meets an open breaker waits for the same moment, so an open breaker delays calls without
@@ -15,7 +16,7 @@ making them fail fast over and over.
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import activity
@@ -66,11 +67,17 @@ class LlmActivities:
         tools = [*(_tool_spec(name) for name in request.tools), *request.inline_tools]
         outgoing, pseudonyms = self._protect(request)
 
-        async def call() -> LlmResponse:
-            return await self._call(provider, outgoing, tools, ref.provider, ref.model)
+        # Heartbeats in the background (while waiting for a breaker, an identical call in flight
+        # call, or a first token); a stream then beats per token, so that a stalled one times out.
+        async with heartbeating() as stop_background_beats:
 
-        # A stream heartbeats per token; anything else would hide a stalled stream.
-        async with nullcontext() if request.stream else heartbeating():
+            def token_arrived(*details: object) -> None:
+                stop_background_beats()
+                activity.heartbeat(*details)
+
+            async def call() -> LlmResponse:
+                return await self._call(provider, outgoing, tools, ref.provider, ref.model, token_arrived)
+
             if request.cacheable and not self._holds_subject_data():
                 response = await self.cache.get_or_call(self.cache.key(outgoing, tools), call)
             else:
@@ -117,13 +124,19 @@ class LlmActivities:
         return request.model_copy(update={"messages": messages}), mapping
 
     async def _call(
-        self, provider: Provider, request: LlmRequest, tools: list[ToolSpec], provider_name: str, model: str
+        self,
+        provider: Provider,
+        request: LlmRequest,
+        tools: list[ToolSpec],
+        provider_name: str,
+        model: str,
+        token_arrived: Callable[..., None],
     ) -> LlmResponse:
         guarded = provider_name != "local"
         if guarded:
             await self.breaker.before_call(provider.endpoint)
         try:
-            response = await provider.complete(request, tools, model, activity.heartbeat)
+            response = await provider.complete(request, tools, model, token_arrived)
         except ApplicationError as e:
             LLM_CALLS.labels(provider_name, model, e.type or "error").inc()
             if guarded:
