@@ -25,8 +25,12 @@ async def heartbeating() -> AsyncIterator[Callable[[], None]]:
         yield lambda: None
         return
     beating = asyncio.create_task(_beat(timeout.total_seconds() / 3))
+
+    def stop() -> None:
+        beating.cancel()
+
     try:
-        yield beating.cancel
+        yield stop
     finally:
         beating.cancel()
 
