@@ -5,16 +5,31 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.client import Client, ScheduleActionStartWorkflow
 
-from baton.compliance import SWEEP_STORED_PAYLOADS_ACTIVITY, SweepResult
+from baton.compliance import (
+    ANCHOR_AUDIT_CHAIN_ACTIVITY,
+    SWEEP_STORED_PAYLOADS_ACTIVITY,
+    AnchorResult,
+    AuditAnchor,
+    AuditLog,
+    SweepResult,
+)
 from baton.persistence.payloads import DatabasePayloadDriver
 from baton.security.codec import root_run_id
 from baton.temporal import history_exists
 
 
 class ComplianceActivities:
-    def __init__(self, client: Client, store: DatabasePayloadDriver) -> None:
+    def __init__(self, client: Client, store: DatabasePayloadDriver, audit: AuditLog) -> None:
         self.client = client
         self.store = store
+        self.audit = audit
+
+    @activity.defn(name=ANCHOR_AUDIT_CHAIN_ACTIVITY)
+    async def anchor_audit_chain(self, since: AuditAnchor | None) -> AnchorResult:
+        """The audit chain's head, once the entries after `since` (the last anchor) verify."""
+        head = await self.audit.head()
+        verification = await self.audit.verify(since=since)
+        return AnchorResult(head=head, broken=verification.broken)
 
     @activity.defn(name=SWEEP_STORED_PAYLOADS_ACTIVITY)
     async def sweep_stored_payloads(self) -> SweepResult:

@@ -55,7 +55,8 @@ from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.sdk.v1 import ExternalStorageReference
 from temporalio.converter import DataConverter, StorageDriverClaim, StorageDriverRetrieveContext
 
-from baton.persistence.db import engine_from_settings, session_factory
+from baton.compliance.audit import AuditEntry, AuditLog
+from baton.persistence.db import engine_from_settings
 from baton.persistence.models import AuditEventRow
 from baton.persistence.payloads import DatabasePayloadDriver, PayloadNotFound
 from baton.security.codec import ENCODING, WORKFLOW, PayloadDecryptionError
@@ -107,7 +108,7 @@ def create_app(
                 app.state.verifier = verifier or _verifier(settings, http)
                 app.state.codec = encryption_codec(serving)
                 app.state.payload_store = store
-                app.state.sessions = session_factory(store.schema.engine)
+                app.state.audit = AuditLog(store.schema)
                 app.state.codec_roles = settings.codec_roles
                 yield
         finally:
@@ -139,18 +140,12 @@ def create_app(
                 run = payload.metadata[WORKFLOW].decode() if WORKFLOW in payload.metadata else None
                 counts[run] = counts.get(run, 0) + 1
         if counts:
-            async with request.app.state.sessions() as session:
-                session.add_all(
-                    AuditEventRow(
-                        actor=who.subject,
-                        action="payload.decode",
-                        namespace=namespace,
-                        workflow_id=run,
-                        detail={"payloads": count},
-                    )
+            await request.app.state.audit.append(
+                *(
+                    _entry(request, who.subject, "payload.decode", namespace, run, {"payloads": count})
                     for run, count in counts.items()
                 )
-                await session.commit()
+            )
         for run, count in counts.items():
             audit_log.info("decode by %s in %s, workflow %s: %d payloads", who.subject, namespace, run, count)
         return json_format.MessageToDict(Payloads(payloads=decoded))
@@ -166,17 +161,9 @@ def create_app(
             )
         payloads = await _payloads(request, who)
         encoded = await request.app.state.codec.encode(payloads)
-        async with request.app.state.sessions() as session:
-            session.add(
-                AuditEventRow(
-                    actor=who.subject,
-                    action="payload.encode",
-                    namespace=namespace,
-                    workflow_id=None,
-                    detail={"payloads": len(payloads)},
-                )
-            )
-            await session.commit()
+        await request.app.state.audit.append(
+            _entry(request, who.subject, "payload.encode", namespace, None, {"payloads": len(payloads)})
+        )
         audit_log.info("encode by %s in %s: %d payloads", who.subject, namespace, len(payloads))
         return json_format.MessageToDict(Payloads(payloads=encoded))
 
@@ -340,6 +327,22 @@ def _check_metadata(payloads: Sequence[Payload], who: Identity) -> None:
             raise Refused(422, f"payload {i}: its run name {problem}", who.subject)
 
 
+def _entry(
+    request: Request, actor: str, action: str, namespace: str, run: str | None, detail: dict[str, Any]
+) -> AuditEntry:
+    user_agent = request.headers.get("user-agent")
+    return AuditEntry(
+        actor=actor,
+        action=action,
+        resource=run,
+        namespace=namespace,
+        workflow_id=run,
+        detail=detail,
+        ip=request.client.host if request.client else None,
+        user_agent=user_agent[:400] if user_agent else None,
+    )
+
+
 def _text_problem(value: str, column: InstrumentedAttribute[Any]) -> str | None:
     """What keeps `value` out of an audit `column` (too long, control characters), if anything."""
     column_type = column.property.columns[0].type
@@ -357,17 +360,10 @@ async def _audit_refusal(request: Request, refused: Refused) -> Response:
     if _text_problem(namespace, AuditEventRow.namespace):
         namespace = "(invalid)"
     reason = str(refused.detail)[:REASON_CHARS]
-    async with request.app.state.sessions() as session:
-        session.add(
-            AuditEventRow(
-                actor=refused.caller or "",
-                action=f"payload.{operation}.refused",
-                namespace=namespace,
-                workflow_id=None,
-                detail={"status": refused.status_code, "reason": reason},
-            )
-        )
-        await session.commit()
+    detail = {"status": refused.status_code, "reason": reason}
+    await request.app.state.audit.append(
+        _entry(request, refused.caller or "", f"payload.{operation}.refused", namespace, None, detail)
+    )
     audit_log.warning(
         "%s refused (%d) for %s: %s",
         operation,

@@ -17,7 +17,7 @@ from temporalio.converter import StorageDriverStoreContext, StorageDriverWorkflo
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from baton.activities.compliance import ComplianceActivities
-from baton.compliance import SWEEP_EVERY, sweep_schedule_id
+from baton.compliance import SWEEP_EVERY, AuditLog, sweep_schedule_id
 from baton.persistence.db import create_engine
 from baton.persistence.payloads import SWEEP_GRACE
 from baton.process import Process, ProcessBuilder, ProcessResult
@@ -103,7 +103,8 @@ async def sweep(env: ProcessEnvironment) -> int:
                 sa.text("UPDATE stored_payloads SET created_at = :at"),
                 {"at": datetime.now(UTC) - SWEEP_GRACE - timedelta(minutes=1)},
             )
-        activities = ComplianceActivities(env.temporal, payload_store(env.temporal.data_converter))
+        store = payload_store(env.temporal.data_converter)
+        activities = ComplianceActivities(env.temporal, store, AuditLog(store.schema))
         return (await ActivityEnvironment().run(activities.sweep_stored_payloads)).deleted
     finally:
         await engine.dispose()

@@ -18,6 +18,7 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
 )
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from baton.activities.compliance import ComplianceActivities
@@ -25,12 +26,12 @@ from baton.activities.llm import LlmActivities, llm_activities
 from baton.activities.steps import StepActivities
 from baton.activities.tools import run_tool
 from baton.agents.tools import import_modules
-from baton.compliance import SWEEP_EVERY, sweep_schedule_id
+from baton.compliance import SWEEP_EVERY, AuditLog, WitnessInput, sweep_schedule_id, witness_workflow_id
 from baton.security.codec import EncryptionCodec
 from baton.settings import BatonSettings
 from baton.temporal import payload_store
 from baton.workflows.agent import AgentWorkflow
-from baton.workflows.compliance import StoredPayloadSweepWorkflow
+from baton.workflows.compliance import AuditWitnessWorkflow, StoredPayloadSweepWorkflow
 from baton.workflows.orchestrations import ORCHESTRATIONS
 from baton.workflows.process import ProcessWorkflow
 
@@ -56,10 +57,11 @@ def build_workers(
     for queue in dict.fromkeys(queues):
         kwargs: dict[str, Any] = {"activities": [steps.run_step]}
         if queue == settings.compliance_queue:
-            compliance = ComplianceActivities(client, payload_store(client.data_converter))
+            store = payload_store(client.data_converter)
+            compliance = ComplianceActivities(client, store, AuditLog(store.schema))
             kwargs = {
-                "workflows": [StoredPayloadSweepWorkflow],
-                "activities": [compliance.sweep_stored_payloads],
+                "workflows": [StoredPayloadSweepWorkflow, AuditWitnessWorkflow],
+                "activities": [compliance.sweep_stored_payloads, compliance.anchor_audit_chain],
             }
         elif queue == settings.workflows_queue:
             kwargs["workflows"] = [ProcessWorkflow, AgentWorkflow, *ORCHESTRATIONS]
@@ -108,6 +110,7 @@ async def running_workers(
         workers = build_workers(client, settings, queues, llm=llm, allowed_modules=allowed_modules)
         if settings.compliance_queue in queues:
             await ensure_sweep_schedule(client, settings)
+            await ensure_audit_witness(client, settings)
         for worker in workers:
             await stack.enter_async_context(worker)
         yield workers
@@ -131,3 +134,14 @@ async def ensure_sweep_schedule(client: Client, settings: BatonSettings) -> None
         )
     except ScheduleAlreadyRunningError:
         pass
+
+
+async def ensure_audit_witness(client: Client, settings: BatonSettings) -> None:
+    """Start the audit witness (see `baton.compliance.witness`) unless it runs."""
+    await client.start_workflow(
+        AuditWitnessWorkflow.run,
+        WitnessInput(),
+        id=witness_workflow_id(settings.compliance_queue),
+        task_queue=settings.compliance_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )

@@ -1,0 +1,298 @@
+"""The audit trail: append-only, hash-chained, anchored outside the database.
+
+Each entry records who did what to which resource, and when (the seed's AuditService fields:
+actor, action, resource, details with personal data masked, time, IP, user agent, correlation
+ID). Entries form a chain: entry `seq` stores the SHA-256 of its canonical content, which
+includes the hash of entry `seq - 1`. Changing, removing or reordering an entry breaks the chain
+at that entry, and `verify` names it.
+
+Three things keep the chain honest:
+- `seq` is unique, so two writers (several processes, several machines) can never both append
+  entry 42: the loser of a race writes again after the winner. On PostgreSQL writers also queue
+  on an advisory lock, so the race does not happen in the first place.
+- The database refuses UPDATE and DELETE on the table (triggers, PostgreSQL and SQLite).
+- An administrator who drops the triggers and rewrites the whole table consistently is caught
+  by the anchors: the `AuditWitness` workflow records the chain's head (seq and hash) in its
+  Temporal history every day, and `verify` checks the table against those.
+
+Appends from one process are written together (one transaction for all entries waiting), so
+many concurrent callers cost a few transactions, not one each; `append` returns once its entries
+are committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from baton.persistence.models import AuditEventRow
+from baton.persistence.schema import Schema
+from baton.security.pii import PiiMasker, default_masker
+
+GENESIS = "0" * 64
+"""The `prev_hash` of the first entry."""
+MAX_BATCH = 500
+WRITE_ATTEMPTS = 20
+_APPEND_LOCK = 0x62617564  # PostgreSQL advisory lock key: writers queue here ("baud")
+_VERIFY_BATCH = 5000
+
+
+class AuditEntry(BaseModel):
+    """What happened, as the caller tells it; `AuditLog.append` adds position, time and hashes."""
+
+    actor: str = Field(max_length=200, description="Who: a token's subject, an OS user, a service.")
+    action: str = Field(max_length=50, description="What, dotted: `payload.decode`, `subject.erase`.")
+    resource: str | None = Field(
+        None, max_length=400, description="To what: a run, a key, a subject's reference."
+    )
+    namespace: str = Field("default", max_length=200, description="The Temporal namespace concerned.")
+    workflow_id: str | None = Field(None, max_length=400, description="The run concerned, if one is.")
+    detail: dict[str, Any] = Field(default_factory=dict, description="Anything else; its text is PII-masked.")
+    ip: str | None = Field(None, max_length=64, description="The caller's address, for requests.")
+    user_agent: str | None = Field(None, max_length=400)
+    correlation_id: str | None = Field(None, max_length=64, description="The trace ID, once tracing exists.")
+
+
+class AuditRecord(AuditEntry):
+    """An entry as the chain holds it."""
+
+    seq: int = Field(ge=1, description="Position in the chain, from 1, without gaps.")
+    at: datetime
+    prev_hash: str = Field(description="The hash of entry `seq - 1` (64 zeros for the first).")
+    hash: str = Field(description="SHA-256 of this entry's canonical content, `prev_hash` included.")
+
+
+class AuditAnchor(BaseModel):
+    """The chain's head at one moment, kept outside the database (see `AuditWitness`)."""
+
+    seq: int = Field(ge=0)
+    hash: str
+    at: datetime
+
+
+class BrokenLink(BaseModel):
+    seq: int = Field(description="The first entry that is wrong (or missing).")
+    problem: str
+
+
+class AuditVerification(BaseModel):
+    entries: int = Field(description="Entries checked.")
+    anchors: int = Field(description="Anchors the table was checked against.")
+    broken: BrokenLink | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+
+def entry_hash(record: AuditRecord | dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of an entry: every field but `hash`, keys sorted, UTC time
+    to the microsecond. This format is the chain's: it never changes."""
+    fields = record.model_dump(exclude={"hash"}) if isinstance(record, AuditRecord) else dict(record)
+    fields.pop("hash", None)
+    fields["at"] = _utc(fields["at"]).isoformat(timespec="microseconds")
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class AuditLog:
+    """The audit trail in the app database: `append`, `tail`, `head` and `verify`."""
+
+    def __init__(self, schema: Schema, masker: PiiMasker | None = None) -> None:
+        self._schema = schema
+        self._sessions = async_sessionmaker(schema.engine, expire_on_commit=False)
+        self._masker = masker or default_masker()
+        self._waiting: list[tuple[AuditEntry, asyncio.Future[AuditRecord]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def append(self, *entries: AuditEntry) -> list[AuditRecord]:
+        """Add `entries` to the chain, in order; return them as recorded, once committed."""
+        loop = asyncio.get_running_loop()
+        futures = []
+        for entry in entries:
+            future: asyncio.Future[AuditRecord] = loop.create_future()
+            self._waiting.append((self._masked(entry), future))
+            futures.append(future)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_waiting())
+        return list(await asyncio.gather(*futures))
+
+    def _masked(self, entry: AuditEntry) -> AuditEntry:
+        return entry.model_copy(update={"detail": _mask(entry.detail, self._masker)})
+
+    async def _write_waiting(self) -> None:
+        await self._schema.ready()
+        while self._waiting:
+            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+            try:
+                records = await self._write([entry for entry, _ in batch])
+            except Exception as e:  # every waiting caller hears of it; the next batch tries again
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(e)
+                continue
+            for (_, future), record in zip(batch, records, strict=True):
+                if not future.done():
+                    future.set_result(record)
+
+    async def _write(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+        postgres = self._schema.engine.dialect.name == "postgresql"
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                async with self._sessions() as session, session.begin():
+                    if postgres:
+                        await session.execute(
+                            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK}
+                        )
+                    head = (
+                        await session.execute(
+                            select(AuditEventRow.seq, AuditEventRow.hash)
+                            .order_by(AuditEventRow.seq.desc())
+                            .limit(1)
+                        )
+                    ).first()
+                    records = _chain(entries, head.seq if head else 0, head.hash if head else GENESIS)
+                    session.add_all(AuditEventRow(**record.model_dump()) for record in records)
+                return records
+            except (IntegrityError, OperationalError) as e:
+                # Another process appended the same seq first (SQLite has no advisory lock), or
+                # SQLite's file was locked: read the new head and try again.
+                if isinstance(e, OperationalError) and "locked" not in str(e):
+                    raise
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.005 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def head(self) -> AuditAnchor:
+        """The last entry's position and hash (seq 0 and the genesis hash when empty)."""
+        await self._schema.ready()
+        async with self._sessions() as session:
+            head = (
+                await session.execute(
+                    select(AuditEventRow.seq, AuditEventRow.hash).order_by(AuditEventRow.seq.desc()).limit(1)
+                )
+            ).first()
+        return AuditAnchor(
+            seq=head.seq if head else 0, hash=head.hash if head else GENESIS, at=datetime.now(UTC)
+        )
+
+    async def tail(self, count: int = 20, action: str | None = None) -> list[AuditRecord]:
+        """The last `count` entries (of `action`, if given), oldest first."""
+        await self._schema.ready()
+        query = select(AuditEventRow).order_by(AuditEventRow.seq.desc()).limit(count)
+        if action is not None:
+            query = query.where(AuditEventRow.action == action)
+        async with self._sessions() as session:
+            rows = (await session.scalars(query)).all()
+        return [_record(row) for row in reversed(rows)]
+
+    async def verify(
+        self, anchors: Iterable[AuditAnchor] = (), since: AuditAnchor | None = None
+    ) -> AuditVerification:
+        """Check every entry (or those after `since`, a trusted anchor) and the `anchors`: the
+        first entry changed, missing, out of place, or unlike what an anchor saw is `broken`."""
+        await self._schema.ready()
+        anchored = {a.seq: a.hash for a in anchors if since is None or a.seq > since.seq}
+        expected_seq, prev_hash = (since.seq, since.hash) if since else (0, GENESIS)
+        checked = 0
+        async for rows in self._rows_after(expected_seq):
+            for row in rows:
+                expected_seq += 1
+                broken = _check(row, expected_seq, prev_hash, anchored)
+                if broken is not None:
+                    return AuditVerification(entries=checked, anchors=len(anchored), broken=broken)
+                prev_hash = row["hash"]
+                checked += 1
+        beyond = [seq for seq in anchored if seq > expected_seq]
+        if beyond:
+            return AuditVerification(
+                entries=checked,
+                anchors=len(anchored),
+                broken=BrokenLink(
+                    seq=expected_seq + 1,
+                    problem=f"entries {expected_seq + 1} to {max(beyond)} are missing: an anchor saw "
+                    f"entry {max(beyond)}, the table ends at {expected_seq}",
+                ),
+            )
+        return AuditVerification(entries=checked, anchors=len(anchored))
+
+    async def _rows_after(self, seq: int) -> AsyncIterator[list[dict[str, Any]]]:
+        """Rows in chain order, in batches, as plain dicts (no ORM objects: verification is hot)."""
+        columns = [c for c in AuditEventRow.__table__.columns if c.name != "id"]
+        async with self._schema.engine.connect() as connection:
+            while True:
+                result = await connection.execute(
+                    select(*columns)
+                    .where(AuditEventRow.seq > seq)
+                    .order_by(AuditEventRow.seq)
+                    .limit(_VERIFY_BATCH)
+                )
+                rows = [dict(row._mapping) for row in result]
+                if not rows:
+                    return
+                yield rows
+                seq = rows[-1]["seq"]
+
+
+def _chain(entries: Sequence[AuditEntry], seq: int, prev_hash: str) -> list[AuditRecord]:
+    at = datetime.now(UTC)
+    records = []
+    for entry in entries:
+        seq += 1
+        record = AuditRecord(**entry.model_dump(), seq=seq, at=at, prev_hash=prev_hash, hash="")
+        record.hash = prev_hash = entry_hash(record)
+        records.append(record)
+    return records
+
+
+def _check(
+    row: dict[str, Any], expected_seq: int, prev_hash: str, anchored: dict[int, str]
+) -> BrokenLink | None:
+    seq = row["seq"]
+    if seq != expected_seq:
+        missing = (
+            f"entry {expected_seq}" if seq == expected_seq + 1 else f"entries {expected_seq} to {seq - 1}"
+        )
+        return BrokenLink(seq=expected_seq, problem=f"{missing} missing: the chain jumps to entry {seq}")
+    if row["prev_hash"] != prev_hash:
+        return BrokenLink(
+            seq=seq, problem=f"entry {seq} does not follow entry {seq - 1} (its prev_hash differs)"
+        )
+    if entry_hash(row) != row["hash"]:
+        return BrokenLink(seq=seq, problem=f"entry {seq} was changed: its content does not match its hash")
+    if seq in anchored and anchored[seq] != row["hash"]:
+        return BrokenLink(
+            seq=seq,
+            problem=f"entry {seq} is not the one anchored in Temporal: the chain was rewritten up to here",
+        )
+    return None
+
+
+def _record(row: AuditEventRow) -> AuditRecord:
+    fields = {c.name: getattr(row, c.name) for c in AuditEventRow.__table__.columns if c.name != "id"}
+    fields["at"] = _utc(fields["at"])
+    return AuditRecord(**fields)
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)  # SQLite is naive
+
+
+def _mask(value: Any, masker: PiiMasker) -> Any:
+    if isinstance(value, str):
+        return masker.mask(value)
+    if isinstance(value, dict):
+        return {key: _mask(item, masker) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask(item, masker) for item in value]
+    return value

@@ -1,0 +1,276 @@
+"""The audit trail on SQLite and PostgreSQL: a hash chain that concurrent writers in several
+processes never fork, that the database keeps append-only, and that `verify` finds broken
+wherever it was tampered with, even rewritten whole, thanks to the anchors of the witness."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client, WorkflowHandle
+
+from baton.compliance import AuditAnchor, AuditEntry, AuditLog, WitnessInput, witness_workflow_id
+from baton.compliance.audit import entry_hash
+from baton.persistence.db import create_engine
+from baton.persistence.migrate import upgrade
+from baton.persistence.schema import Schema
+from baton.settings import BatonSettings
+from baton.workflows.compliance import AuditWitnessWorkflow
+from tests.conftest import POSTGRES_ADMIN_DSN, _postgres_admin, baton_worker
+from tests.test_cli import baton as baton_cli
+
+WRITER = """
+import asyncio, sys
+from baton.compliance import AuditEntry, AuditLog
+from baton.persistence.db import create_engine
+from baton.persistence.schema import Schema
+
+async def main(url: str, who: str) -> None:
+    engine = create_engine(url)
+    log = AuditLog(Schema(engine))
+    for i in range(0, 500, 10):  # ten at a time, as a busy service would
+        await asyncio.gather(
+            *(log.append(AuditEntry(actor=who, action="test.write", detail={"i": i + j})) for j in range(10))
+        )
+    await engine.dispose()
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A migrated app database of this test's own: tampering must not reach other tests."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'baton.db'}"
+    else:
+        name = f"baton_audit_{uuid.uuid4().hex[:10]}"
+        await _postgres_admin(f'CREATE DATABASE "{name}"')
+        url = (
+            POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+            + f"/{name}"
+        )
+    engine = create_engine(url)
+    await upgrade(engine)
+    await engine.dispose()
+    yield url
+    if request.param == "postgresql":
+        await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def engine(fresh_database: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(fresh_database)
+    yield engine
+    await engine.dispose()
+
+
+def entry(actor: str = "alice", action: str = "run.start", **fields: object) -> AuditEntry:
+    return AuditEntry(actor=actor, action=action, **fields)  # type: ignore[arg-type]
+
+
+async def drop_triggers(engine: AsyncEngine) -> None:
+    """What an administrator of the database could do."""
+    async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execute(sa.text("DROP TRIGGER audit_events_append_only ON audit_events"))
+        else:
+            await conn.execute(sa.text("DROP TRIGGER audit_events_no_update"))
+            await conn.execute(sa.text("DROP TRIGGER audit_events_no_delete"))
+
+
+async def test_entries_form_a_chain_that_verifies(engine: AsyncEngine) -> None:
+    log = AuditLog(Schema(engine))
+    [first] = await log.append(entry(resource="process-Order-1"))
+    batches = await asyncio.gather(*(log.append(entry(actor=f"user-{i}")) for i in range(50)))
+
+    assert first.seq == 1 and first.prev_hash == "0" * 64
+    assert sorted(r.seq for [r] in batches) == list(range(2, 52))
+    result = await log.verify()
+    assert result.ok and result.entries == 51
+    tail = await log.tail(3)
+    assert [r.seq for r in tail] == [49, 50, 51]
+    assert tail[1].prev_hash == tail[0].hash and tail[2].prev_hash == tail[1].hash
+    assert tail[2].hash == entry_hash(tail[2])
+    assert (await log.head()).seq == 51
+
+
+async def test_personal_data_in_details_is_masked(engine: AsyncEngine) -> None:
+    log = AuditLog(Schema(engine))
+    [record] = await log.append(
+        entry(detail={"note": "asked by alice@example.com", "nested": ["+1 415 555 0100"]})
+    )
+    stored = json.dumps((await log.tail(1))[0].detail)
+    assert "alice@example.com" not in stored and "555 0100" not in stored
+    assert record.detail == (await log.tail(1))[0].detail
+
+
+async def test_the_database_refuses_to_change_or_delete_entries(engine: AsyncEngine) -> None:
+    await AuditLog(Schema(engine)).append(entry(), entry())
+    statements = ["UPDATE audit_events SET actor = 'mallory'", "DELETE FROM audit_events WHERE seq = 1"]
+    if engine.dialect.name == "postgresql":
+        statements.append("TRUNCATE audit_events")
+    for statement in statements:
+        with pytest.raises(DBAPIError, match="audit_events is append-only"):
+            async with engine.begin() as conn:
+                await conn.execute(sa.text(statement))
+    assert (await AuditLog(Schema(engine)).verify()).entries == 2
+
+
+async def test_a_changed_entry_is_named(engine: AsyncEngine) -> None:
+    log = AuditLog(Schema(engine))
+    await log.append(*(entry(actor=f"user-{i}") for i in range(5)))
+    await drop_triggers(engine)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 3"))
+    broken = (await log.verify()).broken
+    assert broken is not None and broken.seq == 3
+    assert broken.problem == "entry 3 was changed: its content does not match its hash"
+
+
+async def test_a_deleted_entry_is_named(engine: AsyncEngine) -> None:
+    log = AuditLog(Schema(engine))
+    await log.append(*(entry(actor=f"user-{i}") for i in range(5)))
+    await drop_triggers(engine)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("DELETE FROM audit_events WHERE seq = 3"))
+    broken = (await log.verify()).broken
+    assert broken is not None and broken.seq == 3
+    assert broken.problem == "entry 3 missing: the chain jumps to entry 4"
+
+
+async def test_a_consistent_rewrite_of_the_whole_chain_is_caught_by_an_anchor(engine: AsyncEngine) -> None:
+    log = AuditLog(Schema(engine))
+    await log.append(*(entry(actor=f"user-{i}") for i in range(5)))
+    anchor = await log.head()  # what the witness keeps in Temporal
+    await log.append(entry(actor="later"))
+    await drop_triggers(engine)
+    await rewrite_consistently(engine, seq=2, actor="mallory")
+
+    assert (await log.verify()).ok  # a chain alone cannot tell: it was rewritten to fit
+    broken = (await log.verify([anchor])).broken
+    assert broken is not None and broken.seq == 5
+    assert "not the one anchored in Temporal" in broken.problem
+
+    async with engine.begin() as conn:  # and entries cut off the end
+        await conn.execute(sa.text("DELETE FROM audit_events WHERE seq >= 4"))
+    broken = (await log.verify([anchor])).broken
+    assert broken is not None and broken.seq == 4
+    assert "an anchor saw entry 5, the table ends at 3" in broken.problem
+
+
+async def rewrite_consistently(engine: AsyncEngine, seq: int, actor: str) -> None:
+    """Change entry `seq` and recompute every hash from there, as a careful forger would."""
+    records = [r for r in await AuditLog(Schema(engine)).tail(1000) if r.seq >= seq]
+    prev_hash = records[0].prev_hash
+    async with engine.begin() as conn:
+        for record in records:
+            record.prev_hash = prev_hash
+            if record.seq == seq:
+                record.actor = actor
+            record.hash = prev_hash = entry_hash(record)
+            await conn.execute(
+                sa.text(
+                    "UPDATE audit_events SET actor = :actor, prev_hash = :prev, hash = :hash WHERE seq = :seq"
+                ),
+                {"actor": record.actor, "prev": record.prev_hash, "hash": record.hash, "seq": record.seq},
+            )
+
+
+async def test_two_processes_writing_at_once_never_fork_the_chain(fresh_database: str) -> None:
+    writers = [
+        await asyncio.create_subprocess_exec(sys.executable, "-c", WRITER, fresh_database, who)
+        for who in ("writer-a", "writer-b")
+    ]
+    assert [await w.wait() for w in writers] == [0, 0]
+    engine = create_engine(fresh_database)
+    try:
+        log = AuditLog(Schema(engine))
+        result = await log.verify()
+        assert result.ok and result.entries == 1000
+        async with engine.connect() as conn:
+            rows = await conn.execute(sa.text("SELECT actor, count(*) FROM audit_events GROUP BY actor"))
+            counts = {actor: count for actor, count in rows}
+        assert counts == {"writer-a": 500, "writer-b": 500}
+    finally:
+        await engine.dispose()
+
+
+async def test_migrating_chains_the_entries_written_before(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    try:
+        await upgrade(engine, "0005")
+        async with engine.begin() as conn:
+            for actor in ("alice", "bob"):
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO audit_events (at, actor, action, namespace, workflow_id, detail) "
+                        "VALUES (CURRENT_TIMESTAMP, :actor, 'payload.decode', 'default', 'process-X-1', '{}')"
+                    ),
+                    {"actor": actor},
+                )
+        await upgrade(engine)
+        log = AuditLog(Schema(engine))
+        await log.append(entry(actor="carol"))
+        assert [r.actor for r in await log.tail()] == ["alice", "bob", "carol"]
+        assert (await log.verify()).entries == 3
+    finally:
+        await engine.dispose()
+
+
+async def test_the_witness_anchors_the_head_and_verify_uses_its_anchors(
+    baton_temporal: Client, settings: BatonSettings
+) -> None:
+    settings = settings.model_copy(update={"compliance_queue": f"test-compliance-{uuid.uuid4().hex[:8]}"})
+    engine = create_engine(settings.resolved_database_url)
+    log = AuditLog(Schema(engine))
+    await log.append(*(entry(actor=f"user-{i}") for i in range(3)))
+    # The worker starts the witness unless it runs: this one wakes every half second, not daily.
+    witness = await baton_temporal.start_workflow(
+        AuditWitnessWorkflow.run,
+        WitnessInput(every_seconds=0.5),
+        id=witness_workflow_id(settings.compliance_queue),
+        task_queue=settings.compliance_queue,
+    )
+    address = baton_temporal.service_client.config.target_host
+    environment = {"BATON_COMPLIANCE_QUEUE": settings.compliance_queue, "BATON_TEMPORAL_ADDRESS": address}
+    worker = baton_worker(address, settings, [settings.compliance_queue], **environment)
+    try:
+        await wait_for_anchor(witness, seq=3)
+        await log.append(entry(actor="later"))
+        await wait_for_anchor(witness, seq=4)
+        verified = await baton_cli(settings, "audit", "verify", **environment)
+        assert verified.returncode == 0, verified.stderr
+        assert "4 entries verified, against 2 anchors kept in Temporal" in verified.stdout
+
+        await drop_triggers(engine)
+        await rewrite_consistently(engine, seq=1, actor="mallory")
+        caught = await baton_cli(settings, "audit", "verify", **environment)
+        offline = await baton_cli(settings, "audit", "verify", "--no-anchors", **environment)
+        assert caught.returncode == 1
+        assert "audit chain broken at entry 3" in caught.stderr and "anchored in Temporal" in caught.stderr
+        assert offline.returncode == 0  # which is why the anchors are kept where the database is not
+        tail = await baton_cli(settings, "audit", "tail", "-n", "2", **environment)
+        assert tail.returncode == 0 and "later" in tail.stdout and "run.start" in tail.stdout
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        await witness.terminate()
+        await engine.dispose()
+
+
+async def wait_for_anchor(witness: WorkflowHandle, seq: int) -> list[AuditAnchor]:
+    for _ in range(300):
+        anchors = await witness.query(AuditWitnessWorkflow.anchors)
+        if anchors and anchors[-1].seq >= seq:
+            return anchors
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the witness never anchored entry {seq}")
