@@ -95,13 +95,15 @@ class AuditVerification(BaseModel):
 
 
 def entry_hash(record: AuditRecord | dict[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of an entry: every field but `hash`, keys sorted, UTC time
-    to the microsecond. This format is the chain's: it never changes."""
+    """SHA-256 of the canonical JSON of an entry: every field but `hash`, keys sorted, compact,
+    UTF-8, the time in UTC to the microsecond. This format is the chain's: it never changes."""
     fields = record.model_dump(exclude={"hash"}) if isinstance(record, AuditRecord) else dict(record)
     fields.pop("hash", None)
     fields["at"] = _utc(fields["at"]).isoformat(timespec="microseconds")
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(fields).encode()).hexdigest()
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 class AuditLog:
@@ -229,6 +231,7 @@ class AuditLog:
     async def _rows_after(self, seq: int) -> AsyncIterator[list[dict[str, Any]]]:
         """Rows in chain order, in batches, as plain dicts (no ORM objects: verification is hot)."""
         columns = [c for c in AuditEventRow.__table__.columns if c.name != "id"]
+        names = [c.name for c in columns]
         async with self._schema.engine.connect() as connection:
             while True:
                 result = await connection.execute(
@@ -237,7 +240,7 @@ class AuditLog:
                     .order_by(AuditEventRow.seq)
                     .limit(_VERIFY_BATCH)
                 )
-                rows = [dict(row._mapping) for row in result]
+                rows = [dict(zip(names, row, strict=True)) for row in result.all()]
                 if not rows:
                     return
                 yield rows
