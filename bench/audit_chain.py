@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 
 import asyncpg
 
-from baton.compliance import AuditEntry, AuditLog
+from baton.compliance import AuditLog
 from baton.persistence.db import create_engine
 from baton.persistence.migrate import upgrade
 from baton.persistence.schema import Schema
@@ -101,7 +101,9 @@ async def main() -> None:
     admin = await asyncpg.connect(POSTGRES)
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        pg = await fresh(POSTGRES.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}")
+        pg = await fresh(
+            POSTGRES.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
+        )
         pg_rate = await appends_per_second(pg, IN_FLIGHT, ENTRIES)
         pg_serial = await appends_per_second(pg, 1, ENTRIES // 5)
         pg_verify = await verify_per_second(pg, WRITERS * (ENTRIES + ENTRIES // 5))
