@@ -15,6 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from baton.agents import AgentRegistry, AgentRunResult, AgentSpec
 from baton.agents.runtime import AgentRunInput
+from baton.compliance.audit import AuditEntry, AuditLog, local_actor
 from baton.orchestration.models import (
     ConcurrentInput,
     GroupChatInput,
@@ -30,6 +31,7 @@ from baton.orchestration.models import (
 )
 from baton.persistence.db import engine_from_settings, session_factory
 from baton.persistence.definitions import DefinitionStore
+from baton.persistence.schema import Schema
 from baton.persistence.subjects import SubjectKeys
 from baton.process import EventAccepted, Process, ProcessResult, ProcessState
 from baton.process.runtime import (
@@ -102,10 +104,9 @@ ResultT = TypeVar("ResultT")
 class _Run(Generic[ResultT]):
     """What every run handle offers: its ID and UI link, waiting for it, cancelling it."""
 
-    def __init__(self, handle: WorkflowHandle[Any, ResultT], settings: BatonSettings, namespace: str) -> None:
+    def __init__(self, handle: WorkflowHandle[Any, ResultT], client: BatonClient) -> None:
         self.handle = handle
-        self._settings = settings
-        self._namespace = namespace
+        self._client = client
 
     @property
     def id(self) -> str:
@@ -114,14 +115,16 @@ class _Run(Generic[ResultT]):
     @property
     def ui_url(self) -> str:
         """Where this run is in the Temporal UI."""
-        return self._settings.workflow_url(self.id, self._namespace)
+        return self._client.settings.workflow_url(self.id, self._client.temporal.namespace)
 
     async def result(self) -> ResultT:
         """Wait for the run to finish; raises `WorkflowFailureError` saying why when it failed."""
         return await self.handle.result()
 
     async def cancel(self) -> None:
+        """Ask the run to stop (audited); its running steps and calls are cancelled."""
         await self.handle.cancel()
+        await self._client.audit("run.cancel", self.id)
 
 
 class ProcessRun(_Run[ProcessResult]):
@@ -136,7 +139,7 @@ class ProcessRun(_Run[ProcessResult]):
         declare, `InvalidEventData` for data that does not fit the parameters it fills (naming
         the field), `ProcessFinished` once the process has stopped: then nothing was delivered."""
         try:
-            return await self.handle.execute_update(
+            accepted = await self.handle.execute_update(
                 ProcessWorkflow.send_event, SendEvent(name=name, data=data)
             )
         except WorkflowUpdateFailedError as e:
@@ -154,6 +157,8 @@ class ProcessRun(_Run[ProcessResult]):
                     reason="ProcessFinished", process=state.name, event=name, accepted=state.accepted_events
                 )
             ) from None
+        await self._client.audit("run.event", self.id, {"event": name})
+        return accepted
 
 
 class OrchestrationRun(_Run[OrchestrationResult]):
@@ -166,6 +171,7 @@ class OrchestrationRun(_Run[OrchestrationResult]):
     async def reply(self, text: str, author: str = "user") -> None:
         """Answer the question the run waits on; refused when it is not waiting."""
         await self.handle.execute_update("reply", HumanReply(text=text, author=author))
+        await self._client.audit("run.reply", self.id)
 
 
 class PendingOrchestration:
@@ -211,18 +217,27 @@ class BatonClient:
     """
 
     def __init__(
-        self, client: Client, settings: BatonSettings | None = None, *, search_attributes: bool = True
+        self,
+        client: Client,
+        settings: BatonSettings | None = None,
+        *,
+        actor: str | None = None,
+        search_attributes: bool = True,
     ) -> None:
         self.temporal = client
         self.settings = settings or get_settings()
+        self.actor = actor or local_actor()
+        """Who this client acts for, in the audit trail: a service or person's name (the API
+        passes its caller's); by default the OS user at this host."""
         self._search_attributes = search_attributes
         self._engine: AsyncEngine | None = None
         self._agents: AgentRegistry | None = None
+        self._audit_log: AuditLog | None = None
 
     @classmethod
-    async def connect(cls, settings: BatonSettings | None = None) -> BatonClient:
+    async def connect(cls, settings: BatonSettings | None = None, *, actor: str | None = None) -> BatonClient:
         settings = settings or get_settings()
-        return cls(await connect(settings), settings)
+        return cls(await connect(settings), settings, actor=actor)
 
     async def start_process(
         self,
@@ -271,7 +286,7 @@ class BatonClient:
             raise RunAlreadyExists(
                 f"a run {e.workflow_id} is already running; use another key, or get_run() to follow it"
             ) from e
-        return ProcessRun(handle, self.settings, self.temporal.namespace)
+        return ProcessRun(handle, self)
 
     async def start_agent(
         self, agent: AgentSpec | str, input: str, *, data_subject: str | None = None
@@ -307,7 +322,7 @@ class BatonClient:
             result_type=OrchestrationResult,
             static_summary=f"{pattern}: {', '.join(a.name for a in input.agents)}",
         )
-        return OrchestrationRun(handle, self.settings, self.temporal.namespace)
+        return OrchestrationRun(handle, self)
 
     def run_sequential(
         self, task: str, agents: Sequence[AgentRef], *, pass_transcript: bool = False
@@ -433,10 +448,29 @@ class BatonClient:
         the subject's key before anything is sealed. A binding outlives a start that failed: the
         run may have started all the same (a timeout), or under another client (the same key and
         subject at once), and a binding only ever admits its own subject."""
-        if data_subject is None:
-            return await self.temporal.start_workflow(workflow, arg, id=workflow_id, **options)
-        binding = await self.subjects.register(subject_run_id(workflow_id), data_subject)
-        return await self.temporal.start_workflow(workflow, arg, id=binding.workflow_id, **options)
+        if data_subject is not None:
+            workflow_id = (
+                await self.subjects.register(subject_run_id(workflow_id), data_subject)
+            ).workflow_id
+        handle = await self.temporal.start_workflow(workflow, arg, id=workflow_id, **options)
+        # What started, never whose data: the subject is in the run's ID only as `~ds`.
+        await self.audit("run.start", workflow_id, {"summary": options.get("static_summary", "")})
+        return handle
+
+    async def audit(self, action: str, workflow_id: str, detail: dict[str, Any] | None = None) -> None:
+        """Record in the audit trail that this client's actor did `action` to a run."""
+        if self._audit_log is None:
+            self._audit_log = AuditLog(Schema(self._database()))
+        await self._audit_log.append(
+            AuditEntry(
+                actor=self.actor,
+                action=action,
+                resource=workflow_id,
+                namespace=self.temporal.namespace,
+                workflow_id=workflow_id,
+                detail=detail or {},
+            )
+        )
 
     def _database(self) -> AsyncEngine:
         if self._engine is None:
@@ -452,4 +486,4 @@ class BatonClient:
     def get_run(self, workflow_id: str) -> ProcessRun:
         """A handle on an existing run, by workflow ID."""
         handle = self.temporal.get_workflow_handle(workflow_id, result_type=ProcessResult)
-        return ProcessRun(handle, self.settings, self.temporal.namespace)
+        return ProcessRun(handle, self)

@@ -16,22 +16,33 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
-from baton.compliance import AuditAnchor, AuditEntry, AuditLog, WitnessInput, witness_workflow_id
+from baton.compliance import AuditAnchor, AuditEntry, AuditLog, AuditRecord, WitnessInput, witness_workflow_id
 from baton.compliance.audit import entry_hash
 from baton.persistence.db import create_engine
 from baton.persistence.migrate import upgrade
 from baton.persistence.schema import Schema
+from baton.persistence.subjects import Erasure, SubjectKeys
+from baton.security.codec import subject_run_id
+from baton.security.keys import LiveKeyring, key_provider
 from baton.settings import BatonSettings
+from baton.starter import BatonClient, InvalidEventData
+from baton.testing import ProcessEnvironment
 from baton.workflows.compliance import AuditWitnessWorkflow
 from tests.conftest import POSTGRES_ADMIN_DSN, _postgres_admin, baton_worker
+from tests.steps import ALLOWED, approval_process
 from tests.test_cli import baton as baton_cli
+from tests.test_process_runs import wait_for_state
 
 WRITER = """
 import asyncio, sys
 from baton.compliance import AuditEntry, AuditLog
 from baton.persistence.db import create_engine
 from baton.persistence.schema import Schema
+from baton.persistence.subjects import Erasure, SubjectKeys
+from baton.security.codec import subject_run_id
+from baton.security.keys import LiveKeyring, key_provider
 
 async def main(url: str, who: str) -> None:
     engine = create_engine(url)
@@ -274,3 +285,74 @@ async def wait_for_anchor(witness: WorkflowHandle, seq: int) -> list[AuditAnchor
             return anchors
         await asyncio.sleep(0.1)
     raise AssertionError(f"the witness never anchored entry {seq}")
+
+
+async def audited(settings: BatonSettings, **where: str) -> list[tuple[str, str, str | None]]:
+    """(actor, action, resource) of the audit entries matching `where`, in chain order."""
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        records = await AuditLog(Schema(engine)).tail(1000)
+    finally:
+        await engine.dispose()
+    return [
+        (r.actor, r.action, r.resource)
+        for r in records
+        if all(getattr(r, field) == value for field, value in where.items())
+    ]
+
+
+async def test_run_starts_events_and_cancels_are_audited_with_who(
+    temporal: WorkflowEnvironment, settings: BatonSettings
+) -> None:
+    process = approval_process("Audited").build(ALLOWED)
+    async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
+        baton = BatonClient(env.temporal, settings, actor="svc-billing")
+        run = await baton.start_process(process, "Start", "contract", data_subject="alice@example.com")
+        await wait_for_state(run, lambda s: s.status == "waiting")
+        with pytest.raises(InvalidEventData):
+            await run.send_event("ApprovalReceived", {"approved": "maybe"})  # refused: nothing happened
+        await run.send_event("ApprovalReceived", {"approved": True})
+        await run.result()
+        other = await baton.start_process(process, "Start", "memo")
+        await other.cancel()
+        await baton.close()
+
+    assert await audited(settings, workflow_id=run.id) == [
+        ("svc-billing", "run.start", run.id),
+        ("svc-billing", "run.event", run.id),
+    ]
+    assert [action for _, action, _ in await audited(settings, workflow_id=other.id)] == [
+        "run.start",
+        "run.cancel",
+    ]
+    assert "alice" not in json.dumps([r.model_dump(mode="json") for r in await tail_of(settings)])
+
+
+async def tail_of(settings: BatonSettings) -> list[AuditRecord]:
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        return await AuditLog(Schema(engine)).tail(1000)
+    finally:
+        await engine.dispose()
+
+
+async def test_erasures_and_key_rotations_are_audited_without_the_identifier(settings: BatonSettings) -> None:
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        subjects = SubjectKeys(Schema(engine), LiveKeyring(key_provider(settings)))
+        binding = await subjects.register(subject_run_id(f"agent-Clerk-{uuid.uuid4()}"), "Alice@Example.com")
+        assert await subjects.erase("alice@example.com", actor="dpo") is Erasure.ERASED
+        assert await subjects.erase("alice@example.com", actor="dpo") is Erasure.ALREADY_ERASED  # no deletion
+        ref = subjects.ref("alice@example.com")
+    finally:
+        await engine.dispose()
+    rotated = await baton_cli(settings, "keys", "rotate")
+    assert rotated.returncode == 0, rotated.stderr
+
+    records = await tail_of(settings)
+    assert [(r.actor, r.action, r.resource, r.detail) for r in records[:1]] == [
+        ("dpo", "subject.erase", f"subject:{ref}", {"keys": [binding.key_id]})
+    ]
+    assert [r.action for r in records] == ["subject.erase", "key.rotate"]
+    assert records[1].resource == "key:" + rotated.stdout.split("new current key ")[1].split(";")[0]
+    assert "alice" not in json.dumps([r.model_dump(mode="json") for r in records]).lower()

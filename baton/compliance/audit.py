@@ -23,8 +23,11 @@ are committed.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import hashlib
 import json
+import os
+import socket
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +35,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from baton.persistence.models import AuditEventRow
 from baton.persistence.schema import Schema
@@ -94,6 +97,15 @@ class AuditVerification(BaseModel):
         return self.broken is None
 
 
+def local_actor() -> str:
+    """The actor of what this process does for no one else: `<OS user>@<host>`."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this UID (a container's arbitrary user)
+        user = f"uid-{os.getuid()}"
+    return f"{user}@{socket.gethostname()}"[:200]
+
+
 def entry_hash(record: AuditRecord | dict[str, Any]) -> str:
     """SHA-256 of the canonical JSON of an entry: every field but `hash`, keys sorted, compact,
     UTF-8, the time in UTC to the microsecond. This format is the chain's: it never changes."""
@@ -146,24 +158,16 @@ class AuditLog:
                 if not future.done():
                     future.set_result(record)
 
+    async def append_within(self, session: AsyncSession, *entries: AuditEntry) -> list[AuditRecord]:
+        """Add `entries` in the caller's transaction: they are committed with what they record,
+        or not at all. Other appends wait for that commit (the head is locked until then)."""
+        return await self._add(session, [self._masked(entry) for entry in entries])
+
     async def _write(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
-        postgres = self._schema.engine.dialect.name == "postgresql"
         for attempt in range(WRITE_ATTEMPTS):
             try:
                 async with self._sessions() as session, session.begin():
-                    if postgres:
-                        await session.execute(
-                            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK}
-                        )
-                    head = (
-                        await session.execute(
-                            select(AuditEventRow.seq, AuditEventRow.hash)
-                            .order_by(AuditEventRow.seq.desc())
-                            .limit(1)
-                        )
-                    ).first()
-                    records = _chain(entries, head.seq if head else 0, head.hash if head else GENESIS)
-                    session.add_all(AuditEventRow(**record.model_dump()) for record in records)
+                    records = await self._add(session, entries)
                 return records
             except (IntegrityError, OperationalError) as e:
                 # Another process appended the same seq first (SQLite has no advisory lock), or
@@ -174,6 +178,19 @@ class AuditLog:
                     raise
                 await asyncio.sleep(0.005 * (attempt + 1))
         raise AssertionError("unreachable")
+
+    async def _add(self, session: AsyncSession, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+        if self._schema.engine.dialect.name == "postgresql":
+            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
+        head = (
+            await session.execute(
+                select(AuditEventRow.seq, AuditEventRow.hash).order_by(AuditEventRow.seq.desc()).limit(1)
+            )
+        ).first()
+        records = _chain(entries, head.seq if head else 0, head.hash if head else GENESIS)
+        session.add_all(AuditEventRow(**record.model_dump()) for record in records)
+        await session.flush()
+        return records
 
     async def head(self) -> AuditAnchor:
         """The last entry's position and hash (seq 0 and the genesis hash when empty)."""

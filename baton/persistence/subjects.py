@@ -41,6 +41,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ..compliance.audit import AuditEntry, AuditLog, local_actor
 from ..security.codec import holds_subject, root_run_id
 from ..security.keys import KEY_BYTES, LiveKeyring, UnknownKey
 from .models import StoredPayloadRow, SubjectKeyErasureRow, SubjectKeyRow, WorkflowSubjectRow
@@ -216,8 +217,11 @@ class SubjectKeys:
             # A log read finished while ours was under way; it may have passed over an erasure
             # of this key that our read did not see yet: read again rather than cache it.
 
-    async def erase(self, subject: str) -> Erasure:
-        """Delete every key of the subject and their out-of-band payloads; what was found."""
+    async def erase(self, subject: str, actor: str | None = None) -> Erasure:
+        """Delete every key of the subject and their out-of-band payloads; what was found.
+
+        An erasure is audited (by `actor`, default the OS user at this host) in the same
+        transaction, naming the subject's reference and key IDs, never the identifier."""
         await self._schema.ready()
         refs = {self.ref(subject), self._hash(subject.strip())}  # and as references were made before 0.2
         async with self._sessions() as session:
@@ -231,6 +235,15 @@ class SubjectKeys:
             erased_ids = [row.key_id for row in live]
             if erased_ids:
                 await session.execute(delete(StoredPayloadRow).where(StoredPayloadRow.key_id.in_(erased_ids)))
+                await AuditLog(self._schema).append_within(
+                    session,
+                    AuditEntry(
+                        actor=actor or local_actor(),
+                        action="subject.erase",
+                        resource=f"subject:{self.ref(subject)}",
+                        detail={"keys": erased_ids},
+                    ),
+                )
             await session.commit()
         self._forget(erased_ids)
         if live:

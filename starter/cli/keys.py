@@ -6,6 +6,9 @@ import argparse
 
 from rich.console import Console
 
+from baton.compliance.audit import AuditEntry, AuditLog, local_actor
+from baton.persistence.db import engine_from_settings
+from baton.persistence.schema import Schema
 from baton.security.keys import RELOAD_SECONDS, FileKeyProvider, KeysManagedElsewhere, key_provider
 from baton.settings import get_settings
 from baton.starter.cli.usage import UsageError
@@ -41,10 +44,17 @@ async def _list(args: argparse.Namespace) -> int:
 
 
 async def _rotate(args: argparse.Namespace) -> int:
-    provider = key_provider(get_settings())
+    settings = get_settings()
+    provider = key_provider(settings)
     try:
         keyring = provider.rotate()
     except KeysManagedElsewhere as e:
         raise UsageError(str(e)) from None
+    engine = engine_from_settings(settings)
+    try:
+        entry = AuditEntry(actor=local_actor(), action="key.rotate", resource=f"key:{keyring.current}")
+        await AuditLog(Schema(engine)).append(entry)
+    finally:
+        await engine.dispose()
     console.print(f"[green]✓[/] new current key {keyring.current}; {len(keyring.keys)} keys in all")
     return 0
