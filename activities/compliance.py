@@ -2,27 +2,79 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio import activity
 from temporalio.client import Client, ScheduleActionStartWorkflow
 
 from baton.compliance import (
     ANCHOR_AUDIT_CHAIN_ACTIVITY,
+    DELETE_DUE_ACTIVITY,
+    HOLD_ACTIVITY,
+    RELEASE_ACTIVITY,
+    RETENTION_STATE_ACTIVITY,
+    SHIFT_ACTIVITY,
+    SWEEP_DUE_ACTIVITY,
+    SWEEP_GRACE,
     SWEEP_STORED_PAYLOADS_ACTIVITY,
     AnchorResult,
     AuditAnchor,
     AuditLog,
+    DeleteDue,
+    Deletion,
+    ProcessingRecords,
+    RetentionState,
+    SweepReport,
     SweepResult,
 )
 from baton.persistence.payloads import DatabasePayloadDriver
 from baton.security.codec import root_run_id
 from baton.temporal import history_exists
 
+RETENTION_ACTOR = "baton:retention"
+RETENTION_SWEEP_ACTOR = "baton:retention-sweep"
+SWEEP_BATCH = 500
+
 
 class ComplianceActivities:
-    def __init__(self, client: Client, store: DatabasePayloadDriver, audit: AuditLog) -> None:
+    def __init__(
+        self, client: Client, store: DatabasePayloadDriver, audit: AuditLog, records: ProcessingRecords
+    ) -> None:
         self.client = client
         self.store = store
         self.audit = audit
+        self.records = records
+
+    @activity.defn(name=RETENTION_STATE_ACTIVITY)
+    async def retention_state(self, ref: str) -> RetentionState:
+        return await self.records.state(ref)
+
+    @activity.defn(name=DELETE_DUE_ACTIVITY)
+    async def delete_due_records(self, due: DeleteDue) -> Deletion:
+        return await self.records.delete_due(due.ref, due.now, RETENTION_ACTOR)
+
+    @activity.defn(name=HOLD_ACTIVITY)
+    async def retention_hold(self, ref: str, reason: str, actor: str) -> RetentionState:
+        return await self.records.hold(ref, reason, actor)
+
+    @activity.defn(name=RELEASE_ACTIVITY)
+    async def retention_release(self, ref: str, actor: str) -> RetentionState:
+        return await self.records.release(ref, actor)
+
+    @activity.defn(name=SHIFT_ACTIVITY)
+    async def retention_shift(self, ref: str, days: int, actor: str) -> RetentionState:
+        return await self.records.shift(ref, days, actor)
+
+    @activity.defn(name=SWEEP_DUE_ACTIVITY)
+    async def sweep_due_records(self, now: datetime) -> SweepReport:
+        """Delete what is past due (by more than the grace period) and was not deleted."""
+        report = SweepReport()
+        while refs := await self.records.past_due(now - SWEEP_GRACE, limit=SWEEP_BATCH):
+            for ref in refs:
+                report.deleted += await self.records.delete_due(ref, now, RETENTION_SWEEP_ACTOR)
+                report.subjects += 1
+                activity.heartbeat(report.subjects)
+        return report
 
     @activity.defn(name=ANCHOR_AUDIT_CHAIN_ACTIVITY)
     async def anchor_audit_chain(self, since: AuditAnchor | None) -> AnchorResult:

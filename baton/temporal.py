@@ -9,16 +9,19 @@ import ipaddress
 import shutil
 import sysconfig
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, ExternalStorage
 from temporalio.envconfig import ClientConfig
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
+from .compliance.retention import BATON_RETENTION_DUE
 from .persistence.db import engine_from_settings, parse_url
 from .persistence.payloads import DatabasePayloadDriver
 from .persistence.schema import Schema
@@ -30,7 +33,7 @@ from .settings import BatonSettings
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 EMBEDDED_CONNECT_ATTEMPTS = 50
-SEARCH_ATTRIBUTES = [BATON_PROCESS]
+SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [BATON_PROCESS, BATON_RETENTION_DUE]
 
 DEV_SERVER_DYNAMIC_CONFIG = {"history.transferProcessorMaxPollRPS": "200"}
 """Dynamic config of the embedded dev server. Its single history shard reads transfer tasks
@@ -228,7 +231,7 @@ async def ensure_search_attributes(client: Client) -> None:
         ListSearchAttributesRequest(namespace=client.namespace)
     )
     missing = {
-        key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
         for key in SEARCH_ATTRIBUTES
         if key.name not in existing.custom_attributes
     }

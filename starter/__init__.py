@@ -5,8 +5,10 @@ from .client import (
     EventRejected,
     InvalidEventData,
     ProcessFinished,
+    ProcessingRequired,
     ProcessRun,
     RunAlreadyExists,
+    SubjectRetention,
     UnknownEvent,
     process_workflow_id,
 )
@@ -17,7 +19,9 @@ __all__ = [
     "InvalidEventData",
     "ProcessFinished",
     "ProcessRun",
+    "ProcessingRequired",
     "RunAlreadyExists",
+    "SubjectRetention",
     "UnknownEvent",
     "process_workflow_id",
 ]

@@ -15,6 +15,16 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from baton.agents import AgentRegistry, AgentRunResult, AgentSpec
 from baton.agents.runtime import AgentRunInput
+from baton.compliance import (
+    HoldRequest,
+    Processing,
+    ProcessingRecords,
+    ReleaseRequest,
+    RetentionInput,
+    RetentionState,
+    ShiftRequest,
+    retention_workflow_id,
+)
 from baton.compliance.audit import AuditEntry, AuditLog, local_actor
 from baton.orchestration.models import (
     ConcurrentInput,
@@ -45,6 +55,7 @@ from baton.security.codec import subject_run_id
 from baton.settings import BatonSettings, get_settings
 from baton.temporal import ConfigurationError, connect, encryption_codec
 from baton.workflows.agent import AgentWorkflow
+from baton.workflows.compliance import SubjectRetentionWorkflow
 from baton.workflows.process import ProcessWorkflow
 
 _KEY = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
@@ -58,6 +69,10 @@ def process_workflow_id(process_name: str, key: str | None = None) -> str:
             "(and no personal data: workflow IDs are not encrypted)"
         )
     return f"process-{process_name}-{key or uuid.uuid4()}"
+
+
+class ProcessingRequired(ValueError):
+    """A run with a data subject was started without a purpose of processing."""
 
 
 class RunAlreadyExists(ValueError):
@@ -174,6 +189,54 @@ class OrchestrationRun(_Run[OrchestrationResult]):
         await self._client.audit("run.reply", self.id)
 
 
+class SubjectRetention:
+    """One data subject's retention, as their `SubjectRetention` workflow keeps it: every change
+    is an update of that workflow (audited, with this client's actor)."""
+
+    def __init__(self, client: BatonClient, ref: str) -> None:
+        self.ref = ref
+        self.workflow_id = retention_workflow_id(ref)
+        self._client = client
+
+    async def state(self) -> RetentionState:
+        """Records, the next due date and any legal hold, from the app database."""
+        return await self._client.records.state(self.ref)
+
+    async def hold(self, reason: str) -> RetentionState:
+        """Place a legal hold: nothing of the subject is deleted for retention until `release`."""
+        return await self._update(
+            SubjectRetentionWorkflow.hold, HoldRequest(reason=reason, actor=self._client.actor)
+        )
+
+    async def release(self) -> RetentionState:
+        return await self._update(SubjectRetentionWorkflow.release, ReleaseRequest(actor=self._client.actor))
+
+    async def extend(self, days: int) -> RetentionState:
+        """Keep every record of the subject `days` longer."""
+        return await self._update(
+            SubjectRetentionWorkflow.extend, ShiftRequest(days=days, actor=self._client.actor)
+        )
+
+    async def shorten(self, days: int) -> RetentionState:
+        """Keep every record `days` less; what falls due is deleted at once."""
+        return await self._update(
+            SubjectRetentionWorkflow.shorten, ShiftRequest(days=days, actor=self._client.actor)
+        )
+
+    async def _update(self, update: Any, request: Any) -> RetentionState:
+        handle = self._client.temporal.get_workflow_handle(self.workflow_id)
+        try:
+            result: RetentionState = await handle.execute_update(update, request)
+        except RPCError as e:
+            if e.status == RPCStatusCode.NOT_FOUND:
+                raise LookupError(
+                    "this data subject has no retention running: no run was started for them with a "
+                    "purpose of processing, or everything of theirs was deleted"
+                ) from None
+            raise
+        return result
+
+
 class PendingOrchestration:
     """What `run_sequential` and the other `run_*` return: `await` it to start the run and wait for
     its `OrchestrationResult`, or `await pending.start()` for an `OrchestrationRun` to follow."""
@@ -182,9 +245,12 @@ class PendingOrchestration:
         self.client = client
         self.input = input
 
-    async def start(self, *, data_subject: str | None = None) -> OrchestrationRun:
-        """Start the run and return its handle; `data_subject` as for `BatonClient.start_process`."""
-        return await self.client.orchestrate(self.input, data_subject=data_subject)
+    async def start(
+        self, *, data_subject: str | None = None, processing: Processing | None = None
+    ) -> OrchestrationRun:
+        """Start the run and return its handle; `data_subject` and `processing` as for
+        `BatonClient.start_process`."""
+        return await self.client.orchestrate(self.input, data_subject=data_subject, processing=processing)
 
     def __await__(self) -> Generator[Any, None, OrchestrationResult]:
         return self._start_and_wait().__await__()
@@ -233,6 +299,7 @@ class BatonClient:
         self._engine: AsyncEngine | None = None
         self._agents: AgentRegistry | None = None
         self._audit_log: AuditLog | None = None
+        self._records: ProcessingRecords | None = None
 
     @classmethod
     async def connect(cls, settings: BatonSettings | None = None, *, actor: str | None = None) -> BatonClient:
@@ -248,6 +315,7 @@ class BatonClient:
         key: str | None = None,
         eager: bool = False,
         data_subject: str | None = None,
+        processing: Processing | None = None,
     ) -> ProcessRun:
         """Start `process` with input event `event` carrying `data`.
 
@@ -255,6 +323,10 @@ class BatonClient:
         `key` makes the workflow ID `process-<name>-<key>`, so that a second start with the same
         key is refused while the first runs. `eager` asks the server to hand the first workflow
         task straight to a worker in this process, when there is one.
+
+        `data_subject` names whose personal data the run holds: its payloads are sealed with that
+        subject's own key (erasable), and it needs a `processing` (purpose, legal basis, retention;
+        default: the process definition's), which is recorded and drives the data's deletion.
         """
         if isinstance(process, str):
             process = await self.definitions.load_process(process, self.settings)
@@ -266,6 +338,7 @@ class BatonClient:
             handle = await self._start(
                 workflow_id,
                 data_subject,
+                processing or process.processing,
                 ProcessWorkflow.run,
                 ProcessInput(
                     process=process.compiled,
@@ -289,14 +362,20 @@ class BatonClient:
         return ProcessRun(handle, self)
 
     async def start_agent(
-        self, agent: AgentSpec | str, input: str, *, data_subject: str | None = None
+        self,
+        agent: AgentSpec | str,
+        input: str,
+        *,
+        data_subject: str | None = None,
+        processing: Processing | None = None,
     ) -> WorkflowHandle[Any, AgentRunResult]:
         """Start one agent on `input`; `agent` is a spec, or the name of a registered agent.
-        `data_subject`: as for `start_process`."""
+        `data_subject` and `processing` (default: the agent's): as for `start_process`."""
         spec = self.agents[agent] if isinstance(agent, str) else agent
         return await self._start(
             f"agent-{spec.name}-{uuid.uuid4()}",
             data_subject,
+            processing or spec.processing,
             AgentWorkflow.run,
             AgentRunInput(agent=spec, input=input, llm_queue=self.settings.llm_queue),
             task_queue=self.settings.workflows_queue,
@@ -308,14 +387,19 @@ class BatonClient:
         return await (await self.start_agent(agent, input)).result()
 
     async def orchestrate(
-        self, input: OrchestrationInput, *, data_subject: str | None = None
+        self,
+        input: OrchestrationInput,
+        *,
+        data_subject: str | None = None,
+        processing: Processing | None = None,
     ) -> OrchestrationRun:
         """Start an orchestration from its input model; `run_sequential` and friends build it.
-        `data_subject`: as for `start_process`."""
+        `data_subject` and `processing`: as for `start_process`."""
         pattern, workflow_type = ORCHESTRATION_WORKFLOWS[type(input)]
         handle = await self._start(
             f"{pattern}-{uuid.uuid4()}",
             data_subject,
+            processing,
             workflow_type,
             input.model_copy(update={"llm_queue": self.settings.llm_queue}),
             task_queue=self.settings.workflows_queue,
@@ -442,20 +526,56 @@ class BatonClient:
         return subjects
 
     async def _start(
-        self, workflow_id: str, data_subject: str | None, workflow: Any, arg: Any, **options: Any
+        self,
+        workflow_id: str,
+        data_subject: str | None,
+        processing: Processing | None,
+        workflow: Any,
+        arg: Any,
+        **options: Any,
     ) -> Any:
         """Start a workflow; with a data subject, under the subject-run ID (`<id>~ds`), bound to
-        the subject's key before anything is sealed. A binding outlives a start that failed: the
-        run may have started all the same (a timeout), or under another client (the same key and
-        subject at once), and a binding only ever admits its own subject."""
+        the subject's key before anything is sealed, and recorded with its purpose of processing
+        before it runs (the subject's retention workflow hears of it once it has started).
+
+        A binding outlives a start that failed: the run may have started all the same (a
+        timeout), or under another client (the same key and subject at once), and a binding only
+        ever admits its own subject."""
+        record = None
         if data_subject is not None:
+            if processing is None:
+                raise ProcessingRequired(
+                    "a run with a data subject needs its purpose of processing: pass "
+                    "processing=Processing(purpose=..., legal_basis=...) or declare it in the process "
+                    "or agent definition"
+                )
             workflow_id = (
                 await self.subjects.register(subject_run_id(workflow_id), data_subject)
             ).workflow_id
+            record = await self.records.record(data_subject, processing, workflow_id, self.actor)
         handle = await self.temporal.start_workflow(workflow, arg, id=workflow_id, **options)
         # What started, never whose data: the subject is in the run's ID only as `~ds`.
         await self.audit("run.start", workflow_id, {"summary": options.get("static_summary", "")})
+        if record is not None:
+            await self.temporal.start_workflow(
+                SubjectRetentionWorkflow.run,
+                RetentionInput(ref=record.subject_ref, search_attributes=self._search_attributes),
+                id=retention_workflow_id(record.subject_ref),
+                task_queue=self.settings.compliance_queue,
+                start_signal="records_changed",
+            )
         return handle
+
+    @property
+    def records(self) -> ProcessingRecords:
+        """Processing records and legal holds (in the app database, connected on first use)."""
+        if self._records is None:
+            self._records = ProcessingRecords(Schema(self._database()), self.subjects)
+        return self._records
+
+    def retention(self, data_subject: str) -> SubjectRetention:
+        """The data subject's retention: its state, legal hold and release, longer or shorter."""
+        return SubjectRetention(self, self.subjects.ref(data_subject))
 
     async def audit(self, action: str, workflow_id: str, detail: dict[str, Any] | None = None) -> None:
         """Record in the audit trail that this client's actor did `action` to a run."""

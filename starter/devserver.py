@@ -97,7 +97,7 @@ def _start(data_dir: Path, host: str, env_file: Path | None) -> subprocess.Popen
     if env_file:
         args += ["--env-file", str(env_file)]
     for key in SEARCH_ATTRIBUTES:
-        args += ["--search-attribute", f"{key.name}=Keyword"]
+        args += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title()}"]
     # Own session, so that Ctrl-C in the terminal reaches us, and we stop the server in order.
     with log:
         return subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)

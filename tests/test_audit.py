@@ -18,7 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from baton.compliance import AuditAnchor, AuditEntry, AuditLog, AuditRecord, WitnessInput, witness_workflow_id
+from baton.compliance import (
+    AuditAnchor,
+    AuditEntry,
+    AuditLog,
+    AuditRecord,
+    LegalBasis,
+    Processing,
+    WitnessInput,
+    witness_workflow_id,
+)
 from baton.compliance.audit import entry_hash
 from baton.persistence.db import create_engine
 from baton.persistence.migrate import upgrade
@@ -307,7 +316,10 @@ async def test_run_starts_events_and_cancels_are_audited_with_who(
     process = approval_process("Audited").build(ALLOWED)
     async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
         baton = BatonClient(env.temporal, settings, actor="svc-billing")
-        run = await baton.start_process(process, "Start", "contract", data_subject="alice@example.com")
+        purpose = Processing(purpose="contract review", legal_basis=LegalBasis.CONTRACT)
+        run = await baton.start_process(
+            process, "Start", "contract", data_subject="alice@example.com", processing=purpose
+        )
         await wait_for_state(run, lambda s: s.status == "waiting")
         with pytest.raises(InvalidEventData):
             await run.send_event("ApprovalReceived", {"approved": "maybe"})  # refused: nothing happened
@@ -320,6 +332,10 @@ async def test_run_starts_events_and_cancels_are_audited_with_who(
     assert await audited(settings, workflow_id=run.id) == [
         ("svc-billing", "run.start", run.id),
         ("svc-billing", "run.event", run.id),
+    ]
+    assert [action for _, action, _ in await audited(settings, actor="svc-billing")][:2] == [
+        "processing.record",  # before the run starts
+        "run.start",
     ]
     assert [action for _, action, _ in await audited(settings, workflow_id=other.id)] == [
         "run.start",

@@ -24,6 +24,7 @@ from temporalio.converter import (
 )
 
 from baton.agents import AgentSpec
+from baton.compliance import LegalBasis, Processing
 from baton.llm import LlmResponse
 from baton.persistence.db import create_engine
 from baton.persistence.payloads import SWEEP_GRACE, DatabasePayloadDriver, PayloadNotFound
@@ -46,7 +47,8 @@ from tests.steps import ALLOWED, approval_process, linear, parent_with_subproces
 from tests.test_cli import baton as baton_cli
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
-CLERK = AgentSpec(name="Clerk", instructions="You are a records clerk.", pii="off")
+PURPOSE = Processing(purpose="customer service", legal_basis=LegalBasis.CONTRACT)
+CLERK = AgentSpec(name="Clerk", instructions="You are a records clerk.", pii="off", processing=PURPOSE)
 
 
 async def payloads_of(env: ProcessEnvironment, workflow_id: str) -> list[Payload]:
@@ -100,7 +102,9 @@ async def test_erasing_a_subject_shreds_their_histories_and_no_one_elses(env: Pr
 
 
 async def test_a_sub_process_holds_its_root_runs_subject(env: ProcessEnvironment) -> None:
-    run = await env.start(parent_with_subprocess().build(ALLOWED), "Start", "x", data_subject=ALICE)
+    run = await env.start(
+        parent_with_subprocess().build(ALLOWED), "Start", "x", data_subject=ALICE, processing=PURPOSE
+    )
     assert (await run.result()).output == "x-1-2-3"
     child_id = f"{run.id}/Child/1"
     assert all(SUBJECT in p.metadata for p in await payloads_of(env, child_id))
@@ -108,7 +112,7 @@ async def test_a_sub_process_holds_its_root_runs_subject(env: ProcessEnvironment
 
 async def test_orchestrations_name_their_subject_too(env: ProcessEnvironment) -> None:
     run = await env.client.run_sequential(f"File a complaint for {ALICE}", ["DataExtraction"]).start(
-        data_subject=ALICE
+        data_subject=ALICE, processing=PURPOSE
     )
     await run.result()
     assert all(SUBJECT in p.metadata for p in await payloads_of(env, run.id))
@@ -177,7 +181,7 @@ async def test_a_reused_run_key_never_runs_a_subjects_data_under_the_master_key(
     plain = await env.start(process, "Start", "x", key="claim-9")
     await plain.result()  # the workers have now seen this run key without a subject
 
-    held = await env.start(process, "Start", "y", key="claim-9", data_subject=ALICE)
+    held = await env.start(process, "Start", "y", key="claim-9", data_subject=ALICE, processing=PURPOSE)
     assert (await held.result()).output == "y-1-2-3"
 
     assert held.id != plain.id and "alice" not in held.id
@@ -187,11 +191,11 @@ async def test_a_reused_run_key_never_runs_a_subjects_data_under_the_master_key(
 
 async def test_a_duplicate_start_with_another_subject_changes_nothing(env: ProcessEnvironment) -> None:
     process = approval_process().build(ALLOWED)  # waits for a person: still running below
-    running = await env.start(process, "Start", "x", key="claim-10", data_subject=ALICE)
+    running = await env.start(process, "Start", "x", key="claim-10", data_subject=ALICE, processing=PURPOSE)
     with pytest.raises(SubjectKeyError, match="another data subject"):
-        await env.start(process, "Start", "x", key="claim-10", data_subject=BOB)
+        await env.start(process, "Start", "x", key="claim-10", data_subject=BOB, processing=PURPOSE)
     with pytest.raises(RunAlreadyExists):
-        await env.start(process, "Start", "x", key="claim-10", data_subject=ALICE)
+        await env.start(process, "Start", "x", key="claim-10", data_subject=ALICE, processing=PURPOSE)
     await running.send_event("ApprovalReceived", {"approved": True})
     await running.result()
     alice_key = await env.client.subjects.key_id_of(running.id)
@@ -466,10 +470,12 @@ async def test_a_start_that_loses_a_race_leaves_the_winners_binding(
     loser.temporal.start_workflow = held_start  # type: ignore[method-assign]
     try:
         losing = asyncio.create_task(
-            loser.start_process(process, "Start", "x", key="claim-11", data_subject=ALICE)
+            loser.start_process(process, "Start", "x", key="claim-11", data_subject=ALICE, processing=PURPOSE)
         )
         await asyncio.sleep(0.5)  # the loser registered first (it made the binding), then waits
-        winner = await env.start(process, "Start", "x", key="claim-11", data_subject=ALICE)
+        winner = await env.start(
+            process, "Start", "x", key="claim-11", data_subject=ALICE, processing=PURPOSE
+        )
         go.set()
         with pytest.raises(RunAlreadyExists):
             await losing

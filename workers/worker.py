@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -26,12 +27,26 @@ from baton.activities.llm import LlmActivities, llm_activities
 from baton.activities.steps import StepActivities
 from baton.activities.tools import run_tool
 from baton.agents.tools import import_modules
-from baton.compliance import SWEEP_EVERY, AuditLog, WitnessInput, sweep_schedule_id, witness_workflow_id
+from baton.compliance import (
+    RETENTION_SWEEP_EVERY,
+    SWEEP_EVERY,
+    AuditLog,
+    ProcessingRecords,
+    WitnessInput,
+    retention_sweep_schedule_id,
+    sweep_schedule_id,
+    witness_workflow_id,
+)
 from baton.security.codec import EncryptionCodec
 from baton.settings import BatonSettings
-from baton.temporal import payload_store
+from baton.temporal import ConfigurationError, encryption_codec, payload_store
 from baton.workflows.agent import AgentWorkflow
-from baton.workflows.compliance import AuditWitnessWorkflow, StoredPayloadSweepWorkflow
+from baton.workflows.compliance import (
+    AuditWitnessWorkflow,
+    RetentionSweepWorkflow,
+    StoredPayloadSweepWorkflow,
+    SubjectRetentionWorkflow,
+)
 from baton.workflows.orchestrations import ORCHESTRATIONS
 from baton.workflows.process import ProcessWorkflow
 
@@ -58,10 +73,29 @@ def build_workers(
         kwargs: dict[str, Any] = {"activities": [steps.run_step]}
         if queue == settings.compliance_queue:
             store = payload_store(client.data_converter)
-            compliance = ComplianceActivities(client, store, AuditLog(store.schema))
+            subjects = encryption_codec(client.data_converter).subjects
+            if subjects is None:
+                raise ConfigurationError("the compliance worker's data converter has no data-subject keys")
+            compliance = ComplianceActivities(
+                client, store, AuditLog(store.schema), ProcessingRecords(store.schema, subjects)
+            )
             kwargs = {
-                "workflows": [StoredPayloadSweepWorkflow, AuditWitnessWorkflow],
-                "activities": [compliance.sweep_stored_payloads, compliance.anchor_audit_chain],
+                "workflows": [
+                    StoredPayloadSweepWorkflow,
+                    AuditWitnessWorkflow,
+                    SubjectRetentionWorkflow,
+                    RetentionSweepWorkflow,
+                ],
+                "activities": [
+                    compliance.sweep_stored_payloads,
+                    compliance.anchor_audit_chain,
+                    compliance.retention_state,
+                    compliance.delete_due_records,
+                    compliance.retention_hold,
+                    compliance.retention_release,
+                    compliance.retention_shift,
+                    compliance.sweep_due_records,
+                ],
             }
         elif queue == settings.workflows_queue:
             kwargs["workflows"] = [ProcessWorkflow, AgentWorkflow, *ORCHESTRATIONS]
@@ -109,39 +143,54 @@ async def running_workers(
             )
         workers = build_workers(client, settings, queues, llm=llm, allowed_modules=allowed_modules)
         if settings.compliance_queue in queues:
-            await ensure_sweep_schedule(client, settings)
-            await ensure_audit_witness(client, settings)
+            await install_compliance(client, settings)
         for worker in workers:
             await stack.enter_async_context(worker)
         yield workers
 
 
-async def ensure_sweep_schedule(client: Client, settings: BatonSettings) -> None:
-    """Create the hourly stored-payload sweep (see `baton.compliance`) unless it exists."""
+async def install_compliance(client: Client, settings: BatonSettings) -> None:
+    """Create what the compliance queue runs on its own, where it is missing: the hourly
+    stored-payload sweep and the daily retention sweep (Temporal Schedules, under Schedules in
+    the UI), and the audit witness. Idempotent: workers serving the queue call it as they start."""
+    queue = settings.compliance_queue
+    await _ensure_schedule(
+        client,
+        sweep_schedule_id(queue),
+        StoredPayloadSweepWorkflow.run,
+        f"{queue}-stored-payload-sweep-run",
+        SWEEP_EVERY,
+        queue,
+    )
+    await _ensure_schedule(
+        client,
+        retention_sweep_schedule_id(queue),
+        RetentionSweepWorkflow.run,
+        f"{queue}-retention-sweep-run",
+        RETENTION_SWEEP_EVERY,
+        queue,
+    )
+    await client.start_workflow(
+        AuditWitnessWorkflow.run,
+        WitnessInput(),
+        id=witness_workflow_id(queue),
+        task_queue=queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+
+
+async def _ensure_schedule(
+    client: Client, schedule_id: str, workflow: Any, run_id: str, every: timedelta, queue: str
+) -> None:
     try:
         await client.create_schedule(
-            sweep_schedule_id(settings.compliance_queue),
+            schedule_id,
             Schedule(
-                action=ScheduleActionStartWorkflow(
-                    StoredPayloadSweepWorkflow.run,
-                    id=f"{settings.compliance_queue}-stored-payload-sweep-run",
-                    task_queue=settings.compliance_queue,
-                ),
-                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=SWEEP_EVERY)]),
+                action=ScheduleActionStartWorkflow(workflow, id=run_id, task_queue=queue),
+                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
                 # A sweep still running when the next is due: skip that one.
                 policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
             ),
         )
     except ScheduleAlreadyRunningError:
         pass
-
-
-async def ensure_audit_witness(client: Client, settings: BatonSettings) -> None:
-    """Start the audit witness (see `baton.compliance.witness`) unless it runs."""
-    await client.start_workflow(
-        AuditWitnessWorkflow.run,
-        WitnessInput(),
-        id=witness_workflow_id(settings.compliance_queue),
-        task_queue=settings.compliance_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )

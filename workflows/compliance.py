@@ -1,5 +1,6 @@
 """Compliance workflows: the stored-payload sweep, started by its schedule on the compliance
-queue, and the audit witness, which anchors the audit chain's head in its history every day."""
+queue; the audit witness, which anchors the audit chain's head in its history every day; a data
+subject's retention, which sleeps until their data is due and deletes it; the retention sweep."""
 
 from datetime import timedelta
 
@@ -11,16 +12,36 @@ with workflow.unsafe.imports_passed_through():
         ANCHOR_TIMEOUT,
         ANCHORS_PER_RUN,
         AUDIT_WITNESS_WORKFLOW,
+        BATON_RETENTION_DUE,
+        DELETE_DUE_ACTIVITY,
+        HOLD_ACTIVITY,
+        RELEASE_ACTIVITY,
+        RETENTION_CYCLES_PER_RUN,
+        RETENTION_STATE_ACTIVITY,
+        RETENTION_SWEEP_WORKFLOW,
+        SHIFT_ACTIVITY,
         STORED_PAYLOAD_SWEEP_WORKFLOW,
+        SUBJECT_RETENTION_WORKFLOW,
+        SWEEP_DUE_ACTIVITY,
         SWEEP_RETRY,
         SWEEP_STORED_PAYLOADS_ACTIVITY,
         SWEEP_TIMEOUT,
         AnchorResult,
         AuditAnchor,
         BrokenLink,
+        DeleteDue,
+        Deletion,
+        HoldRequest,
+        ReleaseRequest,
+        RetentionInput,
+        RetentionState,
+        ShiftRequest,
+        SweepReport,
         SweepResult,
         WitnessInput,
     )
+
+RETENTION_ACTIVITY_TIMEOUT = timedelta(minutes=5)
 
 
 # No `from __future__ import annotations`: see workflows/process.py.
@@ -88,3 +109,135 @@ class AuditWitnessWorkflow:
     def broken(self) -> BrokenLink | None:
         """Where the last verification found the chain broken, if it did."""
         return self._broken
+
+
+@workflow.defn(name=SUBJECT_RETENTION_WORKFLOW)
+class SubjectRetentionWorkflow:
+    """One data subject's retention: sleeps until their earliest record is due (or until a
+    record, a hold or a change of period arrives), deletes what is due, ends when nothing of
+    theirs is left (see `baton.compliance.retention`)."""
+
+    @workflow.init
+    def __init__(self, input: RetentionInput) -> None:
+        self._ref = input.ref
+        self._changed = False
+        self._state: RetentionState | None = None
+
+    @workflow.run
+    async def run(self, input: RetentionInput) -> Deletion:
+        deleted = input.deleted
+        for _ in range(RETENTION_CYCLES_PER_RUN):
+            self._changed = False
+            state = await self._read(input)
+            if state.records == 0 and not state.held:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._changed:  # a record arrived meanwhile
+                    continue
+                workflow.set_current_details(f"nothing left; deleted {deleted.records} records in all")
+                return deleted
+            if not state.held and state.next_due is not None:
+                wait = state.next_due - workflow.now()
+                try:
+                    if wait > timedelta(0):
+                        await workflow.wait_condition(lambda: self._changed, timeout=wait)
+                        continue
+                except TimeoutError:
+                    pass
+                deleted += await workflow.execute_activity(
+                    DELETE_DUE_ACTIVITY,
+                    DeleteDue(ref=self._ref, now=workflow.now()),
+                    start_to_close_timeout=RETENTION_ACTIVITY_TIMEOUT,
+                    retry_policy=SWEEP_RETRY,
+                    result_type=Deletion,
+                )
+            else:
+                await workflow.wait_condition(lambda: self._changed)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(input.model_copy(update={"deleted": deleted}))
+
+    async def _read(self, input: RetentionInput) -> RetentionState:
+        state = await workflow.execute_activity(
+            RETENTION_STATE_ACTIVITY,
+            self._ref,
+            start_to_close_timeout=RETENTION_ACTIVITY_TIMEOUT,
+            retry_policy=SWEEP_RETRY,
+            result_type=RetentionState,
+        )
+        self._show(state, input.search_attributes)
+        return state
+
+    def _show(self, state: RetentionState, search_attributes: bool) -> None:
+        self._state = state
+        due = None if state.held else state.next_due
+        if state.held:
+            details = f"on legal hold ({state.hold_reason}); {state.records} records"
+        elif due is not None:
+            details = f"{state.records} records, next due {due:%Y-%m-%d %H:%M} UTC"
+        else:
+            details = "no records"
+        workflow.set_current_details(details)
+        if search_attributes:
+            workflow.upsert_search_attributes(
+                [BATON_RETENTION_DUE.value_set(due) if due else BATON_RETENTION_DUE.value_unset()]
+            )
+
+    @workflow.signal
+    def records_changed(self) -> None:
+        """A processing record of this subject was added or changed: read the state again."""
+        self._changed = True
+
+    @workflow.update
+    async def hold(self, request: HoldRequest) -> RetentionState:
+        """Place a legal hold: nothing is deleted until `release`."""
+        return await self._change(HOLD_ACTIVITY, request.reason, request.actor)
+
+    @workflow.update
+    async def release(self, request: ReleaseRequest) -> RetentionState:
+        """Lift the legal hold: what fell due meanwhile is deleted now."""
+        return await self._change(RELEASE_ACTIVITY, request.actor)
+
+    @workflow.update
+    async def extend(self, request: ShiftRequest) -> RetentionState:
+        """Keep every record `days` longer."""
+        return await self._change(SHIFT_ACTIVITY, request.days, request.actor)
+
+    @workflow.update
+    async def shorten(self, request: ShiftRequest) -> RetentionState:
+        """Keep every record `days` less (what becomes due is deleted at once)."""
+        return await self._change(SHIFT_ACTIVITY, -request.days, request.actor)
+
+    async def _change(self, activity: str, *args: object) -> RetentionState:
+        state = await workflow.execute_activity(
+            activity,
+            args=[self._ref, *args],
+            start_to_close_timeout=RETENTION_ACTIVITY_TIMEOUT,
+            retry_policy=SWEEP_RETRY,
+            result_type=RetentionState,
+        )
+        self._changed = True
+        return state
+
+    @workflow.query
+    def state(self) -> RetentionState | None:
+        """Records, next due date and hold, as last read."""
+        return self._state
+
+
+@workflow.defn(name=RETENTION_SWEEP_WORKFLOW)
+class RetentionSweepWorkflow:
+    """The daily safety net: deletes records past due that their subject's workflow did not."""
+
+    @workflow.run
+    async def run(self) -> SweepReport:
+        report = await workflow.execute_activity(
+            SWEEP_DUE_ACTIVITY,
+            workflow.now(),
+            start_to_close_timeout=SWEEP_TIMEOUT,
+            heartbeat_timeout=timedelta(minutes=1),
+            retry_policy=SWEEP_RETRY,
+            result_type=SweepReport,
+        )
+        workflow.set_current_details(
+            f"{report.subjects} subjects had records past due; deleted {report.deleted.records} records"
+        )
+        return report

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..compliance.processing import Processing
 from ..llm.messages import CachePolicy, validate_model_reference
 from ..retry import RetryOptions
 from ..security.pii import PiiPolicy
@@ -87,10 +88,15 @@ class AgentSpec(BaseModel):
         gt=0,
         description="An LLM or tool call whose worker is silent this long is presumed lost and tried "
         "again; calls heartbeat while they wait, so cancelling a run reaches them this soon. A "
-        "streamed call heartbeats only as tokens arrive: a stalled stream is tried again too.",
+        "streamed call heartbeats per token once they flow: one that stalls is tried again too.",
     )
     retry: LlmRetryOptions = Field(default_factory=LlmRetryOptions)
     timeout_seconds: float = Field(120.0, gt=0, description="Limit on one LLM call attempt.")
+    processing: Processing | None = Field(
+        None,
+        description="Why runs of this agent process a data subject's data, when started with one "
+        "(required then, here or in the start call).",
+    )
 
     _check_model = field_validator("model")(validate_model_reference)
 

@@ -101,3 +101,37 @@ class WorkflowSubjectRow(Base):
     workflow_id: Mapped[str] = mapped_column(String(400), primary_key=True)
     subject_ref: Mapped[str] = mapped_column(String(64), index=True)
     key_id: Mapped[str] = mapped_column(String(80))
+
+
+class ProcessingRecordRow(Base):
+    """One purpose of processing a data subject's data (GDPR art. 30), with the runs it covers and
+    when its data is due for deletion. The subject is its keyed reference, never its identifier."""
+
+    __tablename__ = "processing_records"
+    __table_args__ = (
+        UniqueConstraint(
+            "subject_ref", "purpose", "legal_basis", "data_category", name="uq_processing_records_purpose"
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subject_ref: Mapped[str] = mapped_column(String(64), index=True)
+    purpose: Mapped[str] = mapped_column(String(200))
+    legal_basis: Mapped[str] = mapped_column(String(30))
+    data_category: Mapped[str] = mapped_column(String(100))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    retention_days: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    runs: Mapped[list[str]] = mapped_column(JSON)
+
+
+class RetentionHoldRow(Base):
+    """A legal hold on a data subject: nothing of theirs is deleted for retention until released."""
+
+    __tablename__ = "retention_holds"
+
+    subject_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(400))
+    placed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    placed_by: Mapped[str] = mapped_column(String(200))

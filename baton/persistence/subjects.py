@@ -222,8 +222,13 @@ class SubjectKeys:
 
         An erasure is audited (by `actor`, default the OS user at this host) in the same
         transaction, naming the subject's reference and key IDs, never the identifier."""
+        # Also as references were made before 0.2 (not normalised).
+        return await self.erase_ref(self.ref(subject), actor, also=[self._hash(subject.strip())])
+
+    async def erase_ref(self, ref: str, actor: str | None = None, also: Iterable[str] = ()) -> Erasure:
+        """`erase`, for the subject whose reference is `ref` (retention knows only that)."""
         await self._schema.ready()
-        refs = {self.ref(subject), self._hash(subject.strip())}  # and as references were made before 0.2
+        refs = {ref, *also}
         async with self._sessions() as session:
             if self._schema.engine.dialect.name == "postgresql":
                 await session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": _ERASURE_LOCK})
@@ -240,7 +245,7 @@ class SubjectKeys:
                     AuditEntry(
                         actor=actor or local_actor(),
                         action="subject.erase",
-                        resource=f"subject:{self.ref(subject)}",
+                        resource=f"subject:{ref}",
                         detail={"keys": erased_ids},
                     ),
                 )

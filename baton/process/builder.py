@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..agents.spec import AgentSpec
+from ..compliance.processing import Processing
 from ..settings import get_settings
 from .compiler import compile_definition, remember_main_step
 from .errors import ProcessDefinitionError
@@ -38,6 +39,11 @@ class Process:
     @property
     def name(self) -> str:
         return self._definition.name
+
+    @property
+    def processing(self) -> Processing | None:
+        """Why its runs process a data subject's data, if the definition says."""
+        return self._definition.processing
 
     @property
     def version(self) -> int | None:
@@ -167,10 +173,18 @@ class ProcessBuilder:
     ```
     """
 
-    def __init__(self, name: str, *, description: str = "", max_supersteps: int = 100) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        max_supersteps: int = 100,
+        processing: Processing | None = None,
+    ) -> None:
         self.name = name
         self._description = description
         self._max_supersteps = max_supersteps
+        self._processing = processing
         self._steps: list[StepDefinition | tuple[str, ProcessBuilder]] = []
         self._routes: list[Route] = []
 
@@ -248,6 +262,7 @@ class ProcessBuilder:
             max_supersteps=self._max_supersteps,
             steps=steps,
             routes=[r.model_copy(deep=True) for r in self._routes],
+            processing=self._processing,
         )
 
     def build(

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..agents.spec import AgentSpec
 from ..retry import RetryOptions
+from ..compliance.processing import Processing
 from .schema import JsonSchema, schema_problems
 
 RouteTrigger = Literal["input", "result", "event", "error"]
@@ -108,6 +109,11 @@ class ProcessDefinition(BaseModel):
     )
     steps: list[StepDefinition]
     routes: list[Route]
+    processing: Processing | None = Field(
+        None,
+        description="Why runs of this process process a data subject's data, when started with "
+        "one: required then, here or in the start call, which overrides it.",
+    )
 
 
 class CompiledStep(BaseModel):

@@ -1,0 +1,276 @@
+"""Processing records and retention: what is kept of whom, why, and until when.
+
+One record per data subject and purpose (purpose, legal basis and data category): each run
+started for that purpose adds itself to the record's runs and pushes its due date to
+`retention_days` after that run. When a record is due, its runs' stored payloads and the record
+go; when none of the subject's records is left, so does the subject's key, which crypto-shreds
+whatever Temporal still holds of them. A legal hold stops all of it until released. Every change
+is audited, in the transaction that makes it.
+
+The subject is known here only by its keyed reference (`SubjectKeys.ref`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, Field
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+# A module, not its names: `subjects` audits through this package, which is being imported.
+from baton.persistence import subjects as subject_keys
+from baton.persistence.models import ProcessingRecordRow, RetentionHoldRow, StoredPayloadRow
+from baton.persistence.schema import Schema
+
+from .audit import AuditEntry, AuditLog
+
+if TYPE_CHECKING:
+    from baton.persistence.subjects import SubjectKeys
+from .processing import LegalBasis, Processing
+
+
+class ProcessingRecord(BaseModel):
+    id: str
+    subject_ref: str
+    purpose: str
+    legal_basis: LegalBasis
+    data_category: str
+    recorded_at: datetime
+    last_processed_at: datetime
+    retention_days: int
+    due_at: datetime
+    runs: list[str]
+
+
+class RetentionState(BaseModel):
+    """A subject's retention at a glance: what the retention workflow shows and waits on."""
+
+    records: int = Field(ge=0)
+    next_due: datetime | None = Field(None, description="The earliest due record's date; None when none.")
+    held: bool = False
+    hold_reason: str | None = None
+
+
+class Deletion(BaseModel):
+    """What one retention deletion removed."""
+
+    records: int = 0
+    stored_payloads: int = 0
+    key_erased: bool = False
+
+    def __add__(self, other: Deletion) -> Deletion:
+        return Deletion(
+            records=self.records + other.records,
+            stored_payloads=self.stored_payloads + other.stored_payloads,
+            key_erased=self.key_erased or other.key_erased,
+        )
+
+
+class ProcessingRecords:
+    """Processing records and legal holds in the app database."""
+
+    def __init__(self, schema: Schema, subjects: SubjectKeys) -> None:
+        self._schema = schema
+        self._sessions = async_sessionmaker(schema.engine, expire_on_commit=False)
+        self.subjects = subjects
+        self._audit = AuditLog(schema)
+
+    async def record(self, subject: str, processing: Processing, run: str, actor: str) -> ProcessingRecord:
+        """Record that `run` processes `subject`'s data for `processing`; audited."""
+        await self._schema.ready()
+        ref = self.subjects.ref(subject)
+        for attempt in range(2):
+            try:
+                async with self._sessions() as session, session.begin():
+                    row = await self._upsert(session, ref, processing, run)
+                    await self._audit.append_within(
+                        session,
+                        _entry(actor, "processing.record", ref, {"purpose": processing.purpose, "run": run}),
+                    )
+                return _record(row)
+            except IntegrityError:
+                if attempt == 1:  # two first runs of one purpose at once: the second updates
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _upsert(
+        self, session: AsyncSession, ref: str, processing: Processing, run: str
+    ) -> ProcessingRecordRow:
+        now = datetime.now(UTC)
+        due = now + timedelta(days=processing.retention_days)
+        row = (
+            await session.scalars(
+                select(ProcessingRecordRow)
+                .where(
+                    ProcessingRecordRow.subject_ref == ref,
+                    ProcessingRecordRow.purpose == processing.purpose,
+                    ProcessingRecordRow.legal_basis == processing.legal_basis.value,
+                    ProcessingRecordRow.data_category == processing.data_category,
+                )
+                .with_for_update()
+            )
+        ).first()
+        if row is None:
+            row = ProcessingRecordRow(
+                id=str(uuid.uuid4()),
+                subject_ref=ref,
+                purpose=processing.purpose,
+                legal_basis=processing.legal_basis.value,
+                data_category=processing.data_category,
+                recorded_at=now,
+                last_processed_at=now,
+                retention_days=processing.retention_days,
+                due_at=due,
+                runs=[run],
+            )
+            session.add(row)
+        else:
+            row.runs = [*row.runs, run] if run not in row.runs else row.runs
+            row.last_processed_at, row.retention_days = now, processing.retention_days
+            row.due_at = max(_utc(row.due_at), due)
+        await session.flush()
+        return row
+
+    async def of_subject(self, ref: str) -> list[ProcessingRecord]:
+        await self._schema.ready()
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(ProcessingRecordRow)
+                .where(ProcessingRecordRow.subject_ref == ref)
+                .order_by(ProcessingRecordRow.due_at)
+            )
+            return [_record(row) for row in rows]
+
+    async def state(self, ref: str) -> RetentionState:
+        await self._schema.ready()
+        async with self._sessions() as session:
+            count, next_due = (
+                await session.execute(
+                    select(func.count(), func.min(ProcessingRecordRow.due_at)).where(
+                        ProcessingRecordRow.subject_ref == ref
+                    )
+                )
+            ).one()
+            hold = await session.get(RetentionHoldRow, ref)
+        return RetentionState(
+            records=count,
+            next_due=_utc(next_due) if next_due is not None else None,
+            held=hold is not None,
+            hold_reason=hold.reason if hold else None,
+        )
+
+    async def delete_due(self, ref: str, now: datetime, actor: str) -> Deletion:
+        """Delete the subject's records due at `now` with their runs' stored payloads, and the
+        subject's key once no record is left; nothing while a legal hold stands."""
+        await self._schema.ready()
+        async with self._sessions() as session, session.begin():
+            if await session.get(RetentionHoldRow, ref) is not None:
+                return Deletion()
+            due = (
+                await session.scalars(
+                    select(ProcessingRecordRow).where(
+                        ProcessingRecordRow.subject_ref == ref, ProcessingRecordRow.due_at <= now
+                    )
+                )
+            ).all()
+            if not due:
+                return Deletion()
+            runs = [run for row in due for run in row.runs]
+            payloads = await session.execute(
+                delete(StoredPayloadRow).where(
+                    or_(
+                        StoredPayloadRow.workflow_id.in_(runs),
+                        *(StoredPayloadRow.workflow_id.startswith(f"{run}/") for run in runs),
+                    )
+                )
+            )
+            await session.execute(
+                delete(ProcessingRecordRow).where(ProcessingRecordRow.id.in_([r.id for r in due]))
+            )
+            left = await session.scalar(select(func.count()).where(ProcessingRecordRow.subject_ref == ref))
+            deleted = Deletion(records=len(due), stored_payloads=int(payloads.rowcount or 0))  # type: ignore[attr-defined]
+            detail = {"purposes": sorted({r.purpose for r in due}), "runs": len(runs), **deleted.model_dump()}
+            await self._audit.append_within(session, _entry(actor, "retention.delete", ref, detail))
+        if left == 0:
+            # No purpose left to keep anything of theirs: what Temporal holds is shredded too.
+            deleted.key_erased = await self.subjects.erase_ref(ref, actor) is subject_keys.Erasure.ERASED
+        return deleted
+
+    async def hold(self, ref: str, reason: str, actor: str) -> RetentionState:
+        """Place a legal hold: nothing of the subject is deleted for retention until released."""
+        await self._schema.ready()
+        async with self._sessions() as session, session.begin():
+            hold = await session.get(RetentionHoldRow, ref)
+            if hold is None:
+                session.add(
+                    RetentionHoldRow(
+                        subject_ref=ref, reason=reason, placed_at=datetime.now(UTC), placed_by=actor
+                    )
+                )
+            else:
+                hold.reason = reason
+            await self._audit.append_within(session, _entry(actor, "retention.hold", ref, {"reason": reason}))
+        return await self.state(ref)
+
+    async def release(self, ref: str, actor: str) -> RetentionState:
+        await self._schema.ready()
+        async with self._sessions() as session, session.begin():
+            await session.execute(delete(RetentionHoldRow).where(RetentionHoldRow.subject_ref == ref))
+            await self._audit.append_within(session, _entry(actor, "retention.release", ref, {}))
+        return await self.state(ref)
+
+    async def shift(self, ref: str, days: int, actor: str) -> RetentionState:
+        """Move every record's due date by `days` (later when positive, sooner when negative)."""
+        await self._schema.ready()
+        async with self._sessions() as session, session.begin():
+            rows = (
+                await session.scalars(
+                    select(ProcessingRecordRow).where(ProcessingRecordRow.subject_ref == ref)
+                )
+            ).all()
+            for row in rows:
+                row.due_at = _utc(row.due_at) + timedelta(days=days)
+                row.retention_days = max(1, row.retention_days + days)
+            action = "retention.extend" if days > 0 else "retention.shorten"
+            await self._audit.append_within(session, _entry(actor, action, ref, {"days": abs(days)}))
+        return await self.state(ref)
+
+    async def past_due(self, before: datetime, limit: int) -> list[str]:
+        """Subjects (references) with a record due before `before` and no legal hold."""
+        await self._schema.ready()
+        async with self._sessions() as session:
+            held = select(RetentionHoldRow.subject_ref)
+            refs = await session.scalars(
+                select(ProcessingRecordRow.subject_ref)
+                .where(ProcessingRecordRow.due_at < before, ProcessingRecordRow.subject_ref.not_in(held))
+                .distinct()
+                .limit(limit)
+            )
+            return list(refs)
+
+
+def _entry(actor: str, action: str, ref: str, detail: dict[str, object]) -> AuditEntry:
+    return AuditEntry(actor=actor, action=action, resource=f"subject:{ref}", detail=detail)
+
+
+def _record(row: ProcessingRecordRow) -> ProcessingRecord:
+    return ProcessingRecord(
+        id=row.id,
+        subject_ref=row.subject_ref,
+        purpose=row.purpose,
+        legal_basis=LegalBasis(row.legal_basis),
+        data_category=row.data_category,
+        recorded_at=_utc(row.recorded_at),
+        last_processed_at=_utc(row.last_processed_at),
+        retention_days=row.retention_days,
+        due_at=_utc(row.due_at),
+        runs=list(row.runs),
+    )
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)  # SQLite is naive
