@@ -1,0 +1,203 @@
+"""Retention by durable timer, on the time-skipping server: a subject's data is kept for its
+retention period to the hour and deleted after, a legal hold keeps it past its due date, and the
+daily sweep deletes what a terminated retention workflow left. Every deletion is audited."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from temporalio.client import WorkflowHandle
+
+from baton.compliance import (
+    AuditLog,
+    LegalBasis,
+    Processing,
+    RetentionState,
+    SweepReport,
+    retention_workflow_id,
+)
+from baton.persistence.db import create_engine
+from baton.persistence.schema import Schema
+from baton.settings import BatonSettings
+from baton.starter import ProcessingRequired
+from baton.testing import ProcessEnvironment
+from baton.workers.worker import build_workers
+from baton.workflows.compliance import RetentionSweepWorkflow, SubjectRetentionWorkflow
+from tests.steps import ALLOWED, upper_only
+
+ALICE = "alice@example.com"
+TWO_YEARS = Processing(purpose="order fulfilment", legal_basis=LegalBasis.CONTRACT, retention_days=730)
+DAY = 24 * 3600
+
+
+@pytest.fixture
+def compliance_settings(settings: BatonSettings) -> BatonSettings:
+    return settings.model_copy(update={"compliance_queue": f"test-compliance-{uuid.uuid4().hex[:8]}"})
+
+
+@pytest.fixture
+async def skipping(compliance_settings: BatonSettings) -> AsyncIterator[ProcessEnvironment]:
+    """A time-skipping environment with the compliance queue's workers (no schedules: that
+    server has none; the sweep is started by hand)."""
+    async with ProcessEnvironment(settings=compliance_settings, time_skipping=True) as env:
+        [worker] = build_workers(env.temporal, compliance_settings, [compliance_settings.compliance_queue])
+        async with worker:
+            yield env
+
+
+async def eventually(check: Callable[[], object], what: str) -> None:
+    for _ in range(300):
+        if await check():  # type: ignore[misc]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never: {what}")
+
+
+async def started_retention(env: ProcessEnvironment) -> WorkflowHandle:
+    """The subject's retention workflow, once it has read the subject's state."""
+    handle = env.temporal.get_workflow_handle_for(
+        SubjectRetentionWorkflow.run, retention_workflow_id(env.client.subjects.ref(ALICE))
+    )
+
+    async def has_read() -> bool:
+        with contextlib.suppress(Exception):
+            return await handle.query(SubjectRetentionWorkflow.state) is not None
+        return False
+
+    await eventually(has_read, "the retention workflow read the subject's state")
+    return handle
+
+
+async def stored_payloads_of(settings: BatonSettings, run_id: str) -> int:
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with engine.connect() as conn:
+            return (
+                await conn.execute(
+                    sa.text("SELECT count(*) FROM stored_payloads WHERE workflow_id = :run"), {"run": run_id}
+                )
+            ).scalar_one()
+    finally:
+        await engine.dispose()
+
+
+async def audited_actions(settings: BatonSettings) -> list[str]:
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        return [r.action for r in await AuditLog(Schema(engine)).tail(1000)]
+    finally:
+        await engine.dispose()
+
+
+async def start_for_alice(env: ProcessEnvironment, data: str = "order 1042") -> str:
+    run = await env.start(
+        upper_only("Fulfil").build(ALLOWED), "Start", data, data_subject=ALICE, processing=TWO_YEARS
+    )
+
+    async def completed() -> bool:
+        return (await run.state()).status == "completed"
+
+    # Polled, not `run.result()`: waiting for a result lets the time-skipping server skip ahead,
+    # here past the retention workflow's two-year timer.
+    await eventually(completed, "the run completed")
+    return run.id
+
+
+async def test_a_subjects_run_needs_a_purpose_of_processing(env: ProcessEnvironment) -> None:
+    with pytest.raises(ProcessingRequired, match="needs its purpose of processing"):
+        await env.start(upper_only("Fulfil").build(ALLOWED), "Start", "x", data_subject=ALICE)
+    with pytest.raises(ValueError, match="legal_basis"):
+        Processing(purpose="marketing", legal_basis="because")  # type: ignore[arg-type]
+    assert await env.client.records.of_subject(env.client.subjects.ref(ALICE)) == []
+
+
+async def test_data_is_kept_its_retention_period_to_the_hour_and_deleted_after(
+    skipping: ProcessEnvironment, compliance_settings: BatonSettings
+) -> None:
+    env = skipping
+    # Random text stays large after compression: its payloads are stored out of band.
+    document = base64.b64encode(secrets.token_bytes(48 * 1024)).decode()
+    run_id = await start_for_alice(env, document)
+    [record] = await env.client.records.of_subject(env.client.subjects.ref(ALICE))
+    assert record.runs == [run_id] and record.purpose == "order fulfilment"
+    assert await stored_payloads_of(compliance_settings, run_id) > 0
+    key_id = await env.client.subjects.key_id_of(run_id)
+    assert key_id is not None
+    retention = await started_retention(env)
+
+    await env.sleep(730 * DAY - 3600)  # 729 days and 23 hours
+    state: RetentionState = await retention.query(SubjectRetentionWorkflow.state)
+    assert state.records == 1 and await env.client.subjects.data_key(key_id) is not None
+
+    await env.sleep(2 * 3600)
+    result = await retention.result()  # nothing of Alice is left: the workflow ends
+    assert result.records == 1 and result.key_erased and result.stored_payloads > 0
+    assert await env.client.records.of_subject(record.subject_ref) == []
+    assert await stored_payloads_of(compliance_settings, run_id) == 0
+    assert await env.client.subjects.data_key(key_id) is None  # the histories are shredded
+    actions = await audited_actions(compliance_settings)
+    assert actions.index("retention.delete") < actions.index("subject.erase")
+
+
+async def test_a_legal_hold_keeps_data_past_its_due_date_until_released(
+    skipping: ProcessEnvironment, compliance_settings: BatonSettings
+) -> None:
+    env = skipping
+    await start_for_alice(env)
+    retention = await started_retention(env)
+    held = await env.client.retention(ALICE).hold("litigation 2026-17")
+    assert held.held and held.hold_reason == "litigation 2026-17"
+
+    await env.sleep(800 * DAY)
+    assert (await env.client.retention(ALICE).state()).records == 1
+
+    await env.client.retention(ALICE).release()
+    assert (await retention.result()).records == 1
+    assert (await env.client.retention(ALICE).state()).records == 0
+    actions = await audited_actions(compliance_settings)
+    assert [a for a in actions if a.startswith("retention.")] == [
+        "retention.hold",
+        "retention.release",
+        "retention.delete",
+    ]
+
+
+async def test_extending_and_shortening_move_the_due_date(skipping: ProcessEnvironment) -> None:
+    env = skipping
+    await start_for_alice(env)
+    await started_retention(env)
+    retention = env.client.retention(ALICE)
+    due = (await retention.state()).next_due
+    assert due is not None
+    assert (await retention.extend(30)).next_due == due + timedelta(days=30)
+    assert (await retention.shorten(40)).next_due == due - timedelta(days=10)
+    with pytest.raises(Exception, match="greater than or equal to 1"):
+        await retention.extend(0)
+
+
+async def test_the_sweep_deletes_what_a_terminated_retention_workflow_left(
+    skipping: ProcessEnvironment, compliance_settings: BatonSettings
+) -> None:
+    env = skipping
+    await start_for_alice(env)
+    retention = await started_retention(env)
+    await retention.terminate("an operator's mistake")
+
+    await env.sleep(731 * DAY)
+    assert (await env.client.retention(ALICE).state()).records == 1  # nobody deleted it
+    report = await env.temporal.execute_workflow(
+        RetentionSweepWorkflow.run,
+        id=f"sweep-{uuid.uuid4()}",
+        task_queue=compliance_settings.compliance_queue,
+        result_type=SweepReport,
+    )
+    assert report.subjects == 1 and report.deleted.records == 1 and report.deleted.key_erased
+    assert (await env.client.retention(ALICE).state()).records == 0
