@@ -18,6 +18,7 @@ from baton.agents.runtime import AgentRunInput
 from baton.compliance import (
     HoldRequest,
     Processing,
+    ProcessingRecord,
     ProcessingRecords,
     ReleaseRequest,
     RetentionInput,
@@ -557,14 +558,27 @@ class BatonClient:
         # What started, never whose data: the subject is in the run's ID only as `~ds`.
         await self.audit("run.start", workflow_id, {"summary": options.get("static_summary", "")})
         if record is not None:
-            await self.temporal.start_workflow(
-                SubjectRetentionWorkflow.run,
-                RetentionInput(ref=record.subject_ref, search_attributes=self._search_attributes),
-                id=retention_workflow_id(record.subject_ref),
-                task_queue=self.settings.compliance_queue,
-                start_signal="records_changed",
-            )
+            await self._retention_changed(record.subject_ref)
         return handle
+
+    async def record_processing(
+        self, data_subject: str, processing: Processing, run: str | None = None
+    ) -> ProcessingRecord:
+        """Record processing of `data_subject`'s data that happens outside a Baton run (or for
+        `run`); its retention starts, or is pushed back, as for a run's."""
+        record = await self.records.record(data_subject, processing, run, self.actor)
+        await self._retention_changed(record.subject_ref)
+        return record
+
+    async def _retention_changed(self, ref: str) -> None:
+        """Tell the subject's retention workflow, starting it if it is not running."""
+        await self.temporal.start_workflow(
+            SubjectRetentionWorkflow.run,
+            RetentionInput(ref=ref, search_attributes=self._search_attributes),
+            id=retention_workflow_id(ref),
+            task_queue=self.settings.compliance_queue,
+            start_signal="records_changed",
+        )
 
     @property
     def records(self) -> ProcessingRecords:

@@ -10,28 +10,33 @@ import contextlib
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 
 from baton.compliance import (
     AuditLog,
     Deletion,
     LegalBasis,
     Processing,
+    retention_sweep_schedule_id,
     retention_workflow_id,
+    sweep_schedule_id,
+    witness_workflow_id,
 )
 from baton.persistence.db import create_engine
 from baton.persistence.schema import Schema
 from baton.settings import BatonSettings
-from baton.starter import ProcessingRequired
+from baton.starter import BatonClient, ProcessingRequired
 from baton.testing import ProcessEnvironment
 from baton.workers.worker import build_workers
 from baton.workflows.compliance import RetentionSweepWorkflow, SubjectRetentionWorkflow
+from tests.conftest import baton_worker
 from tests.steps import ALLOWED, upper_only
+from tests.test_cli import baton as baton_cli
 
 ALICE = "alice@example.com"
 TWO_YEARS = Processing(purpose="order fulfilment", legal_basis=LegalBasis.CONTRACT, retention_days=730)
@@ -208,3 +213,56 @@ async def test_the_sweep_deletes_what_a_terminated_retention_workflow_left(
     )
     assert report.subjects == 1 and report.deleted.records == 1 and report.deleted.key_erased
     assert (await env.client.retention(ALICE).state()).records == 0
+
+
+async def test_the_cli_records_lists_what_is_due_and_holds(
+    baton_temporal: Client, compliance_settings: BatonSettings
+) -> None:
+    settings = compliance_settings
+    address = baton_temporal.service_client.config.target_host
+    environment = {"BATON_COMPLIANCE_QUEUE": settings.compliance_queue, "BATON_TEMPORAL_ADDRESS": address}
+    worker = baton_worker(address, settings, [settings.compliance_queue], **environment)
+    ref = BatonClient(baton_temporal, settings).subjects.ref(ALICE)
+    try:
+        installed = await baton_cli(settings, "compliance", "install", **environment)
+        assert installed.returncode == 0, installed.stderr
+        await baton_temporal.get_schedule_handle(
+            retention_sweep_schedule_id(settings.compliance_queue)
+        ).describe()
+
+        record = ["privacy", "record", ALICE, "--purpose", "newsletter", "--retention-days", "10"]
+        refused = await baton_cli(settings, *record, "--legal-basis", "because", **environment)
+        assert refused.returncode == 2 and "invalid choice: 'because'" in refused.stderr
+        recorded = await baton_cli(settings, *record, "--legal-basis", "consent", **environment)
+        assert recorded.returncode == 0, recorded.stderr
+        assert "recorded: newsletter (consent), due " in recorded.stdout
+
+        soon = (datetime.now(UTC) + timedelta(days=20)).strftime("%Y-%m-%d")
+
+        async def listed() -> bool:
+            due = await baton_cli(settings, "privacy", "due", "--before", soon, **environment)
+            return retention_workflow_id(ref) in due.stdout
+
+        await eventually(listed, "the subject is listed as due within 20 days")
+        held = await baton_cli(settings, "privacy", "hold", ALICE, "--reason", "case 7", **environment)
+        assert held.returncode == 0 and "on legal hold" in held.stdout, held.stderr
+        records = await baton_cli(settings, "privacy", "records", "ALICE@example.com ", **environment)
+        assert "newsletter · consent · personal data" in records.stdout and "case 7" in records.stdout
+
+        async def not_listed() -> bool:
+            return not await listed()
+
+        await eventually(not_listed, "a held subject is not due")
+        released = await baton_cli(settings, "privacy", "release", ALICE, **environment)
+        assert released.returncode == 0 and "1 records, next due" in released.stdout
+        unknown = await baton_cli(
+            settings, "privacy", "extend", "nobody@example.com", "--days", "3", **environment
+        )
+        assert unknown.returncode == 1 and "no retention running" in unknown.stderr
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        for schedule in (retention_sweep_schedule_id, sweep_schedule_id):
+            await baton_temporal.get_schedule_handle(schedule(settings.compliance_queue)).delete()
+        await baton_temporal.get_workflow_handle(witness_workflow_id(settings.compliance_queue)).terminate()
+        await baton_temporal.get_workflow_handle(retention_workflow_id(ref)).terminate()

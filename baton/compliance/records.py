@@ -79,8 +79,11 @@ class ProcessingRecords:
         self.subjects = subjects
         self._audit = AuditLog(schema)
 
-    async def record(self, subject: str, processing: Processing, run: str, actor: str) -> ProcessingRecord:
-        """Record that `run` processes `subject`'s data for `processing`; audited."""
+    async def record(
+        self, subject: str, processing: Processing, run: str | None, actor: str
+    ) -> ProcessingRecord:
+        """Record that `run` (or something outside Baton's runs, when None) processes `subject`'s
+        data for `processing`; audited."""
         await self._schema.ready()
         ref = self.subjects.ref(subject)
         for attempt in range(2):
@@ -98,7 +101,7 @@ class ProcessingRecords:
         raise AssertionError("unreachable")
 
     async def _upsert(
-        self, session: AsyncSession, ref: str, processing: Processing, run: str
+        self, session: AsyncSession, ref: str, processing: Processing, run: str | None
     ) -> ProcessingRecordRow:
         now = datetime.now(UTC)
         due = now + timedelta(days=processing.retention_days)
@@ -125,11 +128,12 @@ class ProcessingRecords:
                 last_processed_at=now,
                 retention_days=processing.retention_days,
                 due_at=due,
-                runs=[run],
+                runs=[run] if run else [],
             )
             session.add(row)
         else:
-            row.runs = [*row.runs, run] if run not in row.runs else row.runs
+            if run and run not in row.runs:
+                row.runs = [*row.runs, run]
             row.last_processed_at, row.retention_days = now, processing.retention_days
             row.due_at = max(_utc(row.due_at), due)
         await session.flush()

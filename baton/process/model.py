@@ -8,8 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..agents.spec import AgentSpec
-from ..retry import RetryOptions
 from ..compliance.processing import Processing
+from ..retry import RetryOptions
 from .schema import JsonSchema, schema_problems
 
 RouteTrigger = Literal["input", "result", "event", "error"]

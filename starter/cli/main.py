@@ -25,6 +25,7 @@ from baton.process import Process, ProcessDefinitionError, load_process
 from baton.settings import BatonSettings, get_settings
 from baton.starter.cli.agent import add_agent_commands
 from baton.starter.cli.audit import add_audit_commands
+from baton.starter.cli.compliance import add_compliance_commands
 from baton.starter.cli.keys import add_keys_commands
 from baton.starter.cli.orchestrate import add_orchestrate_command
 from baton.starter.cli.pii import add_pii_commands
@@ -114,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     add_security_commands(sub)
     add_privacy_commands(sub)
     add_audit_commands(sub)
+    add_compliance_commands(sub)
     add_pii_commands(sub)
     return parser
 

@@ -1,17 +1,32 @@
-"""`baton privacy erase SUBJECT`: crypto-shredding of one data subject's payloads."""
+"""`baton privacy ...`: a data subject's processing records, retention and erasure."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
+from baton.compliance import (
+    BATON_RETENTION_DUE,
+    DEFAULT_RETENTION_DAYS,
+    SUBJECT_RETENTION_WORKFLOW,
+    LegalBasis,
+    Processing,
+)
 from baton.persistence.db import engine_from_settings
 from baton.persistence.schema import Schema
 from baton.persistence.subjects import ERASURE_POLL_SECONDS, Erasure, SubjectKeys
 from baton.security.keys import LiveKeyring, key_provider
 from baton.settings import get_settings
+from baton.starter.cli.usage import UsageError
+from baton.starter.client import BatonClient
 
+SUBJECT_HELP = "the identifier the runs were started with (data_subject=...); compared case-insensitively"
 console = Console()
 err = Console(stderr=True)
 
@@ -24,11 +39,45 @@ def add_privacy_commands(sub: argparse._SubParsersAction) -> None:
         "erase",
         help="delete a data subject's key: every payload of theirs in Temporal becomes unreadable",
     )
-    p.add_argument(
-        "subject",
-        help="the identifier the runs were started with (data_subject=...); compared case-insensitively",
-    )
+    p.add_argument("subject", help=SUBJECT_HELP)
     p.set_defaults(handler=_erase)
+
+    p = privacy.add_parser("record", help="record processing of a data subject's data (outside a run)")
+    p.add_argument("subject", help=SUBJECT_HELP)
+    p.add_argument("--purpose", required=True, help="why the data is processed")
+    p.add_argument(
+        "--legal-basis", required=True, choices=[b.value for b in LegalBasis], help="GDPR art. 6(1) basis"
+    )
+    p.add_argument("--category", default="personal data", help="what kind of data (default: personal data)")
+    p.add_argument(
+        "--retention-days",
+        type=int,
+        default=DEFAULT_RETENTION_DAYS,
+        help="kept this long after the last processing",
+    )
+    p.set_defaults(handler=_record)
+
+    p = privacy.add_parser("records", help="a data subject's processing records")
+    p.add_argument("subject", help=SUBJECT_HELP)
+    p.set_defaults(handler=_records)
+
+    p = privacy.add_parser("due", help="data subjects whose data falls due for deletion before a date")
+    p.add_argument("--before", type=_date, default=None, help="YYYY-MM-DD (default: 30 days from now)")
+    p.set_defaults(handler=_due)
+
+    for name, help_text in (
+        ("hold", "place a legal hold: nothing of the subject is deleted until released"),
+        ("release", "lift the legal hold; what fell due meanwhile is deleted"),
+        ("extend", "keep the subject's records longer"),
+        ("shorten", "keep the subject's records less long; what falls due is deleted at once"),
+    ):
+        p = privacy.add_parser(name, help=help_text)
+        p.add_argument("subject", help=SUBJECT_HELP)
+        if name == "hold":
+            p.add_argument("--reason", required=True, help="why (a case number, say); audited")
+        if name in ("extend", "shorten"):
+            p.add_argument("--days", type=int, required=True, help="how many days")
+        p.set_defaults(handler=_retention_change, change=name)
 
 
 async def _erase(args: argparse.Namespace) -> int:
@@ -54,3 +103,98 @@ async def _erase(args: argparse.Namespace) -> int:
         "check the identifier the runs were started with"
     )
     return 1
+
+
+async def _record(args: argparse.Namespace) -> int:
+    try:
+        processing = Processing(
+            purpose=args.purpose,
+            legal_basis=args.legal_basis,
+            data_category=args.category,
+            retention_days=args.retention_days,
+        )
+    except ValidationError as e:
+        raise UsageError(
+            "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+        ) from None
+    async with _client() as baton:
+        record = await baton.record_processing(args.subject, processing)
+    console.print(
+        f"[green]✓[/] recorded: {record.purpose} ({record.legal_basis}), due {record.due_at:%Y-%m-%d}"
+    )
+    return 0
+
+
+async def _records(args: argparse.Namespace) -> int:
+    async with _client() as baton:
+        ref = baton.subjects.ref(args.subject)
+        records = await baton.records.of_subject(ref)
+        state = await baton.records.state(ref)
+    if not records:
+        console.print("no processing records for this subject")
+    for r in records:
+        console.print(
+            f"{r.purpose} · {r.legal_basis} · {r.data_category} · recorded {r.recorded_at:%Y-%m-%d} · "
+            f"due {r.due_at:%Y-%m-%d} · {len(r.runs)} runs"
+        )
+    if state.held:
+        console.print(f"[yellow]on legal hold:[/] {escape(state.hold_reason or '')}")
+    return 0
+
+
+async def _due(args: argparse.Namespace) -> int:
+    before = args.before or datetime.now(UTC) + timedelta(days=30)
+    async with _client() as baton:
+        query = (
+            f"WorkflowType = '{SUBJECT_RETENTION_WORKFLOW}' AND ExecutionStatus = 'Running' "
+            f"AND {BATON_RETENTION_DUE.name} < '{before.isoformat()}'"
+        )
+        found = [w async for w in baton.temporal.list_workflows(query)]
+    found.sort(key=lambda w: w.typed_search_attributes.get(BATON_RETENTION_DUE) or before)
+    for w in found:
+        due = w.typed_search_attributes.get(BATON_RETENTION_DUE)
+        console.print(f"{due:%Y-%m-%d %H:%M} UTC  {w.id}" if due else w.id)
+    console.print(f"{len(found)} data subjects with data due before {before:%Y-%m-%d}")
+    return 0
+
+
+async def _retention_change(args: argparse.Namespace) -> int:
+    async with _client() as baton:
+        retention = baton.retention(args.subject)
+        try:
+            match args.change:
+                case "hold":
+                    state = await retention.hold(args.reason)
+                case "release":
+                    state = await retention.release()
+                case "extend":
+                    state = await retention.extend(args.days)
+                case _:
+                    state = await retention.shorten(args.days)
+        except ValidationError as e:
+            raise UsageError("; ".join(x["msg"] for x in e.errors())) from None
+        except LookupError as e:
+            err.print(f"[red]{escape(str(e))}[/]")
+            return 1
+    due = f"next due {state.next_due:%Y-%m-%d}" if state.next_due else "nothing due"
+    console.print(
+        f"[green]✓[/] {args.change}: {state.records} records, {due}"
+        + (", on legal hold" if state.held else "")
+    )
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def _client() -> AsyncIterator[BatonClient]:
+    baton = await BatonClient.connect(get_settings())
+    try:
+        yield baton
+    finally:
+        await baton.close()
+
+
+def _date(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
