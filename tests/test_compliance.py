@@ -17,7 +17,7 @@ from temporalio.converter import StorageDriverStoreContext, StorageDriverWorkflo
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from baton.activities.compliance import ComplianceActivities
-from baton.compliance import SWEEP_EVERY, AuditLog, sweep_schedule_id
+from baton.compliance import SWEEP_EVERY, AuditLog, ProcessingRecords, sweep_schedule_id
 from baton.persistence.db import create_engine
 from baton.persistence.payloads import SWEEP_GRACE
 from baton.process import Process, ProcessBuilder, ProcessResult
@@ -104,7 +104,8 @@ async def sweep(env: ProcessEnvironment) -> int:
                 {"at": datetime.now(UTC) - SWEEP_GRACE - timedelta(minutes=1)},
             )
         store = payload_store(env.temporal.data_converter)
-        activities = ComplianceActivities(env.temporal, store, AuditLog(store.schema))
+        records = ProcessingRecords(store.schema, env.client.subjects)
+        activities = ComplianceActivities(env.temporal, store, AuditLog(store.schema), records)
         return (await ActivityEnvironment().run(activities.sweep_stored_payloads)).deleted
     finally:
         await engine.dispose()
