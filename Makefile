@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/pii_masking.py
 	$(BIN)/python bench/codec_throughput.py
 	$(BIN)/python bench/key_propagation.py
+	$(BIN)/python bench/audit_chain.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
