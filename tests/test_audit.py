@@ -145,26 +145,29 @@ async def test_the_database_refuses_to_change_or_delete_entries(engine: AsyncEng
     assert (await AuditLog(Schema(engine)).verify()).entries == 2
 
 
-async def test_a_changed_entry_is_named(engine: AsyncEngine) -> None:
+@pytest.mark.parametrize(
+    ("tampering", "problem"),
+    [
+        (
+            "UPDATE audit_events SET actor = 'mallory' WHERE seq = 3",
+            "entry 3 was changed: its content does not match its hash",
+        ),
+        ("DELETE FROM audit_events WHERE seq = 3", "entry 3 missing: the chain jumps to entry 4"),
+        (
+            "UPDATE audit_events SET prev_hash = hash WHERE seq = 3",
+            "entry 3 does not follow entry 2 (its prev_hash differs)",
+        ),
+    ],
+    ids=["changed", "deleted", "relinked"],
+)
+async def test_a_tampered_entry_is_named(engine: AsyncEngine, tampering: str, problem: str) -> None:
     log = AuditLog(Schema(engine))
     await log.append(*(entry(actor=f"user-{i}") for i in range(5)))
     await drop_triggers(engine)
     async with engine.begin() as conn:
-        await conn.execute(sa.text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 3"))
+        await conn.execute(sa.text(tampering))
     broken = (await log.verify()).broken
-    assert broken is not None and broken.seq == 3
-    assert broken.problem == "entry 3 was changed: its content does not match its hash"
-
-
-async def test_a_deleted_entry_is_named(engine: AsyncEngine) -> None:
-    log = AuditLog(Schema(engine))
-    await log.append(*(entry(actor=f"user-{i}") for i in range(5)))
-    await drop_triggers(engine)
-    async with engine.begin() as conn:
-        await conn.execute(sa.text("DELETE FROM audit_events WHERE seq = 3"))
-    broken = (await log.verify()).broken
-    assert broken is not None and broken.seq == 3
-    assert broken.problem == "entry 3 missing: the chain jumps to entry 4"
+    assert broken is not None and broken.seq == 3 and broken.problem == problem
 
 
 async def test_a_consistent_rewrite_of_the_whole_chain_is_caught_by_an_anchor(engine: AsyncEngine) -> None:

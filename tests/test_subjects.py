@@ -8,6 +8,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -319,87 +320,94 @@ async def fresh_codec(env: ProcessEnvironment) -> AsyncIterator[EncryptionCodec]
         await engine.dispose()
 
 
-async def test_a_key_read_across_an_erasure_is_not_kept(database_url: str, settings: BatonSettings) -> None:
-    """A worker reads a live key; meanwhile the subject is erased and another request of the
-    worker reads the erasure log. The key it read must not be cached past that log read."""
+@dataclass
+class TwoProcesses:
+    worker: SubjectKeys
+    eraser: SubjectKeys
+    key_id: str
+    """Alice's key, registered by the eraser; the worker has read the erasure log once."""
+
+
+@pytest.fixture
+async def two_processes(database_url: str, settings: BatonSettings) -> AsyncIterator[TwoProcesses]:
+    """Two registries on one app database, each with its own engine, as two processes have."""
     keys = LiveKeyring(key_provider(settings))
     worker_engine, eraser_engine = create_engine(database_url), create_engine(database_url)
     worker, eraser = SubjectKeys(Schema(worker_engine), keys), SubjectKeys(Schema(eraser_engine), keys)
     try:
         binding = await eraser.register(subject_run_id(f"agent-Clerk-{uuid.uuid4()}"), ALICE)
         assert await worker.data_key(f"{binding.key_id}-warm-up") is None  # the log is read once
-        release, reading = asyncio.Event(), asyncio.Event()
-        sessions = worker._sessions
-
-        @contextlib.asynccontextmanager
-        async def slow_session() -> AsyncIterator[Any]:
-            async with sessions() as session:
-                yield session
-                reading.set()
-                await release.wait()  # the row is read; its answer arrives late
-
-        worker._sessions = slow_session  # type: ignore[assignment]
-        read = asyncio.create_task(worker.data_key(binding.key_id))
-        await reading.wait()
-        worker._sessions = sessions
-        assert await eraser.erase(ALICE) is Erasure.ERASED
-        await asyncio.sleep(ERASURE_POLL_SECONDS)
-        assert await worker.data_key("another-key") is None  # another request reads the log
-        release.set()
-
-        assert await read is None  # read again after the log read, and found erased
-        assert await worker.data_key(binding.key_id) is None
+        yield TwoProcesses(worker, eraser, binding.key_id)
     finally:
         await worker_engine.dispose()
         await eraser_engine.dispose()
+
+
+async def test_a_key_read_across_an_erasure_is_not_kept(two_processes: TwoProcesses) -> None:
+    """A worker reads a live key; meanwhile the subject is erased and another request of the
+    worker reads the erasure log. The key it read must not be cached past that log read."""
+    worker, eraser, key_id = two_processes.worker, two_processes.eraser, two_processes.key_id
+    release, reading = asyncio.Event(), asyncio.Event()
+    sessions = worker._sessions
+
+    @contextlib.asynccontextmanager
+    async def slow_session() -> AsyncIterator[Any]:
+        async with sessions() as session:
+            yield session
+            reading.set()
+            await release.wait()  # the row is read; its answer arrives late
+
+    worker._sessions = slow_session  # type: ignore[assignment]
+    read = asyncio.create_task(worker.data_key(key_id))
+    await reading.wait()
+    worker._sessions = sessions
+    assert await eraser.erase(ALICE) is Erasure.ERASED
+    await asyncio.sleep(ERASURE_POLL_SECONDS)
+    assert await worker.data_key("another-key") is None  # another request reads the log
+    release.set()
+
+    assert await read is None  # read again after the log read, and found erased
+    assert await worker.data_key(key_id) is None
 
 
 async def test_a_key_read_that_ends_while_the_log_read_closes_is_not_kept(
-    database_url: str, settings: BatonSettings
+    two_processes: TwoProcesses,
 ) -> None:
     """As above, but the key read ends after the log read saw the erasure and before that log
     read has finished (its session is still closing): the key must not be cached either."""
-    keys = LiveKeyring(key_provider(settings))
-    worker_engine, eraser_engine = create_engine(database_url), create_engine(database_url)
-    worker, eraser = SubjectKeys(Schema(worker_engine), keys), SubjectKeys(Schema(eraser_engine), keys)
-    try:
-        binding = await eraser.register(subject_run_id(f"agent-Clerk-{uuid.uuid4()}"), ALICE)
-        assert await worker.data_key(f"{binding.key_id}-warm-up") is None  # the log is read once
-        sessions = worker._sessions
+    worker, eraser, key_id = two_processes.worker, two_processes.eraser, two_processes.key_id
+    sessions = worker._sessions
 
-        def closing_late(used: asyncio.Event, release: asyncio.Event) -> Any:
-            """A session factory whose first session is slow to close."""
-            gated = [True]
+    def closing_late(used: asyncio.Event, release: asyncio.Event) -> Any:
+        """A session factory whose first session is slow to close."""
+        gated = [True]
 
-            @contextlib.asynccontextmanager
-            async def session() -> AsyncIterator[Any]:
-                async with sessions() as opened:
-                    yield opened
-                    if gated.pop() if gated else False:
-                        used.set()
-                        await release.wait()
+        @contextlib.asynccontextmanager
+        async def session() -> AsyncIterator[Any]:
+            async with sessions() as opened:
+                yield opened
+                if gated.pop() if gated else False:
+                    used.set()
+                    await release.wait()
 
-            return session
+        return session
 
-        key_read, release_key_read = asyncio.Event(), asyncio.Event()
-        worker._sessions = closing_late(key_read, release_key_read)  # type: ignore[assignment]
-        read = asyncio.create_task(worker.data_key(binding.key_id))
-        await key_read.wait()  # the key's row is read, live
-        assert await eraser.erase(ALICE) is Erasure.ERASED
-        await asyncio.sleep(ERASURE_POLL_SECONDS)
-        log_read, release_log_read = asyncio.Event(), asyncio.Event()
-        worker._sessions = closing_late(log_read, release_log_read)  # type: ignore[assignment]
-        other = asyncio.create_task(worker.data_key("another-key"))  # reads the log first
-        await log_read.wait()  # the log read saw the erasure; its session is closing
-        release_key_read.set()
-        await read  # the key read ends now, with the log read not yet over
-        release_log_read.set()
-        assert await other is None
-        worker._sessions = sessions
-        assert await worker.data_key(binding.key_id) is None
-    finally:
-        await worker_engine.dispose()
-        await eraser_engine.dispose()
+    key_read, release_key_read = asyncio.Event(), asyncio.Event()
+    worker._sessions = closing_late(key_read, release_key_read)  # type: ignore[assignment]
+    read = asyncio.create_task(worker.data_key(key_id))
+    await key_read.wait()  # the key's row is read, live
+    assert await eraser.erase(ALICE) is Erasure.ERASED
+    await asyncio.sleep(ERASURE_POLL_SECONDS)
+    log_read, release_log_read = asyncio.Event(), asyncio.Event()
+    worker._sessions = closing_late(log_read, release_log_read)  # type: ignore[assignment]
+    other = asyncio.create_task(worker.data_key("another-key"))  # reads the log first
+    await log_read.wait()  # the log read saw the erasure; its session is closing
+    release_key_read.set()
+    await read  # the key read ends now, with the log read not yet over
+    release_log_read.set()
+    assert await other is None
+    worker._sessions = sessions
+    assert await worker.data_key(key_id) is None
 
 
 async def test_a_registration_racing_an_erasure_never_binds_to_the_erased_key(

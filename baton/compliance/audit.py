@@ -37,6 +37,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from baton.persistence.db import as_utc
 from baton.persistence.models import AuditEventRow
 from baton.persistence.schema import Schema
 from baton.security.pii import PiiMasker, default_masker
@@ -111,7 +112,7 @@ def entry_hash(record: AuditRecord | dict[str, Any]) -> str:
     UTF-8, the time in UTC to the microsecond. This format is the chain's: it never changes."""
     fields = record.model_dump(exclude={"hash"}) if isinstance(record, AuditRecord) else dict(record)
     fields.pop("hash", None)
-    fields["at"] = _utc(fields["at"]).isoformat(timespec="microseconds")
+    fields["at"] = as_utc(fields["at"]).isoformat(timespec="microseconds")
     return hashlib.sha256(_CANONICAL.encode(fields).encode()).hexdigest()
 
 
@@ -300,12 +301,8 @@ def _check(
 
 def _record(row: AuditEventRow) -> AuditRecord:
     fields = {c.name: getattr(row, c.name) for c in AuditEventRow.__table__.columns if c.name != "id"}
-    fields["at"] = _utc(fields["at"])
+    fields["at"] = as_utc(fields["at"])
     return AuditRecord(**fields)
-
-
-def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)  # SQLite is naive
 
 
 def _mask(value: Any, masker: PiiMasker) -> Any:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 # A module, not its names: `subjects` audits through this package, which is being imported.
 from baton.persistence import subjects as subject_keys
+from baton.persistence.db import as_utc
 from baton.persistence.models import ProcessingRecordRow, RetentionHoldRow, StoredPayloadRow
 from baton.persistence.schema import Schema
 
@@ -135,7 +136,7 @@ class ProcessingRecords:
             if run and run not in row.runs:
                 row.runs = [*row.runs, run]
             row.last_processed_at, row.retention_days = now, processing.retention_days
-            row.due_at = max(_utc(row.due_at), due)
+            row.due_at = max(as_utc(row.due_at), due)
         await session.flush()
         return row
 
@@ -162,7 +163,7 @@ class ProcessingRecords:
             hold = await session.get(RetentionHoldRow, ref)
         return RetentionState(
             records=count,
-            next_due=_utc(next_due) if next_due is not None else None,
+            next_due=as_utc(next_due) if next_due is not None else None,
             held=hold is not None,
             hold_reason=hold.reason if hold else None,
         )
@@ -237,7 +238,7 @@ class ProcessingRecords:
                 )
             ).all()
             for row in rows:
-                row.due_at = _utc(row.due_at) + timedelta(days=days)
+                row.due_at = as_utc(row.due_at) + timedelta(days=days)
                 row.retention_days = max(1, row.retention_days + days)
             action = "retention.extend" if days > 0 else "retention.shorten"
             await self._audit.append_within(session, _entry(actor, action, ref, {"days": abs(days)}))
@@ -268,13 +269,9 @@ def _record(row: ProcessingRecordRow) -> ProcessingRecord:
         purpose=row.purpose,
         legal_basis=LegalBasis(row.legal_basis),
         data_category=row.data_category,
-        recorded_at=_utc(row.recorded_at),
-        last_processed_at=_utc(row.last_processed_at),
+        recorded_at=as_utc(row.recorded_at),
+        last_processed_at=as_utc(row.last_processed_at),
         retention_days=row.retention_days,
-        due_at=_utc(row.due_at),
+        due_at=as_utc(row.due_at),
         runs=list(row.runs),
     )
-
-
-def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)  # SQLite is naive

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -43,3 +44,9 @@ def engine_from_settings(settings: BatonSettings) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def as_utc(at: datetime) -> datetime:
+    """A timestamp read back from the app database, in UTC: SQLite hands back naive datetimes,
+    and every one Baton writes is UTC."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)

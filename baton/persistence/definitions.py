@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +13,7 @@ from ..agents.registry import AgentRegistry
 from ..process.builder import Process, load_process
 from ..process.model import ProcessDefinition
 from ..settings import BatonSettings
+from .db import as_utc
 from .models import ProcessDefinitionRow
 
 
@@ -80,8 +81,7 @@ class DefinitionStore:
             name=row.name,
             version=row.version,
             definition=ProcessDefinition.model_validate(row.definition),
-            # SQLite hands back naive datetimes; every one written is UTC.
-            created_at=row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC),
+            created_at=as_utc(row.created_at),
         )
 
     async def load_process(self, name: str, settings: BatonSettings, version: int | None = None) -> Process:
