@@ -229,12 +229,16 @@ class SubjectRetention:
         try:
             result: RetentionState = await handle.execute_update(update, request)
         except RPCError as e:
-            if e.status == RPCStatusCode.NOT_FOUND:
+            if e.status != RPCStatusCode.NOT_FOUND:
+                raise
+            if not (await self.state()).records:
                 raise LookupError(
-                    "this data subject has no retention running: no run was started for them with a "
-                    "purpose of processing, or everything of theirs was deleted"
+                    "this data subject has no processing records: no run was started for them with "
+                    "a purpose of processing, or everything of theirs was deleted"
                 ) from None
-            raise
+            # Records without their workflow (terminated, say): start it again, then change it.
+            await self._client._retention_changed(self.ref)
+            result = await handle.execute_update(update, request)
         return result
 
 

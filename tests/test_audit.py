@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -375,3 +375,15 @@ async def test_erasures_and_key_rotations_are_audited_without_the_identifier(set
     assert [r.action for r in records] == ["subject.erase", "key.rotate"]
     assert records[1].resource == "key:" + rotated.stdout.split("new current key ")[1].split(";")[0]
     assert "alice" not in json.dumps([r.model_dump(mode="json") for r in records]).lower()
+
+
+async def test_an_append_that_cannot_be_written_fails_and_the_next_one_is_tried(tmp_path: Path) -> None:
+    (tmp_path / "baton.db").mkdir()  # a folder where the database file should be
+    missing = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'baton.db'}")
+    log = AuditLog(Schema(missing))
+    try:
+        for _ in range(2):  # each caller hears of it; none waits for ever
+            with pytest.raises(OperationalError, match="unable to open database file"):
+                await asyncio.wait_for(log.append(entry()), 10)
+    finally:
+        await missing.dispose()

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from baton.compliance import (
     AuditLog,
@@ -258,7 +258,7 @@ async def test_the_cli_records_lists_what_is_due_and_holds(
         unknown = await baton_cli(
             settings, "privacy", "extend", "nobody@example.com", "--days", "3", **environment
         )
-        assert unknown.returncode == 1 and "no retention running" in unknown.stderr
+        assert unknown.returncode == 1 and "no processing records" in unknown.stderr
     finally:
         worker.terminate()
         worker.wait(30)
@@ -266,3 +266,18 @@ async def test_the_cli_records_lists_what_is_due_and_holds(
             await baton_temporal.get_schedule_handle(schedule(settings.compliance_queue)).delete()
         await baton_temporal.get_workflow_handle(witness_workflow_id(settings.compliance_queue)).terminate()
         await baton_temporal.get_workflow_handle(retention_workflow_id(ref)).terminate()
+
+
+async def test_a_hold_restarts_a_terminated_retention_workflow(skipping: ProcessEnvironment) -> None:
+    env = skipping
+    await start_for_alice(env)
+    retention = await started_retention(env)
+    await retention.terminate("an operator's mistake")
+    held = await env.client.retention(ALICE).hold("case 9")
+    assert held.held and held.records == 1
+    assert (await retention.describe()).status == WorkflowExecutionStatus.RUNNING  # a new run
+
+    async def shows_the_hold() -> bool:
+        return await current_details(retention) == "on legal hold (case 9); 1 records"
+
+    await eventually(shows_the_hold, "the restarted workflow shows the hold")

@@ -145,7 +145,6 @@ class AuditLog:
         return entry.model_copy(update={"detail": _mask(entry.detail, self._masker)})
 
     async def _write_waiting(self) -> None:
-        await self._schema.ready()
         while self._waiting:
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             try:
@@ -165,6 +164,7 @@ class AuditLog:
         return await self._add(session, [self._masked(entry) for entry in entries])
 
     async def _write(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+        await self._schema.ready()
         for attempt in range(WRITE_ATTEMPTS):
             try:
                 async with self._sessions() as session, session.begin():
