@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from temporalio import activity
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, ScheduleActionStartWorkflow
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from baton.compliance import (
+    ACCESS_ACTIVITY,
     ANCHOR_AUDIT_CHAIN_ACTIVITY,
     DELETE_DUE_ACTIVITY,
+    ERASURE_ACTIVITY,
+    EXPORT_CONTEXT,
     HOLD_ACTIVITY,
     RELEASE_ACTIVITY,
+    REQUEST_AUDIT_ACTIVITY,
     RETENTION_STATE_ACTIVITY,
     SHIFT_ACTIVITY,
     SWEEP_DUE_ACTIVITY,
@@ -19,18 +32,25 @@ from baton.compliance import (
     SWEEP_STORED_PAYLOADS_ACTIVITY,
     AnchorResult,
     AuditAnchor,
+    AuditEntry,
     AuditLog,
     DeleteDue,
     Deletion,
     ProcessingRecords,
+    RequestResult,
+    RequestStep,
     RetentionState,
+    SubjectRequest,
     SweepReport,
     SweepResult,
 )
 from baton.persistence.payloads import DatabasePayloadDriver
-from baton.security.codec import root_run_id
-from baton.temporal import history_exists
+from baton.security.codec import PayloadDecryptionError, root_run_id
+from baton.security.files import write_private
+from baton.security.keys import LiveKeyring
+from baton.temporal import encryption_codec, history_exists
 
+log = logging.getLogger(__name__)
 RETENTION_ACTOR = "baton:retention"
 RETENTION_SWEEP_ACTOR = "baton:retention-sweep"
 SWEEP_BATCH = 500
@@ -38,12 +58,153 @@ SWEEP_BATCH = 500
 
 class ComplianceActivities:
     def __init__(
-        self, client: Client, store: DatabasePayloadDriver, audit: AuditLog, records: ProcessingRecords
+        self,
+        client: Client,
+        store: DatabasePayloadDriver,
+        audit: AuditLog,
+        records: ProcessingRecords,
+        exports_dir: Path,
     ) -> None:
         self.client = client
         self.store = store
         self.audit = audit
         self.records = records
+        self.exports_dir = exports_dir
+
+    @activity.defn(name=REQUEST_AUDIT_ACTIVITY)
+    async def subject_request_audit(self, step: RequestStep) -> None:
+        """Record a step of a data-subject request; a deadline step is logged as a warning too."""
+        request = step.request
+        await self.audit.append(
+            AuditEntry(
+                actor=request.actor,
+                action=f"subject_request.{step.step}",
+                resource=f"subject:{request.subject_ref}",
+                detail={"kind": request.kind.value, "request": request.request_id, **step.detail},
+            )
+        )
+        if step.step.startswith("deadline."):
+            log.warning("data-subject %s request %s: %s", request.kind.value, request.request_id, step.step)
+
+    @activity.defn(name=ACCESS_ACTIVITY)
+    async def subject_access(self, request: SubjectRequest) -> RequestResult:
+        """Gather the subject's records, the audit entries about them and their runs' inputs and
+        results; seal the bundle with the keyring and write it to the exports folder."""
+        ref = request.subject_ref
+        records = await self.records.of_subject(ref)
+        runs = sorted({run for record in records for run in record.runs})
+        entries = await self.audit.about([f"subject:{ref}", *runs])
+        bundle = {
+            "subject_ref": ref,
+            "request": request.request_id,
+            "generated_at": datetime.now(UTC).isoformat(),
+            "processing_records": [r.model_dump(mode="json") for r in records],
+            "audit_entries": [e.model_dump(mode="json") for e in entries],
+            "runs": [await self._run_data(run) for run in runs],
+        }
+        sealed = self._keys().keyring.seal(
+            json.dumps(bundle, sort_keys=True).encode(), EXPORT_CONTEXT + request.request_id.encode()
+        )
+        path = self.exports_dir / f"{request.request_id}.sealed"
+        write_private(path, sealed)
+        return RequestResult(
+            kind=request.kind,
+            export_path=str(path),
+            export_sha256=hashlib.sha256(sealed).hexdigest(),
+            runs=len(runs),
+        )
+
+    @activity.defn(name=ERASURE_ACTIVITY)
+    async def subject_erasure(self, request: SubjectRequest) -> RequestResult:
+        """Delete everything of the subject (records, stored payloads, key), then read every
+        payload of their runs back to check that none decrypts."""
+        ref = request.subject_ref
+        state = await self.records.state(ref)
+        if state.held:
+            raise ApplicationError(
+                f"the subject is on legal hold ({state.hold_reason}): erasure is refused until the "
+                "hold is released",
+                type="LegalHold",
+                non_retryable=True,
+            )
+        runs = sorted({run for record in await self.records.of_subject(ref) for run in record.runs})
+        deleted = await self.records.delete_all(ref, request.actor)
+        checked = readable = 0
+        for run in runs:
+            for payload in await self._sealed_payloads(run):
+                checked += 1
+                try:
+                    await self.client.data_converter.decode([payload])
+                except Exception:  # erased: what must happen to every one of them
+                    continue
+                readable += 1
+        return RequestResult(
+            kind=request.kind,
+            runs=len(runs),
+            deleted=deleted,
+            payloads_checked=checked,
+            payloads_readable=readable,
+        )
+
+    async def _run_data(self, run: str) -> dict[str, Any]:
+        """A run's inputs (start, signals, updates) and result, decrypted, or why they cannot be."""
+        try:
+            history = await self.client.get_workflow_handle(run).fetch_history()
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return {"workflow_id": run, "unavailable": "its history was deleted (namespace retention)"}
+        inputs: list[Any] = []
+        result: Any = None
+        for event in history.events:
+            if event.HasField("workflow_execution_started_event_attributes"):
+                inputs += await self._decoded(
+                    event.workflow_execution_started_event_attributes.input.payloads
+                )
+            elif event.HasField("workflow_execution_signaled_event_attributes"):
+                inputs += await self._decoded(
+                    event.workflow_execution_signaled_event_attributes.input.payloads
+                )
+            elif event.HasField("workflow_execution_update_accepted_event_attributes"):
+                update = event.workflow_execution_update_accepted_event_attributes.accepted_request
+                inputs += await self._decoded(update.input.args.payloads)
+            elif event.HasField("workflow_execution_completed_event_attributes"):
+                [result] = await self._decoded(
+                    event.workflow_execution_completed_event_attributes.result.payloads
+                )
+        return {"workflow_id": run, "inputs": inputs, "result": result}
+
+    async def _decoded(self, payloads: Sequence[Payload]) -> list[Any]:
+        try:
+            return await self.client.data_converter.decode(list(payloads))
+        except PayloadDecryptionError as e:
+            return [{"unreadable": str(e)} for _ in payloads]
+
+    async def _sealed_payloads(self, run: str) -> list[Payload]:
+        """Every payload of the run's history (and its sub-processes'), as stored."""
+        found = []
+        try:
+            history = await self.client.get_workflow_handle(run).fetch_history()
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return []
+        for event in history.events:
+            for field in (
+                "workflow_execution_started_event_attributes",
+                "activity_task_scheduled_event_attributes",
+                "activity_task_completed_event_attributes",
+                "workflow_execution_completed_event_attributes",
+                "workflow_execution_signaled_event_attributes",
+            ):
+                if event.HasField(field):
+                    attributes = getattr(event, field)
+                    payloads = attributes.result if hasattr(attributes, "result") else attributes.input
+                    found += list(payloads.payloads)
+        return found
+
+    def _keys(self) -> LiveKeyring:
+        return encryption_codec(self.client.data_converter).keys
 
     @activity.defn(name=RETENTION_STATE_ACTIVITY)
     async def retention_state(self, ref: str) -> RetentionState:

@@ -144,6 +144,11 @@ class BatonSettings(BaseSettings):
     )
     oidc_audience: str = Field("baton", description="The audience tokens must be issued for.")
     oidc_roles_claim: str = Field("roles", description="The claim that lists a token's roles.")
+    exports_dir: Path | None = Field(
+        None,
+        description="Where data-subject access exports are written, sealed with the keyring "
+        "(default: <data dir>/exports). Shared storage when several compliance workers run.",
+    )
     codec_roles: list[str] = Field(
         default_factory=lambda: ["Admin"],
         description="Roles allowed to decrypt payloads through the codec server.",
@@ -186,6 +191,11 @@ class BatonSettings(BaseSettings):
     @property
     def keyring_path(self) -> Path:
         return self.data_dir / "keyring.json"
+
+    @property
+    def resolved_exports_dir(self) -> Path:
+        """Where data-subject access exports are written (sealed)."""
+        return self.exports_dir or self.data_dir / "exports"
 
     @property
     def all_queues(self) -> list[str]:

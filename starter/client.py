@@ -21,9 +21,13 @@ from baton.compliance import (
     ProcessingRecord,
     ProcessingRecords,
     ReleaseRequest,
+    RequestKind,
+    RequestResult,
     RetentionInput,
     RetentionState,
     ShiftRequest,
+    SubjectRequest,
+    request_workflow_id,
     retention_workflow_id,
 )
 from baton.compliance.audit import AuditEntry, AuditLog, local_actor
@@ -56,7 +60,7 @@ from baton.security.codec import subject_run_id
 from baton.settings import BatonSettings, get_settings
 from baton.temporal import ConfigurationError, connect, encryption_codec
 from baton.workflows.agent import AgentWorkflow
-from baton.workflows.compliance import SubjectRetentionWorkflow
+from baton.workflows.compliance import DataSubjectRequestWorkflow, SubjectRetentionWorkflow
 from baton.workflows.process import ProcessWorkflow
 
 _KEY = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
@@ -582,6 +586,25 @@ class BatonClient:
             id=retention_workflow_id(ref),
             task_queue=self.settings.compliance_queue,
             start_signal="records_changed",
+        )
+
+    async def subject_request(
+        self, kind: RequestKind, data_subject: str
+    ) -> WorkflowHandle[DataSubjectRequestWorkflow, RequestResult]:
+        """File a data subject's access or erasure request: a `DataSubjectRequest` workflow on the
+        compliance queue, answered within a month (audited, with this client's actor)."""
+        request = SubjectRequest(
+            kind=kind,
+            subject_ref=self.subjects.ref(data_subject),
+            actor=self.actor,
+            request_id=uuid.uuid4().hex,
+        )
+        return await self.temporal.start_workflow(
+            DataSubjectRequestWorkflow.run,
+            request,
+            id=request_workflow_id(kind, request.request_id),
+            task_queue=self.settings.compliance_queue,
+            static_summary=f"data-subject {kind.value} request",
         )
 
     @property

@@ -105,7 +105,9 @@ async def sweep(env: ProcessEnvironment) -> int:
             )
         store = payload_store(env.temporal.data_converter)
         records = ProcessingRecords(store.schema, env.client.subjects)
-        activities = ComplianceActivities(env.temporal, store, AuditLog(store.schema), records)
+        activities = ComplianceActivities(
+            env.temporal, store, AuditLog(store.schema), records, env.settings.resolved_exports_dir
+        )
         return (await ActivityEnvironment().run(activities.sweep_stored_payloads)).deleted
     finally:
         await engine.dispose()

@@ -43,6 +43,7 @@ from baton.temporal import ConfigurationError, encryption_codec, payload_store
 from baton.workflows.agent import AgentWorkflow
 from baton.workflows.compliance import (
     AuditWitnessWorkflow,
+    DataSubjectRequestWorkflow,
     RetentionSweepWorkflow,
     StoredPayloadSweepWorkflow,
     SubjectRetentionWorkflow,
@@ -77,7 +78,11 @@ def build_workers(
             if subjects is None:
                 raise ConfigurationError("the compliance worker's data converter has no data-subject keys")
             compliance = ComplianceActivities(
-                client, store, AuditLog(store.schema), ProcessingRecords(store.schema, subjects)
+                client,
+                store,
+                AuditLog(store.schema),
+                ProcessingRecords(store.schema, subjects),
+                settings.resolved_exports_dir,
             )
             kwargs = {
                 "workflows": [
@@ -85,6 +90,7 @@ def build_workers(
                     AuditWitnessWorkflow,
                     SubjectRetentionWorkflow,
                     RetentionSweepWorkflow,
+                    DataSubjectRequestWorkflow,
                 ],
                 "activities": [
                     compliance.sweep_stored_payloads,
@@ -95,6 +101,9 @@ def build_workers(
                     compliance.retention_release,
                     compliance.retention_shift,
                     compliance.sweep_due_records,
+                    compliance.subject_request_audit,
+                    compliance.subject_access,
+                    compliance.subject_erasure,
                 ],
             }
         elif queue == settings.workflows_queue:

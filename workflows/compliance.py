@@ -1,6 +1,7 @@
 """Compliance workflows: the stored-payload sweep, started by its schedule on the compliance
 queue; the audit witness, which anchors the audit chain's head in its history every day; a data
-subject's retention, which sleeps until their data is due and deletes it; the retention sweep."""
+subject's retention, which sleeps until their data is due and deletes it; the retention sweep; and
+data-subject requests, answered within their deadline."""
 
 from datetime import timedelta
 
@@ -8,14 +9,20 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from baton.compliance import (
+        ACCESS_ACTIVITY,
         ANCHOR_AUDIT_CHAIN_ACTIVITY,
         ANCHOR_TIMEOUT,
         ANCHORS_PER_RUN,
         AUDIT_WITNESS_WORKFLOW,
         BATON_RETENTION_DUE,
+        DATA_SUBJECT_REQUEST_WORKFLOW,
         DELETE_DUE_ACTIVITY,
+        ERASURE_ACTIVITY,
         HOLD_ACTIVITY,
         RELEASE_ACTIVITY,
+        REQUEST_ACTIVITY_TIMEOUT,
+        REQUEST_AUDIT_ACTIVITY,
+        REQUEST_RETRY,
         RETENTION_CYCLES_PER_RUN,
         RETENTION_STATE_ACTIVITY,
         RETENTION_SWEEP_WORKFLOW,
@@ -26,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         SWEEP_RETRY,
         SWEEP_STORED_PAYLOADS_ACTIVITY,
         SWEEP_TIMEOUT,
+        WARN_BEFORE,
         AnchorResult,
         AuditAnchor,
         BrokenLink,
@@ -33,12 +41,17 @@ with workflow.unsafe.imports_passed_through():
         Deletion,
         HoldRequest,
         ReleaseRequest,
+        RequestKind,
+        RequestResult,
+        RequestStep,
         RetentionInput,
         RetentionState,
         ShiftRequest,
+        SubjectRequest,
         SweepReport,
         SweepResult,
         WitnessInput,
+        deadline_of,
     )
 
 RETENTION_ACTIVITY_TIMEOUT = timedelta(minutes=5)
@@ -241,3 +254,42 @@ class RetentionSweepWorkflow:
             f"{report.subjects} subjects had records past due; deleted {report.deleted.records} records"
         )
         return report
+
+
+@workflow.defn(name=DATA_SUBJECT_REQUEST_WORKFLOW)
+class DataSubjectRequestWorkflow:
+    """A data subject's access or erasure request, answered within a month: the work retries
+    until done while the deadline's timers raise a warning 5 days before and an alert after
+    (see `baton.compliance.requests`). Every step is audited."""
+
+    @workflow.run
+    async def run(self, request: SubjectRequest) -> RequestResult:
+        deadline = deadline_of(workflow.now())
+        workflow.set_current_details(f"{request.kind.value} request, due {deadline:%Y-%m-%d}")
+        await self._step(request, "received", {"deadline": deadline.isoformat()})
+        work = workflow.start_activity(
+            ACCESS_ACTIVITY if request.kind is RequestKind.ACCESS else ERASURE_ACTIVITY,
+            request,
+            start_to_close_timeout=REQUEST_ACTIVITY_TIMEOUT,
+            retry_policy=REQUEST_RETRY,
+            result_type=RequestResult,
+        )
+        for step, at in (("deadline.warning", deadline - WARN_BEFORE), ("deadline.overdue", deadline)):
+            try:
+                await workflow.wait_condition(work.done, timeout=max(at - workflow.now(), timedelta(0)))
+                break
+            except TimeoutError:
+                workflow.set_current_details(f"{request.kind.value} request: {step}, due {deadline:%Y-%m-%d}")
+                await self._step(request, step, {"deadline": deadline.isoformat()})
+        result = await work
+        await self._step(request, "completed", result.model_dump(mode="json", exclude_none=True))
+        workflow.set_current_details(f"{request.kind.value} request completed")
+        return result
+
+    async def _step(self, request: SubjectRequest, step: str, detail: dict[str, object]) -> None:
+        await workflow.execute_activity(
+            REQUEST_AUDIT_ACTIVITY,
+            RequestStep(request=request, step=step, detail=detail),
+            start_to_close_timeout=RETENTION_ACTIVITY_TIMEOUT,
+            retry_policy=SWEEP_RETRY,
+        )

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select, text
+from sqlalchemy import or_, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -205,6 +205,17 @@ class AuditLog:
         return AuditAnchor(
             seq=head.seq if head else 0, hash=head.hash if head else GENESIS, at=datetime.now(UTC)
         )
+
+    async def about(self, resources: Sequence[str]) -> list[AuditRecord]:
+        """Every entry whose resource or run is one of `resources`, in chain order."""
+        await self._schema.ready()
+        query = (
+            select(AuditEventRow)
+            .where(or_(AuditEventRow.resource.in_(resources), AuditEventRow.workflow_id.in_(resources)))
+            .order_by(AuditEventRow.seq)
+        )
+        async with self._sessions() as session:
+            return [_record(row) for row in await session.scalars(query)]
 
     async def tail(self, count: int = 20, action: str | None = None) -> list[AuditRecord]:
         """The last `count` entries (of `action`, if given), oldest first."""

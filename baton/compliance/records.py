@@ -171,17 +171,25 @@ class ProcessingRecords:
     async def delete_due(self, ref: str, now: datetime, actor: str) -> Deletion:
         """Delete the subject's records due at `now` with their runs' stored payloads, and the
         subject's key once no record is left; nothing while a legal hold stands."""
+        return await self._delete(ref, now, actor, "retention.delete")
+
+    async def delete_all(self, ref: str, actor: str) -> Deletion:
+        """Delete every record of the subject, their runs' stored payloads and the subject's key
+        (an erasure request: the caller checks the legal hold)."""
+        deleted = await self._delete(ref, None, actor, "subject_request.erase")
+        if not deleted.key_erased:  # a subject with a key and no record left
+            deleted.key_erased = await self.subjects.erase_ref(ref, actor) is subject_keys.Erasure.ERASED
+        return deleted
+
+    async def _delete(self, ref: str, due_by: datetime | None, actor: str, action: str) -> Deletion:
         await self._schema.ready()
         async with self._sessions() as session, session.begin():
-            if await session.get(RetentionHoldRow, ref) is not None:
+            if due_by is not None and await session.get(RetentionHoldRow, ref) is not None:
                 return Deletion()
-            due = (
-                await session.scalars(
-                    select(ProcessingRecordRow).where(
-                        ProcessingRecordRow.subject_ref == ref, ProcessingRecordRow.due_at <= now
-                    )
-                )
-            ).all()
+            query = select(ProcessingRecordRow).where(ProcessingRecordRow.subject_ref == ref)
+            if due_by is not None:
+                query = query.where(ProcessingRecordRow.due_at <= due_by)
+            due = (await session.scalars(query)).all()
             if not due:
                 return Deletion()
             runs = [run for row in due for run in row.runs]
@@ -199,7 +207,7 @@ class ProcessingRecords:
             left = await session.scalar(select(func.count()).where(ProcessingRecordRow.subject_ref == ref))
             deleted = Deletion(records=len(due), stored_payloads=int(payloads.rowcount or 0))  # type: ignore[attr-defined]
             detail = {"purposes": sorted({r.purpose for r in due}), "runs": len(runs), **deleted.model_dump()}
-            await self._audit.append_within(session, _entry(actor, "retention.delete", ref, detail))
+            await self._audit.append_within(session, _entry(actor, action, ref, detail))
         if left == 0:
             # No purpose left to keep anything of theirs: what Temporal holds is shredded too.
             deleted.key_erased = await self.subjects.erase_ref(ref, actor) is subject_keys.Erasure.ERASED

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -17,11 +19,13 @@ from baton.compliance import (
     SUBJECT_RETENTION_WORKFLOW,
     LegalBasis,
     Processing,
+    RequestKind,
+    open_export,
 )
 from baton.persistence.db import engine_from_settings
 from baton.persistence.schema import Schema
 from baton.persistence.subjects import ERASURE_POLL_SECONDS, Erasure, SubjectKeys
-from baton.security.keys import LiveKeyring, key_provider
+from baton.security.keys import DecryptionError, LiveKeyring, key_provider
 from baton.settings import get_settings
 from baton.starter.cli.usage import UsageError
 from baton.starter.client import BatonClient
@@ -64,6 +68,19 @@ def add_privacy_commands(sub: argparse._SubParsersAction) -> None:
     p = privacy.add_parser("due", help="data subjects whose data falls due for deletion before a date")
     p.add_argument("--before", type=_date, default=None, help="YYYY-MM-DD (default: 30 days from now)")
     p.set_defaults(handler=_due)
+
+    p = privacy.add_parser(
+        "request",
+        help="file a data-subject request (access: an export of their data; erase: everything of "
+        "theirs), answered within a month, and wait for it",
+    )
+    p.add_argument("kind", choices=["access", "erase"])
+    p.add_argument("subject", help=SUBJECT_HELP)
+    p.set_defaults(handler=_request)
+
+    p = privacy.add_parser("export", help="print an access request's export (JSON) from its sealed file")
+    p.add_argument("path", type=Path, help="the export file an access request wrote")
+    p.set_defaults(handler=_export)
 
     for name, help_text in (
         ("hold", "place a legal hold: nothing of the subject is deleted until released"),
@@ -198,3 +215,36 @@ def _date(text: str) -> datetime:
         return datetime.fromisoformat(text).replace(tzinfo=UTC)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+async def _request(args: argparse.Namespace) -> int:
+    kind = RequestKind.ACCESS if args.kind == "access" else RequestKind.ERASURE
+    async with _client() as baton:
+        handle = await baton.subject_request(kind, args.subject)
+        console.print(f"request {handle.id} filed; waiting for the compliance worker…")
+        result = await handle.result()
+    if result.kind is RequestKind.ACCESS:
+        console.print(
+            f"[green]✓[/] export of {result.runs} runs written to {result.export_path} "
+            f"(SHA-256 {result.export_sha256}); read it with 'baton privacy export {result.export_path}'"
+        )
+        return 0
+    deleted = result.deleted
+    console.print(
+        f"[green]✓[/] erased: {deleted.records if deleted else 0} records, "
+        f"{deleted.stored_payloads if deleted else 0} stored payloads, key "
+        f"{'deleted' if deleted and deleted.key_erased else 'already gone'}; "
+        f"{result.payloads_checked} payloads of {result.runs} runs read back, {result.payloads_readable} readable"
+    )
+    return 0 if result.payloads_readable == 0 else 1
+
+
+async def _export(args: argparse.Namespace) -> int:
+    try:
+        bundle = open_export(args.path, LiveKeyring(key_provider(get_settings())).keyring)
+    except OSError as e:
+        raise UsageError(f"cannot read {args.path}: {e.strerror}") from None
+    except (DecryptionError, ValueError) as e:
+        raise UsageError(f"{args.path} is not an export of this deployment's keys: {e}") from None
+    print(json.dumps(bundle, indent=2, sort_keys=True))
+    return 0
