@@ -12,7 +12,8 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client, ScheduleActionStartWorkflow
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client, ScheduleActionStartWorkflow, WorkflowHistory
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -148,60 +149,52 @@ class ComplianceActivities:
 
     async def _run_data(self, run: str) -> dict[str, Any]:
         """A run's inputs (start, signals, updates) and result, decrypted, or why they cannot be."""
-        try:
-            history = await self.client.get_workflow_handle(run).fetch_history()
-        except RPCError as e:
-            if e.status != RPCStatusCode.NOT_FOUND:
-                raise
+        history = await self._history(run)
+        if history is None:
             return {"workflow_id": run, "unavailable": "its history was deleted (namespace retention)"}
         inputs: list[Any] = []
         result: Any = None
         for event in history.events:
-            if event.HasField("workflow_execution_started_event_attributes"):
-                inputs += await self._decoded(
-                    event.workflow_execution_started_event_attributes.input.payloads
-                )
-            elif event.HasField("workflow_execution_signaled_event_attributes"):
-                inputs += await self._decoded(
-                    event.workflow_execution_signaled_event_attributes.input.payloads
-                )
-            elif event.HasField("workflow_execution_update_accepted_event_attributes"):
-                update = event.workflow_execution_update_accepted_event_attributes.accepted_request
-                inputs += await self._decoded(update.input.args.payloads)
-            elif event.HasField("workflow_execution_completed_event_attributes"):
+            if event.HasField("workflow_execution_completed_event_attributes"):
                 [result] = await self._decoded(
                     event.workflow_execution_completed_event_attributes.result.payloads
                 )
+            else:
+                inputs += await self._decoded(_inputs(event))
         return {"workflow_id": run, "inputs": inputs, "result": result}
 
     async def _decoded(self, payloads: Sequence[Payload]) -> list[Any]:
+        if not payloads:
+            return []
         try:
             return await self.client.data_converter.decode(list(payloads))
         except PayloadDecryptionError as e:
             return [{"unreadable": str(e)} for _ in payloads]
 
     async def _sealed_payloads(self, run: str) -> list[Payload]:
-        """Every payload of the run's history (and its sub-processes'), as stored."""
-        found = []
+        """Every payload of the run's history that a subject's data can be in, as stored."""
+        history = await self._history(run)
+        if history is None:
+            return []
+        found: list[Payload] = []
+        for event in history.events:
+            found += _inputs(event)
+            for attributes in (
+                event.activity_task_scheduled_event_attributes.input,
+                event.activity_task_completed_event_attributes.result,
+                event.workflow_execution_completed_event_attributes.result,
+            ):
+                found += attributes.payloads
+        return found
+
+    async def _history(self, run: str) -> WorkflowHistory | None:
+        """The run's history; None once Temporal's retention deleted it."""
         try:
-            history = await self.client.get_workflow_handle(run).fetch_history()
+            return await self.client.get_workflow_handle(run).fetch_history()
         except RPCError as e:
             if e.status != RPCStatusCode.NOT_FOUND:
                 raise
-            return []
-        for event in history.events:
-            for field in (
-                "workflow_execution_started_event_attributes",
-                "activity_task_scheduled_event_attributes",
-                "activity_task_completed_event_attributes",
-                "workflow_execution_completed_event_attributes",
-                "workflow_execution_signaled_event_attributes",
-            ):
-                if event.HasField(field):
-                    attributes = getattr(event, field)
-                    payloads = attributes.result if hasattr(attributes, "result") else attributes.input
-                    found += list(payloads.payloads)
-        return found
+            return None
 
     def _keys(self) -> LiveKeyring:
         return encryption_codec(self.client.data_converter).keys
@@ -285,3 +278,12 @@ class ComplianceActivities:
                 ids.add(described.schedule.action.id)
             activity.heartbeat()
         return ids
+
+
+def _inputs(event: HistoryEvent) -> list[Payload]:
+    """What an event brought into the run from outside: its start input, a signal's, an update's."""
+    return [
+        *event.workflow_execution_started_event_attributes.input.payloads,
+        *event.workflow_execution_signaled_event_attributes.input.payloads,
+        *event.workflow_execution_update_accepted_event_attributes.accepted_request.input.args.payloads,
+    ]
