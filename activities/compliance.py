@@ -6,10 +6,10 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from temporalio import activity
 from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import HistoryEvent
@@ -27,10 +27,13 @@ from baton.compliance import (
     RELEASE_ACTIVITY,
     REQUEST_AUDIT_ACTIVITY,
     RETENTION_STATE_ACTIVITY,
+    SCAN_AUDIT_ACTIVITY,
+    SEND_ALERT_ACTIVITY,
     SHIFT_ACTIVITY,
     SWEEP_DUE_ACTIVITY,
     SWEEP_GRACE,
     SWEEP_STORED_PAYLOADS_ACTIVITY,
+    Alert,
     AnchorResult,
     AuditAnchor,
     AuditEntry,
@@ -41,17 +44,23 @@ from baton.compliance import (
     RequestResult,
     RequestStep,
     RetentionState,
+    ScanResult,
     SubjectRequest,
     SweepReport,
     SweepResult,
+    Thresholds,
+    evaluate,
 )
 from baton.persistence.payloads import DatabasePayloadDriver
 from baton.security.codec import PayloadDecryptionError, root_run_id
 from baton.security.files import write_private
 from baton.security.keys import LiveKeyring
+from baton.settings import BatonSettings
+from baton.telemetry.metrics import ALERTS
 from baton.temporal import encryption_codec, history_exists
 
 log = logging.getLogger(__name__)
+ALERT_ACTOR = "baton:alerts"
 RETENTION_ACTOR = "baton:retention"
 RETENTION_SWEEP_ACTOR = "baton:retention-sweep"
 SWEEP_BATCH = 500
@@ -64,13 +73,55 @@ class ComplianceActivities:
         store: DatabasePayloadDriver,
         audit: AuditLog,
         records: ProcessingRecords,
-        exports_dir: Path,
+        settings: BatonSettings,
     ) -> None:
         self.client = client
         self.store = store
         self.audit = audit
         self.records = records
-        self.exports_dir = exports_dir
+        self.exports_dir = settings.resolved_exports_dir
+        self.webhook = settings.alert_webhook_url
+        self.thresholds = Thresholds(
+            window_seconds=settings.alert_window_seconds,
+            denied=settings.alert_denied,
+            decoded_payloads=settings.alert_decoded_payloads,
+            erasures=settings.alert_erasures,
+            key_operations=settings.alert_key_operations,
+        )
+
+    @activity.defn(name=SCAN_AUDIT_ACTIVITY)
+    async def scan_audit(self, now: datetime) -> ScanResult:
+        """The alerts the audit trail's last window calls for."""
+        entries = await self.audit.since(now - timedelta(seconds=self.thresholds.window_seconds))
+        return ScanResult(alerts=evaluate(entries, self.thresholds, now), entries=len(entries))
+
+    @activity.defn(name=SEND_ALERT_ACTIVITY)
+    async def send_alert(self, alert: Alert) -> None:
+        """Post the alert to the webhook; an answer other than 2xx fails the attempt, and
+        Temporal tries again. Delivered alerts are counted and audited."""
+        log.warning("alert %s: %s", alert.rule.value, alert.message)
+        if self.webhook is not None:
+            async with httpx.AsyncClient(timeout=10) as http:
+                response = await http.post(
+                    self.webhook.get_secret_value(), json=alert.model_dump(mode="json")
+                )
+            if not response.is_success:
+                raise ApplicationError(
+                    f"the alert webhook answered {response.status_code}", type="AlertNotTaken"
+                )
+        ALERTS.labels(alert.rule.value).inc()
+        await self.audit.append(
+            AuditEntry(
+                actor=ALERT_ACTOR,
+                action=f"alert.{alert.rule.value}",
+                resource=alert.principal,
+                detail={
+                    "count": alert.count,
+                    "threshold": alert.threshold,
+                    "delivered": self.webhook is not None,
+                },
+            )
+        )
 
     @activity.defn(name=REQUEST_AUDIT_ACTIVITY)
     async def subject_request_audit(self, step: RequestStep) -> None:

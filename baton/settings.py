@@ -144,6 +144,22 @@ class BatonSettings(BaseSettings):
     )
     oidc_audience: str = Field("baton", description="The audience tokens must be issued for.")
     oidc_roles_claim: str = Field("roles", description="The claim that lists a token's roles.")
+    alert_webhook_url: SecretStr | None = Field(
+        None,
+        description="Where alerts of suspicious activity are POSTed as JSON (retried until taken). "
+        "Unset: they are logged and audited only.",
+    )
+    alert_window_seconds: int = Field(300, ge=10, description="The window alert thresholds count over.")
+    alert_denied: int = Field(
+        10, ge=1, description="Alert when one principal is refused more often than this."
+    )
+    alert_decoded_payloads: int = Field(
+        1000, ge=1, description="Alert when one principal decrypts or exports more payloads than this."
+    )
+    alert_erasures: int = Field(50, ge=1, description="Alert when more subjects than this are erased.")
+    alert_key_operations: int = Field(
+        5, ge=1, description="Alert when keys are rotated more often than this."
+    )
     exports_dir: Path | None = Field(
         None,
         description="Where data-subject access exports are written, sealed with the keyring "

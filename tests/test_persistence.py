@@ -143,3 +143,16 @@ async def test_an_undeployed_process_is_named(database_url: str) -> None:
             )
     finally:
         await engine.dispose()
+
+
+async def test_two_engines_migrating_a_fresh_sqlite_file_at_once_both_succeed(tmp_path: Path) -> None:
+    """Two processes starting on the embedded default at once (`baton dev` and a worker) each
+    migrate the new file: the second waits for the first, then finds nothing to do."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'baton.db'}"
+    engines = [create_engine(url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(upgrade(engine) for engine in engines))
+        assert await current_revision(engines[0]) == "0007"
+    finally:
+        for engine in engines:
+            await engine.dispose()

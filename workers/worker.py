@@ -32,9 +32,11 @@ from baton.compliance import (
     SWEEP_EVERY,
     AuditLog,
     ProcessingRecords,
+    WatchInput,
     WitnessInput,
     retention_sweep_schedule_id,
     sweep_schedule_id,
+    watch_workflow_id,
     witness_workflow_id,
 )
 from baton.security.codec import EncryptionCodec
@@ -42,6 +44,7 @@ from baton.settings import BatonSettings
 from baton.temporal import ConfigurationError, encryption_codec, payload_store
 from baton.workflows.agent import AgentWorkflow
 from baton.workflows.compliance import (
+    AuditWatchWorkflow,
     AuditWitnessWorkflow,
     DataSubjectRequestWorkflow,
     RetentionSweepWorkflow,
@@ -82,7 +85,7 @@ def build_workers(
                 store,
                 AuditLog(store.schema),
                 ProcessingRecords(store.schema, subjects),
-                settings.resolved_exports_dir,
+                settings,
             )
             kwargs = {
                 "workflows": [
@@ -91,6 +94,7 @@ def build_workers(
                     SubjectRetentionWorkflow,
                     RetentionSweepWorkflow,
                     DataSubjectRequestWorkflow,
+                    AuditWatchWorkflow,
                 ],
                 "activities": [
                     compliance.sweep_stored_payloads,
@@ -104,6 +108,8 @@ def build_workers(
                     compliance.subject_request_audit,
                     compliance.subject_access,
                     compliance.subject_erasure,
+                    compliance.scan_audit,
+                    compliance.send_alert,
                 ],
             }
         elif queue == settings.workflows_queue:
@@ -161,7 +167,7 @@ async def running_workers(
 async def install_compliance(client: Client, settings: BatonSettings) -> None:
     """Create what the compliance queue runs on its own, where it is missing: the hourly
     stored-payload sweep and the daily retention sweep (Temporal Schedules, under Schedules in
-    the UI), and the audit witness. Idempotent: workers serving the queue call it as they start."""
+    the UI), the audit witness and the audit watch. Idempotent: workers serving the queue call it as they start."""
     queue = settings.compliance_queue
     await _ensure_schedule(
         client,
@@ -183,6 +189,13 @@ async def install_compliance(client: Client, settings: BatonSettings) -> None:
         AuditWitnessWorkflow.run,
         WitnessInput(),
         id=witness_workflow_id(queue),
+        task_queue=queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    await client.start_workflow(
+        AuditWatchWorkflow.run,
+        WatchInput(),
+        id=watch_workflow_id(queue),
         task_queue=queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )

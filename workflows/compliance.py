@@ -13,6 +13,7 @@ with workflow.unsafe.imports_passed_through():
         ANCHOR_AUDIT_CHAIN_ACTIVITY,
         ANCHOR_TIMEOUT,
         ANCHORS_PER_RUN,
+        AUDIT_WATCH_WORKFLOW,
         AUDIT_WITNESS_WORKFLOW,
         BATON_RETENTION_DUE,
         DATA_SUBJECT_REQUEST_WORKFLOW,
@@ -26,6 +27,9 @@ with workflow.unsafe.imports_passed_through():
         RETENTION_CYCLES_PER_RUN,
         RETENTION_STATE_ACTIVITY,
         RETENTION_SWEEP_WORKFLOW,
+        SCAN_AUDIT_ACTIVITY,
+        SCANS_PER_RUN,
+        SEND_ALERT_ACTIVITY,
         SHIFT_ACTIVITY,
         STORED_PAYLOAD_SWEEP_WORKFLOW,
         SUBJECT_RETENTION_WORKFLOW,
@@ -34,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         SWEEP_STORED_PAYLOADS_ACTIVITY,
         SWEEP_TIMEOUT,
         WARN_BEFORE,
+        Alert,
         AnchorResult,
         AuditAnchor,
         BrokenLink,
@@ -46,10 +51,13 @@ with workflow.unsafe.imports_passed_through():
         RequestStep,
         RetentionInput,
         RetentionState,
+        Rule,
+        ScanResult,
         ShiftRequest,
         SubjectRequest,
         SweepReport,
         SweepResult,
+        WatchInput,
         WitnessInput,
         deadline_of,
     )
@@ -92,17 +100,27 @@ class AuditWitnessWorkflow:
                 retry_policy=SWEEP_RETRY,
                 result_type=AnchorResult,
             )
-            self._record(result)
+            await self._record(result)
             await workflow.sleep(timedelta(seconds=input.every_seconds))
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(input.model_copy(update={"anchors": self._anchors}))
 
-    def _record(self, result: AnchorResult) -> None:
+    async def _record(self, result: AnchorResult) -> None:
         self._broken = result.broken
         if result.broken is not None:
             # Nothing is anchored past a break: the anchors keep vouching for what came before.
             workflow.set_current_details(
                 f"audit chain broken at entry {result.broken.seq}: {result.broken.problem}"
+            )
+            await send_alert(
+                Alert(
+                    rule=Rule.AUDIT_BROKEN,
+                    count=1,
+                    threshold=0,
+                    window_seconds=0,
+                    at=workflow.now(),
+                    message=f"the audit chain does not verify at entry {result.broken.seq}: {result.broken.problem}",
+                )
             )
             return
         if not self._anchors or result.head.seq > self._anchors[-1].seq:
@@ -293,3 +311,40 @@ class DataSubjectRequestWorkflow:
             start_to_close_timeout=RETENTION_ACTIVITY_TIMEOUT,
             retry_policy=SWEEP_RETRY,
         )
+
+
+async def send_alert(alert: Alert) -> None:
+    """Deliver an alert: retried until the webhook takes it (see `baton.compliance.alerts`)."""
+    await workflow.execute_activity(
+        SEND_ALERT_ACTIVITY, alert, start_to_close_timeout=timedelta(minutes=1), retry_policy=SWEEP_RETRY
+    )
+
+
+@workflow.defn(name=AUDIT_WATCH_WORKFLOW)
+class AuditWatchWorkflow:
+    """Every minute, the alerts the audit trail's last window calls for, each sent once per
+    window per rule and principal (see `baton.compliance.alerts`)."""
+
+    @workflow.run
+    async def run(self, input: WatchInput) -> None:
+        alerted = dict(input.alerted)
+        for _ in range(SCANS_PER_RUN):
+            scan = await workflow.execute_activity(
+                SCAN_AUDIT_ACTIVITY,
+                workflow.now(),
+                start_to_close_timeout=timedelta(minutes=5),
+                retry_policy=SWEEP_RETRY,
+                result_type=ScanResult,
+            )
+            for alert in scan.alerts:
+                last = alerted.get(alert.key)
+                if last is not None and alert.at - last < timedelta(seconds=alert.window_seconds):
+                    continue
+                alerted[alert.key] = alert.at
+                await send_alert(alert)
+            workflow.set_current_details(
+                f"{scan.entries} audit entries in the last window; {len(scan.alerts)} alerts due"
+            )
+            await workflow.sleep(timedelta(seconds=input.every_seconds))
+        recent = {k: at for k, at in alerted.items() if workflow.now() - at < timedelta(days=1)}
+        workflow.continue_as_new(input.model_copy(update={"alerted": recent}))

@@ -217,6 +217,13 @@ class AuditLog:
         async with self._sessions() as session:
             return [_record(row) for row in await session.scalars(query)]
 
+    async def since(self, at: datetime) -> list[AuditRecord]:
+        """Every entry written at or after `at`, in chain order."""
+        await self._schema.ready()
+        query = select(AuditEventRow).where(AuditEventRow.at >= at).order_by(AuditEventRow.seq)
+        async with self._sessions() as session:
+            return [_record(row) for row in await session.scalars(query)]
+
     async def tail(self, count: int = 20, action: str | None = None) -> list[AuditRecord]:
         """The last `count` entries (of `action`, if given), oldest first."""
         await self._schema.ready()

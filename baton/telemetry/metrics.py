@@ -20,3 +20,4 @@ LLM_CACHE = Counter(
 CIRCUIT_STATE = Gauge(
     "baton_llm_circuit_state", "Circuit breaker per endpoint: 0 closed, 1 half-open, 2 open.", ["endpoint"]
 )
+ALERTS = Counter("baton_alerts_total", "Alerts of suspicious activity delivered, by rule.", ["rule"])
