@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,12 +25,14 @@ from baton.compliance import (
     ERASURE_ACTIVITY,
     EXPORT_CONTEXT,
     HOLD_ACTIVITY,
+    RECTIFICATION_ACTIVITY,
     RELEASE_ACTIVITY,
     REQUEST_AUDIT_ACTIVITY,
     RETENTION_STATE_ACTIVITY,
     SCAN_AUDIT_ACTIVITY,
     SEND_ALERT_ACTIVITY,
     SHIFT_ACTIVITY,
+    SUBJECT_RETENTION_WORKFLOW,
     SWEEP_DUE_ACTIVITY,
     SWEEP_GRACE,
     SWEEP_STORED_PAYLOADS_ACTIVITY,
@@ -43,6 +46,7 @@ from baton.compliance import (
     ProcessingRecords,
     RequestResult,
     RequestStep,
+    RetentionInput,
     RetentionState,
     ScanResult,
     SubjectRequest,
@@ -50,6 +54,7 @@ from baton.compliance import (
     SweepResult,
     Thresholds,
     evaluate,
+    retention_workflow_id,
 )
 from baton.persistence.payloads import DatabasePayloadDriver
 from baton.security.codec import PayloadDecryptionError, root_run_id
@@ -197,6 +202,29 @@ class ComplianceActivities:
             payloads_checked=checked,
             payloads_readable=readable,
         )
+
+    @activity.defn(name=RECTIFICATION_ACTIVITY)
+    async def subject_rectification(self, request: SubjectRequest) -> RequestResult:
+        """File the subject under their corrected identifier; their retention follows."""
+        if request.corrected_ref is None or request.corrected_ref == request.subject_ref:
+            raise ApplicationError(
+                "a rectification needs a different, corrected identifier", non_retryable=True
+            )
+        rectified = await self.records.rectify(
+            request.subject_ref, request.corrected_ref, request.note, request.actor
+        )
+        with contextlib.suppress(RPCError):  # not running: nothing to stop
+            await self.client.get_workflow_handle(retention_workflow_id(request.subject_ref)).terminate(
+                "the subject's identifier was rectified"
+            )
+        await self.client.start_workflow(
+            SUBJECT_RETENTION_WORKFLOW,
+            RetentionInput(ref=request.corrected_ref),
+            id=retention_workflow_id(request.corrected_ref),
+            task_queue=activity.info().task_queue,
+            start_signal="records_changed",
+        )
+        return RequestResult(kind=request.kind, rectified=rectified)
 
     async def _run_data(self, run: str) -> dict[str, Any]:
         """A run's inputs (start, signals, updates) and result, decrypted, or why they cannot be."""

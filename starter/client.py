@@ -589,15 +589,20 @@ class BatonClient:
         )
 
     async def subject_request(
-        self, kind: RequestKind, data_subject: str
+        self, kind: RequestKind, data_subject: str, *, corrected: str | None = None, note: str = ""
     ) -> WorkflowHandle[DataSubjectRequestWorkflow, RequestResult]:
-        """File a data subject's access or erasure request: a `DataSubjectRequest` workflow on the
+        """File a data subject's access, erasure or rectification request (`corrected`: their
+        right identifier; `note`: what was wrong): a `DataSubjectRequest` workflow on the
         compliance queue, answered within a month (audited, with this client's actor)."""
+        if (kind is RequestKind.RECTIFICATION) != (corrected is not None):
+            raise ValueError("a rectification, and only a rectification, names the corrected identifier")
         request = SubjectRequest(
             kind=kind,
             subject_ref=self.subjects.ref(data_subject),
             actor=self.actor,
             request_id=uuid.uuid4().hex,
+            corrected_ref=self.subjects.ref(corrected) if corrected is not None else None,
+            note=note,
         )
         return await self.temporal.start_workflow(
             DataSubjectRequestWorkflow.run,

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from baton.compliance import AuditLog, LegalBasis, Processing, RequestKind, open_export
+from baton.compliance import AuditLog, LegalBasis, Processing, RequestKind, open_export, retention_workflow_id
 from baton.persistence.db import create_engine
 from baton.persistence.schema import Schema
 from baton.security.codec import PayloadDecryptionError
@@ -24,6 +25,7 @@ from baton.settings import BatonSettings
 from baton.testing import ProcessEnvironment
 from baton.workers.worker import build_workers
 from tests.steps import ALLOWED, upper_only
+from tests.test_cli import baton as baton_cli
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 PURPOSE = Processing(purpose="order fulfilment", legal_basis=LegalBasis.CONTRACT)
@@ -153,3 +155,50 @@ async def request_steps(settings: BatonSettings) -> list[str]:
             return steps
         await asyncio.sleep(0.05)
     return steps
+
+
+async def test_rectification_files_the_subject_under_the_corrected_identifier(
+    with_compliance: ProcessEnvironment, compliance_settings: BatonSettings, temporal: WorkflowEnvironment
+) -> None:
+    env = with_compliance
+    wrong, right = "alice@exmaple.com", "alice@example.com"
+    run = await run_for(env, wrong, "alice order")
+    await run_for(env, right, "alice's other order")  # the corrected identifier has a record of that purpose
+
+    address = temporal.client.service_client.config.target_host
+    environment = {
+        "BATON_COMPLIANCE_QUEUE": compliance_settings.compliance_queue,
+        "BATON_TEMPORAL_ADDRESS": address,
+    }
+    note = f"typo in the e-mail; she is {right}"
+    rectified = await baton_cli(
+        compliance_settings,
+        "privacy",
+        "request",
+        "rectify",
+        wrong,
+        "--to",
+        right,
+        "--note",
+        note,
+        **environment,
+    )
+    assert rectified.returncode == 0, rectified.stdout + rectified.stderr
+    assert "rectified: 1 records and 1 keys now under the corrected identifier" in rectified.stdout
+
+    subjects = env.client.subjects
+    assert await env.client.records.of_subject(subjects.ref(wrong)) == []
+    [record] = await env.client.records.of_subject(subjects.ref(right))
+    assert run in record.runs and len(record.runs) == 2  # merged with the record of the same purpose
+    entry = next(r for r in await audit_of(compliance_settings) if r.action == "subject_request.rectify")
+    assert right not in json.dumps(entry.detail) and "typo in the e-mail" in entry.detail["note"]
+
+    old = await env.temporal.get_workflow_handle(retention_workflow_id(subjects.ref(wrong))).describe()
+    new = await env.temporal.get_workflow_handle(retention_workflow_id(subjects.ref(right))).describe()
+    assert old.status == WorkflowExecutionStatus.TERMINATED and new.status == WorkflowExecutionStatus.RUNNING
+
+    # Erasing the corrected identifier now shreds the run started under the wrong one.
+    erased = await baton_cli(compliance_settings, "privacy", "erase", right, **environment)
+    assert erased.returncode == 0, erased.stderr
+    with pytest.raises(PayloadDecryptionError, match="erased"):
+        await env.temporal.get_workflow_handle(run).result()

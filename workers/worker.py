@@ -108,6 +108,7 @@ def build_workers(
                     compliance.subject_request_audit,
                     compliance.subject_access,
                     compliance.subject_erasure,
+                    compliance.subject_rectification,
                     compliance.scan_audit,
                     compliance.send_alert,
                 ],

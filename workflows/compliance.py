@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         DELETE_DUE_ACTIVITY,
         ERASURE_ACTIVITY,
         HOLD_ACTIVITY,
+        RECTIFICATION_ACTIVITY,
         RELEASE_ACTIVITY,
         REQUEST_ACTIVITY_TIMEOUT,
         REQUEST_AUDIT_ACTIVITY,
@@ -276,7 +277,7 @@ class RetentionSweepWorkflow:
 
 @workflow.defn(name=DATA_SUBJECT_REQUEST_WORKFLOW)
 class DataSubjectRequestWorkflow:
-    """A data subject's access or erasure request, answered within a month: the work retries
+    """A data subject's access, erasure or rectification request, answered within a month: the work retries
     until done while the deadline's timers raise a warning 5 days before and an alert after
     (see `baton.compliance.requests`). Every step is audited."""
 
@@ -286,7 +287,11 @@ class DataSubjectRequestWorkflow:
         workflow.set_current_details(f"{request.kind.value} request, due {deadline:%Y-%m-%d}")
         await self._step(request, "received", {"deadline": deadline.isoformat()})
         work = workflow.start_activity(
-            ACCESS_ACTIVITY if request.kind is RequestKind.ACCESS else ERASURE_ACTIVITY,
+            {
+                RequestKind.ACCESS: ACCESS_ACTIVITY,
+                RequestKind.ERASURE: ERASURE_ACTIVITY,
+                RequestKind.RECTIFICATION: RECTIFICATION_ACTIVITY,
+            }[request.kind],
             request,
             start_to_close_timeout=REQUEST_ACTIVITY_TIMEOUT,
             retry_policy=REQUEST_RETRY,

@@ -32,13 +32,14 @@ from .payload_sweep import (
     sweep_schedule_id,
 )
 from .processing import DEFAULT_RETENTION_DAYS, LegalBasis, Processing
-from .records import Deletion, ProcessingRecord, ProcessingRecords, RetentionState
+from .records import Deletion, ProcessingRecord, ProcessingRecords, Rectification, RetentionState
 from .requests import (
     ACCESS_ACTIVITY,
     DATA_SUBJECT_REQUEST_WORKFLOW,
     DEADLINE,
     ERASURE_ACTIVITY,
     EXPORT_CONTEXT,
+    RECTIFICATION_ACTIVITY,
     REQUEST_ACTIVITY_TIMEOUT,
     REQUEST_AUDIT_ACTIVITY,
     REQUEST_RETRY,
@@ -100,6 +101,7 @@ __all__ = [
     "ERASURE_ACTIVITY",
     "EXPORT_CONTEXT",
     "HOLD_ACTIVITY",
+    "RECTIFICATION_ACTIVITY",
     "RELEASE_ACTIVITY",
     "REQUEST_ACTIVITY_TIMEOUT",
     "REQUEST_AUDIT_ACTIVITY",
@@ -137,6 +139,7 @@ __all__ = [
     "Processing",
     "ProcessingRecord",
     "ProcessingRecords",
+    "Rectification",
     "ReleaseRequest",
     "RequestKind",
     "RequestResult",

@@ -71,6 +71,13 @@ class Deletion(BaseModel):
         )
 
 
+class Rectification(BaseModel):
+    """What a rectification re-filed under the corrected identifier."""
+
+    records: int = 0
+    keys: int = 0
+
+
 class ProcessingRecords:
     """Processing records and legal holds in the app database."""
 
@@ -212,6 +219,56 @@ class ProcessingRecords:
             # No purpose left to keep anything of theirs: what Temporal holds is shredded too.
             deleted.key_erased = await self.subjects.erase_ref(ref, actor) is subject_keys.Erasure.ERASED
         return deleted
+
+    async def rectify(self, old_ref: str, new_ref: str, note: str, actor: str) -> Rectification:
+        """File everything of the subject `old_ref` under `new_ref`, their corrected identifier:
+        records (merged with the new one's of the same purpose), legal hold, keys and runs; the
+        rectification note is audited. What Temporal's histories hold is not changed."""
+        await self._schema.ready()
+        async with self._sessions() as session, session.begin():
+            moved = 0
+            for row in (
+                await session.scalars(
+                    select(ProcessingRecordRow).where(ProcessingRecordRow.subject_ref == old_ref)
+                )
+            ).all():
+                twin = (
+                    await session.scalars(
+                        select(ProcessingRecordRow).where(
+                            ProcessingRecordRow.subject_ref == new_ref,
+                            ProcessingRecordRow.purpose == row.purpose,
+                            ProcessingRecordRow.legal_basis == row.legal_basis,
+                            ProcessingRecordRow.data_category == row.data_category,
+                        )
+                    )
+                ).first()
+                if twin is None:
+                    row.subject_ref = new_ref
+                else:
+                    twin.runs = [*twin.runs, *(r for r in row.runs if r not in twin.runs)]
+                    twin.due_at = max(as_utc(twin.due_at), as_utc(row.due_at))
+                    await session.delete(row)
+                moved += 1
+            hold = await session.get(RetentionHoldRow, old_ref)
+            if hold is not None:
+                await session.delete(hold)
+                if await session.get(RetentionHoldRow, new_ref) is None:
+                    await session.flush()
+                    session.add(
+                        RetentionHoldRow(
+                            subject_ref=new_ref,
+                            reason=hold.reason,
+                            placed_at=hold.placed_at,
+                            placed_by=hold.placed_by,
+                        )
+                    )
+            keys = await self.subjects.move_within(session, old_ref, new_ref)
+            result = Rectification(records=moved, keys=keys)
+            detail = {"from": f"subject:{old_ref}", "note": note, **result.model_dump()}
+            await self._audit.append_within(
+                session, _entry(actor, "subject_request.rectify", new_ref, detail)
+            )
+        return result
 
     async def hold(self, ref: str, reason: str, actor: str) -> RetentionState:
         """Place a legal hold: nothing of the subject is deleted for retention until released."""

@@ -12,6 +12,10 @@ so neither its workflow ID nor its history holds the identifier.
   `baton privacy export PATH` opens it.
 - Erasure: every processing record, the runs' stored payloads, the subject's key; then every
   payload of the subject's runs is read back to check that none decrypts any more.
+- Rectification: the subject's identifier was wrong. Their records, legal hold, keys and runs
+  are filed under the corrected one (merged with what it already has), the note is audited, and
+  their retention continues under it. Temporal's histories are immutable: what a run was given
+  stays as it was given, readable and erasable as the corrected subject's.
 """
 
 from __future__ import annotations
@@ -27,11 +31,12 @@ from temporalio.common import RetryPolicy
 
 from baton.security.keys import Keyring
 
-from .records import Deletion
+from .records import Deletion, Rectification
 
 DATA_SUBJECT_REQUEST_WORKFLOW = "DataSubjectRequest"
 ACCESS_ACTIVITY = "baton.subject_access"
 ERASURE_ACTIVITY = "baton.subject_erasure"
+RECTIFICATION_ACTIVITY = "baton.subject_rectification"
 REQUEST_AUDIT_ACTIVITY = "baton.subject_request_audit"
 DEADLINE = timedelta(days=30)
 """GDPR art. 12(3): one month."""
@@ -45,6 +50,7 @@ EXPORT_CONTEXT = b"baton-subject-export|"
 class RequestKind(StrEnum):
     ACCESS = "access"
     ERASURE = "erasure"
+    RECTIFICATION = "rectification"
 
 
 class SubjectRequest(BaseModel):
@@ -52,6 +58,12 @@ class SubjectRequest(BaseModel):
     subject_ref: str = Field(min_length=1, max_length=64)
     actor: str = Field(min_length=1, max_length=200, description="Who files it (the DPO, a service).")
     request_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    corrected_ref: str | None = Field(
+        None, max_length=64, description="Rectification: the reference of the corrected identifier."
+    )
+    note: str = Field(
+        "", max_length=2000, description="Rectification: what was wrong and why (audited, masked)."
+    )
 
 
 class RequestResult(BaseModel):
@@ -62,6 +74,7 @@ class RequestResult(BaseModel):
     deleted: Deletion | None = Field(None, description="Erasure: what went.")
     payloads_checked: int = Field(0, description="Erasure: history payloads read back after the erasure.")
     payloads_readable: int = Field(0, description="Erasure: of those, how many still decrypted (must be 0).")
+    rectified: Rectification | None = Field(None, description="Rectification: what moved.")
 
 
 class RequestStep(BaseModel):

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -216,6 +216,27 @@ class SubjectKeys:
                 return key
             # A log read finished while ours was under way; it may have passed over an erasure
             # of this key that our read did not see yet: read again rather than cache it.
+
+    async def move_within(self, session: AsyncSession, old_ref: str, new_ref: str) -> int:
+        """File the keys and runs of the subject `old_ref` under `new_ref` (their identifier was
+        rectified), in the caller's transaction. Key IDs stay what payloads name: the histories
+        stay readable, and erasable as the rectified subject's. How many keys moved."""
+        last = await session.scalar(
+            select(func.max(SubjectKeyRow.generation)).where(SubjectKeyRow.ref == new_ref)
+        )
+        rows = (
+            await session.scalars(
+                select(SubjectKeyRow).where(SubjectKeyRow.ref == old_ref).order_by(SubjectKeyRow.generation)
+            )
+        ).all()
+        for number, row in enumerate(rows, start=(last or 0) + 1):
+            row.ref, row.generation = new_ref, number
+        await session.execute(
+            update(WorkflowSubjectRow)
+            .where(WorkflowSubjectRow.subject_ref == old_ref)
+            .values(subject_ref=new_ref)
+        )
+        return len(rows)
 
     async def erase(self, subject: str, actor: str | None = None) -> Erasure:
         """Delete every key of the subject and their out-of-band payloads; what was found.

@@ -74,8 +74,10 @@ def add_privacy_commands(sub: argparse._SubParsersAction) -> None:
         help="file a data-subject request (access: an export of their data; erase: everything of "
         "theirs), answered within a month, and wait for it",
     )
-    p.add_argument("kind", choices=["access", "erase"])
+    p.add_argument("kind", choices=["access", "erase", "rectify"])
     p.add_argument("subject", help=SUBJECT_HELP)
+    p.add_argument("--to", dest="corrected", help="rectify: the subject's correct identifier")
+    p.add_argument("--note", default="", help="rectify: what was wrong (audited)")
     p.set_defaults(handler=_request)
 
     p = privacy.add_parser("export", help="print an access request's export (JSON) from its sealed file")
@@ -218,15 +220,25 @@ def _date(text: str) -> datetime:
 
 
 async def _request(args: argparse.Namespace) -> int:
-    kind = RequestKind.ACCESS if args.kind == "access" else RequestKind.ERASURE
+    kind = {"access": RequestKind.ACCESS, "erase": RequestKind.ERASURE, "rectify": RequestKind.RECTIFICATION}[
+        args.kind
+    ]
+    if (kind is RequestKind.RECTIFICATION) != (args.corrected is not None):
+        raise UsageError("--to names the correct identifier of a rectification (and only of one)")
     async with _client() as baton:
-        handle = await baton.subject_request(kind, args.subject)
+        handle = await baton.subject_request(kind, args.subject, corrected=args.corrected, note=args.note)
         console.print(f"request {handle.id} filed; waiting for the compliance worker…")
         result = await handle.result()
     if result.kind is RequestKind.ACCESS:
         console.print(
             f"[green]✓[/] export of {result.runs} runs written to {result.export_path} "
             f"(SHA-256 {result.export_sha256}); read it with 'baton privacy export {result.export_path}'"
+        )
+        return 0
+    if result.rectified is not None:
+        console.print(
+            f"[green]✓[/] rectified: {result.rectified.records} records and {result.rectified.keys} keys "
+            "now under the corrected identifier (run histories are unchanged)"
         )
         return 0
     deleted = result.deleted
