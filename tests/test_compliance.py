@@ -105,9 +105,7 @@ async def sweep(env: ProcessEnvironment) -> int:
             )
         store = payload_store(env.temporal.data_converter)
         records = ProcessingRecords(store.schema, env.client.subjects)
-        activities = ComplianceActivities(
-            env.temporal, store, AuditLog(store.schema), records, env.settings.resolved_exports_dir
-        )
+        activities = ComplianceActivities(env.temporal, store, AuditLog(store.schema), records, env.settings)
         return (await ActivityEnvironment().run(activities.sweep_stored_payloads)).deleted
     finally:
         await engine.dispose()
