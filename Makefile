@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/codec_throughput.py
 	$(BIN)/python bench/key_propagation.py
 	$(BIN)/python bench/audit_chain.py
+	$(BIN)/python bench/retention_scale.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

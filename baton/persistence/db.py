@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -12,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from ..settings import BatonSettings
 
 SUPPORTED_DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
+SQLITE_BUSY_SECONDS = 30
+"""How long an SQLite connection waits for another's write lock before giving up."""
 
 
 def parse_url(url: str) -> URL:
@@ -34,8 +38,18 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return create_async_engine(url)
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
+        event.listen(engine.sync_engine, "connect", _write_ahead_log)
+        return engine
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite in WAL mode: readers and the writer do not block each other, so the processes and
+    tasks sharing the embedded database (workers, clients, the codec server) wait less."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
 
 
 def engine_from_settings(settings: BatonSettings) -> AsyncEngine:
