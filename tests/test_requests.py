@@ -25,6 +25,7 @@ from baton.settings import BatonSettings
 from baton.testing import ProcessEnvironment
 from baton.workers.worker import build_workers
 from tests.steps import ALLOWED, upper_only
+from tests.test_alerts import Receiver
 from tests.test_cli import baton as baton_cli
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -133,7 +134,10 @@ async def test_the_deadline_warns_five_days_before_and_alerts_after(
 ) -> None:
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the exports folder should be")
-    settings = compliance_settings.model_copy(update={"exports_dir": blocked / "exports"})
+    receiver = Receiver(failures=0)
+    settings = compliance_settings.model_copy(
+        update={"exports_dir": blocked / "exports", "alert_webhook_url": SecretStr(receiver.url)}
+    )
     async with ProcessEnvironment(settings=settings, time_skipping=True) as env:
         [worker] = build_workers(env.temporal, settings, [settings.compliance_queue])
         async with worker:
@@ -145,12 +149,21 @@ async def test_the_deadline_warns_five_days_before_and_alerts_after(
             blocked.unlink()  # the fault clears: the next attempt writes the export
             result = await handle.result()
             assert result.export_path is not None
+    receiver.close()
     assert await request_steps(settings) == ["received", "deadline.warning", "deadline.overdue", "completed"]
+    assert [a["rule"] for a in receiver.accepted] == [
+        "subject_request_deadline_near",
+        "subject_request_overdue",
+    ]
 
 
 async def request_steps(settings: BatonSettings) -> list[str]:
     for _ in range(100):
-        steps = [r.action.removeprefix("subject_request.") for r in await audit_of(settings)]
+        steps = [
+            r.action.removeprefix("subject_request.")
+            for r in await audit_of(settings)
+            if r.action.startswith("subject_request.")
+        ]
         if steps and steps[-1] != "received":
             return steps
         await asyncio.sleep(0.05)

@@ -23,6 +23,7 @@ from temporalio.converter import (
     StorageDriverWorkflowInfo,
     WorkflowSerializationContext,
 )
+from temporalio.testing import WorkflowEnvironment
 
 from baton.agents import AgentSpec
 from baton.compliance import LegalBasis, Processing
@@ -119,22 +120,36 @@ async def test_orchestrations_name_their_subject_too(env: ProcessEnvironment) ->
     assert all(SUBJECT in p.metadata for p in await payloads_of(env, run.id))
 
 
-async def test_a_subjects_llm_answers_are_never_cached(env: ProcessEnvironment) -> None:
-    async def served_from(question: str, subject: str | None) -> str | None:
-        handle = await env.client.start_agent(CLERK, question, data_subject=subject)
-        await handle.result()
-        history = await handle.fetch_history()
-        (completed,) = [e for e in history.events if e.HasField("activity_task_completed_event_attributes")]
-        payloads = completed.activity_task_completed_event_attributes.result.payloads
-        (response,) = await env.temporal.data_converter.decode(payloads, [LlmResponse])
-        return response.cached
+async def served_from(env: ProcessEnvironment, question: str, subject: str | None) -> str | None:
+    """Which cache level answered the agent's LLM call (None: the model did)."""
+    handle = await env.client.start_agent(CLERK, question, data_subject=subject)
+    await handle.result()
+    history = await handle.fetch_history()
+    (completed,) = [e for e in history.events if e.HasField("activity_task_completed_event_attributes")]
+    payloads = completed.activity_task_completed_event_attributes.result.payloads
+    (response,) = await env.temporal.data_converter.decode(payloads, [LlmResponse])
+    return response.cached
 
+
+async def test_a_subjects_llm_answers_are_never_cached(env: ProcessEnvironment) -> None:
     # Temperature 0: answers are cached for everyone, except runs that hold a subject's data.
-    assert await served_from("What is open?", None) is None
-    assert await served_from("What is open?", None) == "l1"
-    assert await served_from("What is open?", "dora") is None  # never served from the cache
-    assert await served_from("What is closed?", "erin") is None
-    assert await served_from("What is closed?", None) is None  # and never put into it
+    assert await served_from(env, "What is open?", None) is None
+    assert await served_from(env, "What is open?", None) == "l1"
+    assert await served_from(env, "What is open?", "dora") is None  # never served from the cache
+    assert await served_from(env, "What is closed?", "erin") is None
+    assert await served_from(env, "What is closed?", None) is None  # and never put into it
+
+
+async def test_a_subjects_llm_answers_never_reach_redis(
+    temporal: WorkflowEnvironment, settings: BatonSettings
+) -> None:
+    """So that erasing a subject leaves no Redis key of theirs: none is ever written."""
+    shared = settings.model_copy(update={"redis_url": SecretStr("redis://127.0.0.1:6379/0")})
+    question = f"What is closed on {uuid.uuid4()}?"  # asked by no earlier run
+    for subject, expected in (("erin", None), (None, None), (None, "l2")):
+        # A new environment each time: its own, empty L1 cache, and the same Redis.
+        async with ProcessEnvironment(settings=shared, client=temporal.client) as env:
+            assert await served_from(env, question, subject) == expected
 
 
 async def test_a_subject_erased_and_registered_again_gets_a_new_key_generation(

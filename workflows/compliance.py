@@ -297,13 +297,29 @@ class DataSubjectRequestWorkflow:
             retry_policy=REQUEST_RETRY,
             result_type=RequestResult,
         )
-        for step, at in (("deadline.warning", deadline - WARN_BEFORE), ("deadline.overdue", deadline)):
+        deadlines = (
+            ("deadline.warning", deadline - WARN_BEFORE, Rule.REQUEST_DEADLINE_NEAR),
+            ("deadline.overdue", deadline, Rule.REQUEST_OVERDUE),
+        )
+        for step, at, rule in deadlines:
             try:
                 await workflow.wait_condition(work.done, timeout=max(at - workflow.now(), timedelta(0)))
                 break
             except TimeoutError:
                 workflow.set_current_details(f"{request.kind.value} request: {step}, due {deadline:%Y-%m-%d}")
                 await self._step(request, step, {"deadline": deadline.isoformat()})
+                await send_alert(
+                    Alert(
+                        rule=rule,
+                        principal=request.actor,
+                        count=1,
+                        threshold=0,
+                        window_seconds=0,
+                        at=workflow.now(),
+                        message=f"data-subject {request.kind.value} request {request.request_id} is due "
+                        f"{deadline:%Y-%m-%d} and not answered",
+                    )
+                )
         result = await work
         await self._step(request, "completed", result.model_dump(mode="json", exclude_none=True))
         workflow.set_current_details(f"{request.kind.value} request completed")

@@ -4,7 +4,8 @@ The `AuditWatch` workflow (one per deployment, started by the worker that serves
 queue) looks at the audit trail every minute and raises an alert when, within the last
 `BATON_ALERT_WINDOW_SECONDS`, one principal was refused more than `BATON_ALERT_DENIED` times,
 decoded more than `BATON_ALERT_DECODED_PAYLOADS` payloads, or when erasures or key operations
-exceeded theirs; the audit witness raises one when the chain does not verify. An alert is posted
+exceeded theirs; the audit witness raises one when the chain does not verify, and a
+data-subject request when 5 days are left of its month and again once it is overdue. An alert is posted
 (JSON) to `BATON_ALERT_WEBHOOK_URL` by an activity that Temporal retries until the receiver
 takes it, counted in `baton_alerts_total`, and audited. The same rule and principal alert again
 only once a window has passed.
@@ -39,6 +40,8 @@ class Rule(StrEnum):
     ERASURES = "erasure_rate"
     KEY_OPERATIONS = "key_operations"
     AUDIT_BROKEN = "audit_verification_failed"
+    REQUEST_DEADLINE_NEAR = "subject_request_deadline_near"
+    REQUEST_OVERDUE = "subject_request_overdue"
 
 
 class Thresholds(BaseModel):
