@@ -29,6 +29,7 @@ from baton.compliance import (
     RELEASE_ACTIVITY,
     REQUEST_AUDIT_ACTIVITY,
     RETENTION_STATE_ACTIVITY,
+    RETENTION_SUMMARY,
     SCAN_AUDIT_ACTIVITY,
     SEND_ALERT_ACTIVITY,
     SHIFT_ACTIVITY,
@@ -223,6 +224,7 @@ class ComplianceActivities:
             id=retention_workflow_id(request.corrected_ref),
             task_queue=activity.info().task_queue,
             start_signal="records_changed",
+            static_summary=RETENTION_SUMMARY,
         )
         return RequestResult(kind=request.kind, rectified=rectified)
 

@@ -16,6 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from baton.agents import AgentRegistry, AgentRunResult, AgentSpec
 from baton.agents.runtime import AgentRunInput
 from baton.compliance import (
+    RETENTION_SUMMARY,
     HoldRequest,
     Processing,
     ProcessingRecord,
@@ -586,6 +587,7 @@ class BatonClient:
             id=retention_workflow_id(ref),
             task_queue=self.settings.compliance_queue,
             start_signal="records_changed",
+            static_summary=RETENTION_SUMMARY,
         )
 
     async def subject_request(

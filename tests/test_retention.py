@@ -18,6 +18,7 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from baton.compliance import (
+    RETENTION_SUMMARY,
     AuditLog,
     Deletion,
     LegalBasis,
@@ -244,6 +245,8 @@ async def test_the_cli_records_lists_what_is_due_and_holds(
             return retention_workflow_id(ref) in due.stdout
 
         await eventually(listed, "the subject is listed as due within 20 days")
+        described = await baton_temporal.get_workflow_handle(retention_workflow_id(ref)).describe()
+        assert await described.static_summary() == RETENTION_SUMMARY  # what the UI's list shows
         held = await baton_cli(settings, "privacy", "hold", ALICE, "--reason", "case 7", **environment)
         assert held.returncode == 0 and "on legal hold" in held.stdout, held.stderr
         records = await baton_cli(settings, "privacy", "records", "ALICE@example.com ", **environment)

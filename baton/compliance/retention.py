@@ -39,6 +39,10 @@ BATON_RETENTION_DUE = SearchAttributeKey.for_datetime("BatonRetentionDue")
 """When a subject's next record is due (unset while held or when none is left)."""
 
 
+RETENTION_SUMMARY = "retention of one data subject's data (records, payloads, key)"
+"""What the Temporal UI shows for every retention workflow (the subject is never named)."""
+
+
 def retention_workflow_id(ref: str) -> str:
     """The subject's retention workflow, by its keyed reference (no personal data in the ID)."""
     return f"retention-{ref}"
