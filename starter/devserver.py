@@ -131,7 +131,7 @@ class CodecServer:
     """Its base URL: clients append `/decode` and `/encode`."""
     dev_endpoint: str | None
     """The base URL for the local UI with the dev issuer (a capability in its path, valid until
-    this server stops; see starter/codec_server.py); None with an OIDC issuer."""
+    this server stops; see api/codec_server.py); None with an OIDC issuer."""
 
 
 @contextlib.asynccontextmanager
@@ -146,7 +146,7 @@ async def codec_server(
     its keys and data-subject registry (see `create_app`)."""
     import uvicorn
 
-    from baton.starter.codec_server import create_app, dev_endpoint
+    from baton.api.codec_server import create_app, dev_endpoint
 
     if port_open(host, port):
         raise RuntimeError(f"port {port} on {host} is taken: is another codec server running?")
@@ -169,7 +169,7 @@ async def codec_server(
 @contextlib.asynccontextmanager
 async def dev_server_with_codec(settings: BatonSettings, converter: DataConverter) -> AsyncIterator[str]:
     """The dev server, with its UI wired to a codec server run in this process on the process's
-    `converter` (the dev user's endpoint, see starter/codec_server.py); yields its URL."""
+    `converter` (the dev user's endpoint, see api/codec_server.py); yields its URL."""
     async with codec_server(settings, converter=converter) as codec:
         async with dev_server(settings.data_dir, ui_codec_endpoint=codec.dev_endpoint or codec.url):
             yield codec.url

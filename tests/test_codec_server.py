@@ -28,12 +28,12 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import WorkflowSerializationContext
 
+from baton.api.codec_server import create_app
 from baton.persistence.db import create_engine
 from baton.security.codec import SUBJECT, WORKFLOW
 from baton.security.dev_issuer import DEV_ISSUER, KEY_ID, DevIssuer
 from baton.security.jwt import UNVERIFIABLE
 from baton.settings import BatonSettings
-from baton.starter.codec_server import create_app
 from baton.starter.devserver import codec_server
 from baton.temporal import encryption_codec, payload_store, settings_converter
 from tests.oidc_issuer import OidcIssuer
