@@ -310,6 +310,7 @@ class BatonClient:
         self._agents: AgentRegistry | None = None
         self._audit_log: AuditLog | None = None
         self._records: ProcessingRecords | None = None
+        self._app_schema: Schema | None = None
 
     @classmethod
     async def connect(cls, settings: BatonSettings | None = None, *, actor: str | None = None) -> BatonClient:
@@ -618,7 +619,7 @@ class BatonClient:
     def records(self) -> ProcessingRecords:
         """Processing records and legal holds (in the app database, connected on first use)."""
         if self._records is None:
-            self._records = ProcessingRecords(Schema(self._database()), self.subjects)
+            self._records = ProcessingRecords(self._schema(), self.subjects)
         return self._records
 
     def retention(self, data_subject: str) -> SubjectRetention:
@@ -628,7 +629,7 @@ class BatonClient:
     async def audit(self, action: str, workflow_id: str, detail: dict[str, Any] | None = None) -> None:
         """Record in the audit trail that this client's actor did `action` to a run."""
         if self._audit_log is None:
-            self._audit_log = AuditLog(Schema(self._database()))
+            self._audit_log = AuditLog(self._schema())
         await self._audit_log.append(
             AuditEntry(
                 actor=self.actor,
@@ -645,11 +646,17 @@ class BatonClient:
             self._engine = engine_from_settings(self.settings)
         return self._engine
 
+    def _schema(self) -> Schema:
+        """One schema for the records and the audit trail: the embedded SQLite migrates once."""
+        if self._app_schema is None:
+            self._app_schema = Schema(self._database())
+        return self._app_schema
+
     async def close(self) -> None:
         """Release the app database connections, if any were opened."""
         if self._engine is not None:
             await self._engine.dispose()
-            self._engine = None
+            self._engine = self._app_schema = self._records = self._audit_log = None
 
     def get_run(self, workflow_id: str) -> ProcessRun:
         """A handle on an existing run, by workflow ID."""
