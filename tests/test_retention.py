@@ -23,6 +23,7 @@ from baton.compliance import (
     Deletion,
     LegalBasis,
     Processing,
+    ProcessingRecords,
     retention_sweep_schedule_id,
     retention_workflow_id,
     sweep_schedule_id,
@@ -30,6 +31,8 @@ from baton.compliance import (
 )
 from baton.persistence.db import create_engine
 from baton.persistence.schema import Schema
+from baton.persistence.subjects import SubjectKeys
+from baton.security.keys import LiveKeyring, key_provider
 from baton.settings import BatonSettings
 from baton.starter import BatonClient, ProcessingRequired
 from baton.testing import ProcessEnvironment
@@ -284,3 +287,43 @@ async def test_a_hold_restarts_a_terminated_retention_workflow(skipping: Process
         return await current_details(retention) == "on legal hold (case 9); 1 records"
 
     await eventually(shows_the_hold, "the restarted workflow shows the hold")
+
+
+async def test_retention_deletes_only_the_payloads_of_the_subjects_own_runs(settings: BatonSettings) -> None:
+    """Run IDs that differ only in case, or by a character SQL's LIKE would take for a wildcard,
+    belong to other subjects; and a record may cover thousands of runs."""
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        subjects = SubjectKeys(Schema(engine), LiveKeyring(key_provider(settings)))
+        records = ProcessingRecords(Schema(engine), subjects)
+        alice_runs = ["process-p-ABC~ds", "process-a_b-k~ds", *(f"process-bulk-{n}~ds" for n in range(1500))]
+        bob_runs = ["process-p-abc~ds", "process-aXb-k~ds"]
+        stored = {}
+        for subject, runs in ((ALICE, alice_runs), ("bob@example.com", bob_runs)):
+            for run in runs[:2]:
+                binding = await subjects.register(run, subject)
+                stored[f"{run}/step/1"] = binding.key_id
+            for run in runs:
+                await records.record(subject, TWO_YEARS, run, "test")
+        async with engine.begin() as conn:
+            for n, (workflow_id, key_id) in enumerate(stored.items()):
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO stored_payloads (digest, data, size, created_at, workflow_id, key_id) "
+                        "VALUES (:digest, x'00', 1, CURRENT_TIMESTAMP, :run, :key)"
+                    ),
+                    {"digest": f"{n:064d}", "run": workflow_id, "key": key_id},
+                )
+
+        deleted = await records.delete_due(
+            subjects.ref(ALICE), datetime.now(UTC) + timedelta(days=731), "test"
+        )
+
+        assert deleted.records == 1 and deleted.stored_payloads == 2
+        async with engine.connect() as conn:
+            left = (
+                await conn.execute(sa.text("SELECT workflow_id FROM stored_payloads ORDER BY workflow_id"))
+            ).all()
+        assert [row[0] for row in left] == ["process-aXb-k~ds/step/1", "process-p-abc~ds/step/1"]
+    finally:
+        await engine.dispose()

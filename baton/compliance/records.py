@@ -17,15 +17,16 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 # A module, not its names: `subjects` audits through this package, which is being imported.
 from baton.persistence import subjects as subject_keys
 from baton.persistence.db import as_utc
-from baton.persistence.models import ProcessingRecordRow, RetentionHoldRow, StoredPayloadRow
+from baton.persistence.models import ProcessingRecordRow, RetentionHoldRow, StoredPayloadRow, SubjectKeyRow
 from baton.persistence.schema import Schema
+from baton.security.codec import root_run_id
 
 from .audit import AuditEntry, AuditLog
 
@@ -69,6 +70,9 @@ class Deletion(BaseModel):
             stored_payloads=self.stored_payloads + other.stored_payloads,
             key_erased=self.key_erased or other.key_erased,
         )
+
+
+_DELETE_CHUNK = 500
 
 
 class Rectification(BaseModel):
@@ -199,26 +203,36 @@ class ProcessingRecords:
             due = (await session.scalars(query)).all()
             if not due:
                 return Deletion()
-            runs = [run for row in due for run in row.runs]
-            payloads = await session.execute(
-                delete(StoredPayloadRow).where(
-                    or_(
-                        StoredPayloadRow.workflow_id.in_(runs),
-                        *(StoredPayloadRow.workflow_id.startswith(f"{run}/") for run in runs),
-                    )
-                )
-            )
+            runs = {run for row in due for run in row.runs}
+            payloads = await self._delete_stored_payloads(session, ref, runs)
             await session.execute(
                 delete(ProcessingRecordRow).where(ProcessingRecordRow.id.in_([r.id for r in due]))
             )
             left = await session.scalar(select(func.count()).where(ProcessingRecordRow.subject_ref == ref))
-            deleted = Deletion(records=len(due), stored_payloads=int(payloads.rowcount or 0))  # type: ignore[attr-defined]
+            deleted = Deletion(records=len(due), stored_payloads=payloads)
             detail = {"purposes": sorted({r.purpose for r in due}), "runs": len(runs), **deleted.model_dump()}
             await self._audit.append_within(session, _entry(actor, action, ref, detail))
         if left == 0:
             # No purpose left to keep anything of theirs: what Temporal holds is shredded too.
             deleted.key_erased = await self.subjects.erase_ref(ref, actor) is subject_keys.Erasure.ERASED
         return deleted
+
+    @staticmethod
+    async def _delete_stored_payloads(session: AsyncSession, ref: str, runs: set[str]) -> int:
+        """Delete the out-of-band payloads of `runs` (and of their sub-processes): those sealed
+        with one of the subject's keys whose run's root is one of them, compared exactly (no
+        pattern: run keys are case-sensitive and may hold `_`), a chunk at a time."""
+        keys = select(SubjectKeyRow.key_id).where(SubjectKeyRow.ref == ref)
+        stored = await session.execute(
+            select(StoredPayloadRow.digest, StoredPayloadRow.workflow_id).where(
+                StoredPayloadRow.key_id.in_(keys)
+            )
+        )
+        digests = [digest for digest, run in stored if run is not None and root_run_id(run) in runs]
+        for start in range(0, len(digests), _DELETE_CHUNK):
+            chunk = digests[start : start + _DELETE_CHUNK]
+            await session.execute(delete(StoredPayloadRow).where(StoredPayloadRow.digest.in_(chunk)))
+        return len(digests)
 
     async def rectify(self, old_ref: str, new_ref: str, note: str, actor: str) -> Rectification:
         """File everything of the subject `old_ref` under `new_ref`, their corrected identifier:
