@@ -9,6 +9,7 @@ import json
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -281,7 +282,7 @@ async def test_the_witness_anchors_the_head_and_verify_uses_its_anchors(
         assert caught.returncode == 1
         assert "audit chain broken at entry 3" in caught.stderr and "anchored in Temporal" in caught.stderr
         assert offline.returncode == 0  # which is why the anchors are kept where the database is not
-        tail = await baton_cli(settings, "audit", "tail", "-n", "2", **environment)
+        tail = await baton_cli(settings, "audit", "tail", "-n", "2", "--action", "run.start", **environment)
         assert tail.returncode == 0 and "later" in tail.stdout and "run.start" in tail.stdout
     finally:
         worker.terminate()
@@ -387,3 +388,34 @@ async def test_an_append_that_cannot_be_written_fails_and_the_next_one_is_tried(
                 await asyncio.wait_for(log.append(entry()), 10)
     finally:
         await missing.dispose()
+
+
+async def test_verifying_from_an_anchor_notices_the_anchored_entry_gone_or_changed(
+    engine: AsyncEngine,
+) -> None:
+    """What the witness does each day: entries below its last anchor are not read again, but
+    the anchored entry itself must still be there, as anchored."""
+    log = AuditLog(Schema(engine))
+    await log.append(*(entry(actor=f"user-{i}") for i in range(5)))
+    anchor = await log.head()
+    await drop_triggers(engine)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 5"))
+    changed = (await log.verify(since=anchor)).broken
+    assert changed is not None and changed.seq == 5 and "anchored in Temporal" in changed.problem
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("DELETE FROM audit_events WHERE seq >= 4"))
+    gone = (await log.verify(since=anchor)).broken
+    assert gone is not None and gone.seq == 5 and "missing" in gone.problem
+
+
+async def test_an_entry_that_cannot_be_recorded_is_refused_alone(engine: AsyncEngine) -> None:
+    log = AuditLog(Schema(engine))
+    good = [log.append(entry(actor=f"user-{i}")) for i in range(5)]
+    bad = log.append(entry(detail={"when": datetime.now(UTC)}))
+    nan = log.append(entry(detail={"score": float("nan")}))
+    results = await asyncio.gather(*good, bad, nan, return_exceptions=True)
+    assert all(isinstance(r, list) for r in results[:5])
+    assert isinstance(results[5], ValueError) and "detail" in str(results[5])
+    assert isinstance(results[6], ValueError)
+    assert (await log.verify()).entries == 5

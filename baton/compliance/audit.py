@@ -117,6 +117,7 @@ def entry_hash(record: AuditRecord | dict[str, Any]) -> str:
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_STRICT_JSON = json.JSONEncoder(allow_nan=False)  # what PostgreSQL's JSON type takes
 
 
 class AuditLog:
@@ -132,17 +133,25 @@ class AuditLog:
     async def append(self, *entries: AuditEntry) -> list[AuditRecord]:
         """Add `entries` to the chain, in order; return them as recorded, once committed."""
         loop = asyncio.get_running_loop()
+        masked = [self._masked(entry) for entry in entries]  # all checked before any is queued
         futures = []
-        for entry in entries:
+        for entry in masked:
             future: asyncio.Future[AuditRecord] = loop.create_future()
-            self._waiting.append((self._masked(entry), future))
+            self._waiting.append((entry, future))
             futures.append(future)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_waiting())
         return list(await asyncio.gather(*futures))
 
     def _masked(self, entry: AuditEntry) -> AuditEntry:
-        return entry.model_copy(update={"detail": _mask(entry.detail, self._masker)})
+        """The entry as recorded: its detail masked, and refused (ValueError) here, alone, if
+        it cannot be: one bad entry must not fail the others written in the same transaction."""
+        masked = entry.model_copy(update={"detail": _mask(entry.detail, self._masker)})
+        try:
+            _STRICT_JSON.encode(masked.detail)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"audit entry detail is not plain JSON: {e}") from None
+        return masked
 
     async def _write_waiting(self) -> None:
         while self._waiting:
@@ -242,6 +251,17 @@ class AuditLog:
         await self._schema.ready()
         anchored = {a.seq: a.hash for a in anchors if since is None or a.seq > since.seq}
         expected_seq, prev_hash = (since.seq, since.hash) if since else (0, GENESIS)
+        if since is not None and since.seq > 0:
+            # Entries before `since` are trusted, not read; the anchored one must still be it.
+            anchored_row = await self._row(since.seq)
+            if anchored_row is None or {anchored_row["hash"], entry_hash(anchored_row)} != {since.hash}:
+                what = "is missing" if anchored_row is None else "was changed"
+                problem = (
+                    f"entry {since.seq}, anchored in Temporal, {what}: the chain was rewritten up to here"
+                )
+                return AuditVerification(
+                    entries=0, anchors=len(anchored), broken=BrokenLink(seq=since.seq, problem=problem)
+                )
         checked = 0
         async for rows in self._rows_after(expected_seq):
             for row in rows:
@@ -264,17 +284,20 @@ class AuditLog:
             )
         return AuditVerification(entries=checked, anchors=len(anchored))
 
-    async def _rows_after(self, seq: int) -> AsyncIterator[list[dict[str, Any]]]:
+    async def _row(self, seq: int) -> dict[str, Any] | None:
+        """Entry `seq` as a plain dict, if the table has it."""
+        async for rows in self._rows_after(seq - 1, limit=1):
+            return rows[0] if rows[0]["seq"] == seq else None
+        return None
+
+    async def _rows_after(self, seq: int, limit: int = _VERIFY_BATCH) -> AsyncIterator[list[dict[str, Any]]]:
         """Rows in chain order, in batches, as plain dicts (no ORM objects: verification is hot)."""
         columns = [c for c in AuditEventRow.__table__.columns if c.name != "id"]
         names = [c.name for c in columns]
         async with self._schema.engine.connect() as connection:
             while True:
                 result = await connection.execute(
-                    select(*columns)
-                    .where(AuditEventRow.seq > seq)
-                    .order_by(AuditEventRow.seq)
-                    .limit(_VERIFY_BATCH)
+                    select(*columns).where(AuditEventRow.seq > seq).order_by(AuditEventRow.seq).limit(limit)
                 )
                 rows = [dict(zip(names, row, strict=True)) for row in result.all()]
                 if not rows:
