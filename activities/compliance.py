@@ -44,6 +44,7 @@ from baton.compliance import (
     AuditLog,
     DeleteDue,
     Deletion,
+    LegalHold,
     ProcessingRecords,
     RequestResult,
     RequestStep,
@@ -177,16 +178,11 @@ class ComplianceActivities:
         """Delete everything of the subject (records, stored payloads, key), then read every
         payload of their runs back to check that none decrypts."""
         ref = request.subject_ref
-        state = await self.records.state(ref)
-        if state.held:
-            raise ApplicationError(
-                f"the subject is on legal hold ({state.hold_reason}): erasure is refused until the "
-                "hold is released",
-                type="LegalHold",
-                non_retryable=True,
-            )
         runs = sorted({run for record in await self.records.of_subject(ref) for run in record.runs})
-        deleted = await self.records.delete_all(ref, request.actor)
+        try:
+            deleted = await self.records.delete_all(ref, request.actor)
+        except LegalHold as e:
+            raise ApplicationError(str(e), type="LegalHold", non_retryable=True) from None
         checked = readable = 0
         for run in runs:
             for payload in await self._sealed_payloads(run):

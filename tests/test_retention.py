@@ -22,6 +22,7 @@ from baton.compliance import (
     AuditLog,
     Deletion,
     LegalBasis,
+    LegalHold,
     Processing,
     ProcessingRecords,
     retention_sweep_schedule_id,
@@ -35,6 +36,7 @@ from baton.persistence.subjects import SubjectKeys
 from baton.security.keys import LiveKeyring, key_provider
 from baton.settings import BatonSettings
 from baton.starter import BatonClient, ProcessingRequired
+from baton.starter.cli.privacy import _date
 from baton.testing import ProcessEnvironment
 from baton.workers.worker import build_workers
 from baton.workflows.compliance import RetentionSweepWorkflow, SubjectRetentionWorkflow
@@ -327,3 +329,26 @@ async def test_retention_deletes_only_the_payloads_of_the_subjects_own_runs(sett
         assert [row[0] for row in left] == ["process-aXb-k~ds/step/1", "process-p-abc~ds/step/1"]
     finally:
         await engine.dispose()
+
+
+async def test_an_erasure_never_deletes_what_a_legal_hold_keeps(settings: BatonSettings) -> None:
+    """The hold is checked in the deletion's own transaction, so one placed a moment before
+    cannot be passed over; the subject's key stays too."""
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        subjects = SubjectKeys(Schema(engine), LiveKeyring(key_provider(settings)))
+        records = ProcessingRecords(Schema(engine), subjects)
+        binding = await subjects.register("process-p-1~ds", ALICE)
+        await records.record(ALICE, TWO_YEARS, "process-p-1~ds", "test")
+        await records.hold(subjects.ref(ALICE), "case 12", "dpo")
+        with pytest.raises(LegalHold, match="case 12"):
+            await records.delete_all(subjects.ref(ALICE), "dpo")
+        assert (await records.state(subjects.ref(ALICE))).records == 1
+        assert await subjects.data_key(binding.key_id) is not None
+    finally:
+        await engine.dispose()
+
+
+def test_a_due_date_with_an_offset_is_converted_not_relabelled() -> None:
+    assert _date("2026-01-01T10:00+05:00") == datetime(2026, 1, 1, 5, 0, tzinfo=UTC)
+    assert _date("2026-01-01") == datetime(2026, 1, 1, tzinfo=UTC)

@@ -32,7 +32,7 @@ from .payload_sweep import (
     sweep_schedule_id,
 )
 from .processing import DEFAULT_RETENTION_DAYS, LegalBasis, Processing
-from .records import Deletion, ProcessingRecord, ProcessingRecords, Rectification, RetentionState
+from .records import Deletion, LegalHold, ProcessingRecord, ProcessingRecords, Rectification, RetentionState
 from .requests import (
     ACCESS_ACTIVITY,
     DATA_SUBJECT_REQUEST_WORKFLOW,
@@ -138,6 +138,7 @@ __all__ = [
     "Deletion",
     "HoldRequest",
     "LegalBasis",
+    "LegalHold",
     "Processing",
     "ProcessingRecord",
     "ProcessingRecords",

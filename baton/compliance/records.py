@@ -75,6 +75,10 @@ class Deletion(BaseModel):
 _DELETE_CHUNK = 500
 
 
+class LegalHold(Exception):
+    """A legal hold keeps everything of the subject: an erasure is refused until it is released."""
+
+
 class Rectification(BaseModel):
     """What a rectification re-filed under the corrected identifier."""
 
@@ -186,7 +190,7 @@ class ProcessingRecords:
 
     async def delete_all(self, ref: str, actor: str) -> Deletion:
         """Delete every record of the subject, their runs' stored payloads and the subject's key
-        (an erasure request: the caller checks the legal hold)."""
+        (an erasure request); `LegalHold` while a hold stands, decided in the same transaction."""
         deleted = await self._delete(ref, None, actor, "subject_request.erase")
         if not deleted.key_erased:  # a subject with a key and no record left
             deleted.key_erased = await self.subjects.erase_ref(ref, actor) is subject_keys.Erasure.ERASED
@@ -195,8 +199,13 @@ class ProcessingRecords:
     async def _delete(self, ref: str, due_by: datetime | None, actor: str, action: str) -> Deletion:
         await self._schema.ready()
         async with self._sessions() as session, session.begin():
-            if due_by is not None and await session.get(RetentionHoldRow, ref) is not None:
-                return Deletion()
+            hold = await session.get(RetentionHoldRow, ref)
+            if hold is not None:
+                if due_by is not None:  # retention waits for the release
+                    return Deletion()
+                raise LegalHold(
+                    f"the subject is on legal hold ({hold.reason}): erasure is refused until the hold is released"
+                )
             query = select(ProcessingRecordRow).where(ProcessingRecordRow.subject_ref == ref)
             if due_by is not None:
                 query = query.where(ProcessingRecordRow.due_at <= due_by)
