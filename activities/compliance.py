@@ -6,15 +6,16 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from google.protobuf.message import Message
 from temporalio import activity
 from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import Client, ScheduleActionStartWorkflow, WorkflowHistory
+from temporalio.client import Client, ScheduleActionStartWorkflow, WorkflowExecutionStatus, WorkflowHistory
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -153,13 +154,14 @@ class ComplianceActivities:
         records = await self.records.of_subject(ref)
         runs = sorted({run for record in records for run in record.runs})
         entries = await self.audit.about([f"subject:{ref}", *runs])
+        executions = [execution for run in runs for execution in await self._executions(run)]
         bundle = {
             "subject_ref": ref,
             "request": request.request_id,
             "generated_at": datetime.now(UTC).isoformat(),
             "processing_records": [r.model_dump(mode="json") for r in records],
             "audit_entries": [e.model_dump(mode="json") for e in entries],
-            "runs": [await self._run_data(run) for run in runs],
+            "runs": [await self._run_data(*execution) for execution in executions],
         }
         sealed = self._keys().keyring.seal(
             json.dumps(bundle, sort_keys=True).encode(), EXPORT_CONTEXT + request.request_id.encode()
@@ -170,31 +172,34 @@ class ComplianceActivities:
             kind=request.kind,
             export_path=str(path),
             export_sha256=hashlib.sha256(sealed).hexdigest(),
-            runs=len(runs),
+            runs=len(executions),
         )
 
     @activity.defn(name=ERASURE_ACTIVITY)
     async def subject_erasure(self, request: SubjectRequest) -> RequestResult:
-        """Delete everything of the subject (records, stored payloads, key), then read every
-        payload of their runs back to check that none decrypts."""
+        """Delete everything of the subject (records, stored payloads, notes, keys), then read
+        every payload of every execution of their runs back to check that none decrypts."""
         ref = request.subject_ref
         runs = sorted({run for record in await self.records.of_subject(ref) for run in record.runs})
+        executions = [execution for run in runs for execution in await self._executions(run)]
         try:
-            deleted = await self.records.delete_all(ref, request.actor)
+            deleted = await self.records.delete_all(ref, request.actor, also=request.also_refs)
         except LegalHold as e:
             raise ApplicationError(str(e), type="LegalHold", non_retryable=True) from None
         checked = readable = 0
-        for run in runs:
-            for payload in await self._sealed_payloads(run):
+        for workflow_id, run_id in executions:
+            history = await self._history(workflow_id, run_id)
+            for payload in _data_payloads(history.events) if history else []:
                 checked += 1
                 try:
                     await self.client.data_converter.decode([payload])
                 except Exception:  # erased: what must happen to every one of them
                     continue
                 readable += 1
+            activity.heartbeat(checked)
         return RequestResult(
             kind=request.kind,
-            runs=len(runs),
+            runs=len(executions),
             deleted=deleted,
             payloads_checked=checked,
             payloads_readable=readable,
@@ -208,7 +213,7 @@ class ComplianceActivities:
                 "a rectification needs a different, corrected identifier", non_retryable=True
             )
         rectified = await self.records.rectify(
-            request.subject_ref, request.corrected_ref, request.note, request.actor
+            request.subject_ref, request.corrected_ref, request.note_id, request.actor
         )
         with contextlib.suppress(RPCError):  # not running: nothing to stop
             await self.client.get_workflow_handle(retention_workflow_id(request.subject_ref)).terminate(
@@ -224,11 +229,21 @@ class ComplianceActivities:
         )
         return RequestResult(kind=request.kind, rectified=rectified)
 
-    async def _run_data(self, run: str) -> dict[str, Any]:
-        """A run's inputs (start, signals, updates) and result, decrypted, or why they cannot be."""
-        history = await self._history(run)
+    async def _executions(self, run: str) -> list[tuple[str, str]]:
+        """(workflow ID, run ID) of every execution of a recorded run, oldest first: each run
+        under its workflow ID (continued as new, or the ID used again) and its sub-processes'
+        (`<run>/<step>/<n>`, and theirs below)."""
+        query = f'WorkflowId = "{run}" OR WorkflowId STARTS_WITH "{run}/"'
+        found = [e async for e in self.client.list_workflows(query)]
+        found.sort(key=lambda e: (e.id.count("/"), e.start_time))
+        return [(e.id, e.run_id) for e in found]
+
+    async def _run_data(self, workflow_id: str, run_id: str) -> dict[str, Any]:
+        """An execution's inputs (start, signals, updates) and result, decrypted, or why they cannot be."""
+        data: dict[str, Any] = {"workflow_id": workflow_id, "run_id": run_id}
+        history = await self._history(workflow_id, run_id)
         if history is None:
-            return {"workflow_id": run, "unavailable": "its history was deleted (namespace retention)"}
+            return data | {"unavailable": "its history was deleted (namespace retention)"}
         inputs: list[Any] = []
         result: Any = None
         for event in history.events:
@@ -238,7 +253,7 @@ class ComplianceActivities:
                 )
             else:
                 inputs += await self._decoded(_inputs(event))
-        return {"workflow_id": run, "inputs": inputs, "result": result}
+        return data | {"inputs": inputs, "result": result}
 
     async def _decoded(self, payloads: Sequence[Payload]) -> list[Any]:
         if not payloads:
@@ -248,26 +263,10 @@ class ComplianceActivities:
         except PayloadDecryptionError as e:
             return [{"unreadable": str(e)} for _ in payloads]
 
-    async def _sealed_payloads(self, run: str) -> list[Payload]:
-        """Every payload of the run's history that a subject's data can be in, as stored."""
-        history = await self._history(run)
-        if history is None:
-            return []
-        found: list[Payload] = []
-        for event in history.events:
-            found += _inputs(event)
-            for attributes in (
-                event.activity_task_scheduled_event_attributes.input,
-                event.activity_task_completed_event_attributes.result,
-                event.workflow_execution_completed_event_attributes.result,
-            ):
-                found += attributes.payloads
-        return found
-
-    async def _history(self, run: str) -> WorkflowHistory | None:
-        """The run's history; None once Temporal's retention deleted it."""
+    async def _history(self, workflow_id: str, run_id: str) -> WorkflowHistory | None:
+        """An execution's history; None once Temporal's retention deleted it."""
         try:
-            return await self.client.get_workflow_handle(run).fetch_history()
+            return await self.client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
         except RPCError as e:
             if e.status != RPCStatusCode.NOT_FOUND:
                 raise
@@ -282,11 +281,29 @@ class ComplianceActivities:
 
     @activity.defn(name=DELETE_DUE_ACTIVITY)
     async def delete_due_records(self, due: DeleteDue) -> Deletion:
-        return await self.records.delete_due(due.ref, due.now, RETENTION_ACTOR)
+        return await self._delete_due(due.ref, due.now, RETENTION_ACTOR)
+
+    async def _delete_due(self, ref: str, now: datetime, actor: str) -> Deletion:
+        """Delete what is due, but not under a run still running (its record is postponed)."""
+        running = {run for run in await self.records.runs_due(ref, now) if await self._running(run)}
+        return await self.records.delete_due(ref, now, actor, running=running)
+
+    async def _running(self, run: str) -> bool:
+        """Whether the run's latest execution is still open (its sub-processes end with it)."""
+        try:
+            described = await self.client.get_workflow_handle(run).describe()
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return False
+        return described.status == WorkflowExecutionStatus.RUNNING
 
     @activity.defn(name=HOLD_ACTIVITY)
-    async def retention_hold(self, ref: str, reason: str, actor: str) -> RetentionState:
-        return await self.records.hold(ref, reason, actor)
+    async def retention_hold(self, ref: str, reason_note: str, actor: str) -> RetentionState:
+        try:
+            return await self.records.hold(ref, reason_note, actor)
+        except LookupError as e:
+            raise ApplicationError(str(e), type="NoteMissing", non_retryable=True) from None
 
     @activity.defn(name=RELEASE_ACTIVITY)
     async def retention_release(self, ref: str, actor: str) -> RetentionState:
@@ -302,7 +319,7 @@ class ComplianceActivities:
         report = SweepReport()
         while refs := await self.records.past_due(now - SWEEP_GRACE, limit=SWEEP_BATCH):
             for ref in refs:
-                report.deleted += await self.records.delete_due(ref, now, RETENTION_SWEEP_ACTOR)
+                report.deleted += await self._delete_due(ref, now, RETENTION_SWEEP_ACTOR)
                 report.subjects += 1
                 activity.heartbeat(report.subjects)
         return report
@@ -355,6 +372,34 @@ class ComplianceActivities:
                 ids.add(described.schedule.action.id)
             activity.heartbeat()
         return ids
+
+
+_NOT_DATA = frozenset({"header", "memo", "search_attributes"})
+"""Payload fields of an event that hold Temporal's and Baton's own metadata, not a run's data."""
+PATCH_MARKER = "core_patch"
+"""The SDK's record of a `workflow.patched` call: the patch's ID, in plain JSON."""
+
+
+def _data_payloads(messages: Iterable[Message]) -> list[Payload]:
+    """Every payload in these history events (or parts of them) that a run's data can be in:
+    inputs, results, signals, updates, child and local-activity payloads, failures' details."""
+    found: list[Payload] = []
+    for message in messages:
+        if (
+            isinstance(message, HistoryEvent)
+            and message.marker_recorded_event_attributes.marker_name == PATCH_MARKER
+        ):
+            continue
+        for field, value in message.ListFields():
+            if field.message_type is None or field.name in _NOT_DATA:
+                continue
+            if field.message_type.GetOptions().map_entry:
+                items = list(value.values())
+            else:
+                items = list(value) if field.is_repeated else [value]
+            found += [item for item in items if isinstance(item, Payload)]
+            found += _data_payloads(item for item in items if not isinstance(item, Payload))
+    return found
 
 
 def _inputs(event: HistoryEvent) -> list[Payload]:

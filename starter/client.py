@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Generator, Sequence
@@ -16,6 +17,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from baton.agents import AgentRegistry, AgentRunResult, AgentSpec
 from baton.agents.runtime import AgentRunInput
 from baton.compliance import (
+    HOLD_REASON_LENGTH,
+    NOTE_LENGTH,
     RETENTION_SUMMARY,
     HoldRequest,
     Processing,
@@ -63,6 +66,8 @@ from baton.temporal import ConfigurationError, connect, encryption_codec
 from baton.workflows.agent import AgentWorkflow
 from baton.workflows.compliance import DataSubjectRequestWorkflow, SubjectRetentionWorkflow
 from baton.workflows.process import ProcessWorkflow
+
+log = logging.getLogger(__name__)
 
 _KEY = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
@@ -209,9 +214,13 @@ class SubjectRetention:
         return await self._client.records.state(self.ref)
 
     async def hold(self, reason: str) -> RetentionState:
-        """Place a legal hold: nothing of the subject is deleted for retention until `release`."""
+        """Place a legal hold: nothing of the subject is deleted for retention until `release`.
+        The reason stays in the app database (it may name people), not in the workflow's history."""
+        if not 0 < len(reason.strip()) <= HOLD_REASON_LENGTH:
+            raise ValueError(f"a legal hold needs a reason of 1 to {HOLD_REASON_LENGTH} characters")
+        note = await self._client.records.file_note(self.ref, reason.strip())
         return await self._update(
-            SubjectRetentionWorkflow.hold, HoldRequest(reason=reason, actor=self._client.actor)
+            SubjectRetentionWorkflow.hold, HoldRequest(reason_note=note, actor=self._client.actor)
         )
 
     async def release(self) -> RetentionState:
@@ -549,6 +558,10 @@ class BatonClient:
         the subject's key before anything is sealed, and recorded with its purpose of processing
         before it runs (the subject's retention workflow hears of it once it has started).
 
+        The start is audited before it is made: a start the audit trail cannot record is not
+        made. Once the run is started, nothing fails the call: a retention workflow that cannot
+        be told is logged, and the daily retention sweep deletes the run's data when due.
+
         A binding outlives a start that failed: the run may have started all the same (a
         timeout), or under another client (the same key and subject at once), and a binding only
         ever admits its own subject."""
@@ -564,11 +577,23 @@ class BatonClient:
                 await self.subjects.register(subject_run_id(workflow_id), data_subject)
             ).workflow_id
             record = await self.records.record(data_subject, processing, workflow_id, self.actor)
-        handle = await self.temporal.start_workflow(workflow, arg, id=workflow_id, **options)
-        # What started, never whose data: the subject is in the run's ID only as `~ds`.
+        # What is started, never whose data: the subject is in the run's ID only as `~ds`.
         await self.audit("run.start", workflow_id, {"summary": options.get("static_summary", "")})
+        try:
+            handle = await self.temporal.start_workflow(workflow, arg, id=workflow_id, **options)
+        except Exception as e:
+            await self.audit("run.start_failed", workflow_id, {"error": type(e).__name__})
+            raise
         if record is not None:
-            await self._retention_changed(record.subject_ref)
+            try:
+                await self._retention_changed(record.subject_ref)
+            except RPCError as e:
+                log.warning(
+                    "run %s started, but its data subject's retention workflow could not be told (%s); "
+                    "the daily retention sweep deletes its data when due",
+                    workflow_id,
+                    e,
+                )
         return handle
 
     async def record_processing(
@@ -599,13 +624,17 @@ class BatonClient:
         compliance queue, answered within a month (audited, with this client's actor)."""
         if (kind is RequestKind.RECTIFICATION) != (corrected is not None):
             raise ValueError("a rectification, and only a rectification, names the corrected identifier")
+        if len(note) > NOTE_LENGTH:
+            raise ValueError(f"a rectification note has at most {NOTE_LENGTH} characters, not {len(note)}")
+        ref = self.subjects.ref(data_subject)
         request = SubjectRequest(
             kind=kind,
-            subject_ref=self.subjects.ref(data_subject),
+            subject_ref=ref,
+            also_refs=self.subjects.legacy_refs(data_subject) if kind is RequestKind.ERASURE else [],
             actor=self.actor,
             request_id=uuid.uuid4().hex,
             corrected_ref=self.subjects.ref(corrected) if corrected is not None else None,
-            note=note,
+            note_id=await self.records.file_note(ref, note) if note else None,
         )
         return await self.temporal.start_workflow(
             DataSubjectRequestWorkflow.run,

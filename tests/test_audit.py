@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from baton.compliance import (
@@ -39,9 +40,10 @@ from baton.security.keys import LiveKeyring, key_provider
 from baton.settings import BatonSettings
 from baton.starter import BatonClient, InvalidEventData
 from baton.testing import ProcessEnvironment
+from baton.workers.worker import start_witness
 from baton.workflows.compliance import AuditWitnessWorkflow
 from tests.conftest import POSTGRES_ADMIN_DSN, _postgres_admin, baton_worker
-from tests.steps import ALLOWED, approval_process
+from tests.steps import ALLOWED, approval_process, upper_only
 from tests.test_cli import baton as baton_cli
 from tests.test_process_runs import wait_for_state
 
@@ -419,3 +421,126 @@ async def test_an_entry_that_cannot_be_recorded_is_refused_alone(engine: AsyncEn
     assert isinstance(results[5], ValueError) and "detail" in str(results[5])
     assert isinstance(results[6], ValueError)
     assert (await log.verify()).entries == 5
+
+
+async def test_a_start_the_audit_trail_cannot_record_is_not_made(
+    temporal: WorkflowEnvironment, settings: BatonSettings
+) -> None:
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        await upgrade(engine)
+        async with engine.begin() as conn:  # the trail refuses this one action, as a full disk might
+            await conn.execute(
+                sa.text(
+                    "CREATE TRIGGER refuse_starts BEFORE INSERT ON audit_events WHEN NEW.action = 'run.start' "
+                    "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
+    finally:
+        await engine.dispose()
+    async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
+        with pytest.raises(DBAPIError, match="refused"):
+            await env.start(upper_only("Unaudited").build(ALLOWED), "Start", "x", key="unaudited-1")
+        with pytest.raises(RPCError, match="not found"):
+            await env.temporal.get_workflow_handle("process-Unaudited-unaudited-1").describe()
+
+
+async def test_a_started_run_is_returned_when_its_retention_workflow_cannot_be_told(
+    temporal: WorkflowEnvironment, settings: BatonSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A compliance queue name Temporal refuses: the signal to the subject's retention fails.
+    settings = settings.model_copy(update={"compliance_queue": "q" * 2000})
+    purpose = Processing(purpose="contract review", legal_basis=LegalBasis.CONTRACT)
+    async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
+        run = await env.start(
+            upper_only("Told").build(ALLOWED),
+            "Start",
+            "x",
+            data_subject="alice@example.com",
+            processing=purpose,
+        )
+        assert (await run.result()).output == "X"  # started, and said so
+    assert "the daily retention sweep deletes its data when due" in caplog.text
+    assert [action for _, action, _ in await audited(settings, workflow_id=run.id)] == ["run.start"]
+
+
+async def test_a_restarted_witness_keeps_the_anchors_of_the_one_before(
+    baton_temporal: Client, settings: BatonSettings
+) -> None:
+    settings = settings.model_copy(update={"compliance_queue": f"test-compliance-{uuid.uuid4().hex[:8]}"})
+    engine = create_engine(settings.resolved_database_url)
+    log = AuditLog(Schema(engine))
+    await log.append(*(entry(actor=f"user-{i}") for i in range(3)))
+    witness = await baton_temporal.start_workflow(
+        AuditWitnessWorkflow.run,
+        WitnessInput(every_seconds=0.5),
+        id=witness_workflow_id(settings.compliance_queue),
+        task_queue=settings.compliance_queue,
+    )
+    address = baton_temporal.service_client.config.target_host
+    environment = {"BATON_COMPLIANCE_QUEUE": settings.compliance_queue, "BATON_TEMPORAL_ADDRESS": address}
+    worker = baton_worker(address, settings, [settings.compliance_queue], **environment)
+    try:
+        await wait_for_anchor(witness, seq=3)
+        await witness.terminate("an administrator covering their tracks")
+        await drop_triggers(engine)
+        await rewrite_consistently(engine, seq=1, actor="mallory")
+
+        await start_witness(baton_temporal, settings)  # what every compliance worker does as it starts
+        restarted = baton_temporal.get_workflow_handle(witness.id)
+        anchors = await restarted.query(AuditWitnessWorkflow.anchors)
+        assert anchors and anchors[0].seq == 3  # carried over, not the forged head
+        caught = await baton_cli(settings, "audit", "verify", **environment)
+        assert caught.returncode == 1 and "anchored in Temporal" in caught.stderr
+        await wait_for_broken(restarted)  # and the new witness says so itself
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        await baton_temporal.get_workflow_handle(witness.id).terminate()
+        await engine.dispose()
+
+
+async def wait_for_broken(witness: WorkflowHandle) -> None:
+    for _ in range(300):
+        if await witness.query(AuditWitnessWorkflow.broken) is not None:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the witness never found the chain broken")
+
+
+async def test_verify_without_anchors_fails_unless_asked_to_check_the_chain_alone(
+    settings: BatonSettings, temporal: WorkflowEnvironment
+) -> None:
+    environment = {
+        "BATON_COMPLIANCE_QUEUE": f"no-witness-{uuid.uuid4().hex[:8]}",
+        "BATON_TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
+    }
+    unanchored = await baton_cli(settings, "audit", "verify", **environment)
+    assert unanchored.returncode == 2 and "--no-anchors" in unanchored.stderr
+    alone = await baton_cli(settings, "audit", "verify", "--no-anchors", **environment)
+    assert alone.returncode == 0, alone.stderr
+
+
+def test_an_audit_log_keeps_working_on_a_new_event_loop(tmp_path: Path) -> None:
+    """A writer left pending on a loop that was closed must not hold up appends on the next one."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'baton.db'}")
+    log = AuditLog(Schema(engine))
+
+    left: list[asyncio.Future[list[AuditRecord]]] = []
+
+    async def leave_a_writer_behind() -> None:
+        left.append(asyncio.ensure_future(log.append(entry(actor="first"))))
+        await asyncio.sleep(0)  # the writer is created, and the loop stops before it ends
+
+    first = asyncio.new_event_loop()
+    first.run_until_complete(leave_a_writer_behind())
+    first.close()
+
+    async def append_again() -> list[AuditRecord]:
+        try:
+            return await asyncio.wait_for(log.append(entry(actor="second")), 10)
+        finally:
+            await engine.dispose()
+
+    [record] = asyncio.run(append_again())
+    assert record.actor == "second"

@@ -27,9 +27,9 @@ def unique_name(prefix: str) -> str:
 async def test_migrations_reach_head_and_are_idempotent(database_url: str) -> None:
     engine = create_engine(database_url)
     try:
-        assert await current_revision(engine) == "0007"
+        assert await current_revision(engine) == "0008"
         await upgrade(engine)  # again: nothing to do, nothing broken
-        assert await current_revision(engine) == "0007"
+        assert await current_revision(engine) == "0008"
     finally:
         await engine.dispose()
 
@@ -152,7 +152,7 @@ async def test_two_engines_migrating_a_fresh_sqlite_file_at_once_both_succeed(tm
     engines = [create_engine(url) for _ in range(3)]
     try:
         await asyncio.gather(*(upgrade(engine) for engine in engines))
-        assert await current_revision(engines[0]) == "0007"
+        assert await current_revision(engines[0]) == "0008"
     finally:
         for engine in engines:
             await engine.dispose()

@@ -12,19 +12,25 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from google.protobuf.message import Message
 from pydantic import SecretStr
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from baton.compliance import AuditLog, LegalBasis, Processing, RequestKind, open_export, retention_workflow_id
 from baton.persistence.db import create_engine
+from baton.persistence.models import SubjectKeyRow
 from baton.persistence.schema import Schema
-from baton.security.codec import PayloadDecryptionError
+from baton.process import Process
+from baton.process.runtime import ProcessInput
+from baton.security.codec import PayloadDecryptionError, subject_run_id
 from baton.security.keys import LiveKeyring, key_provider
 from baton.settings import BatonSettings
 from baton.testing import ProcessEnvironment
 from baton.workers.worker import build_workers
-from tests.steps import ALLOWED, upper_only
+from baton.workflows.process import ProcessWorkflow
+from tests.steps import ALLOWED, cycle, parent_with_subprocess, upper_only
 from tests.test_alerts import Receiver
 from tests.test_cli import baton as baton_cli
 
@@ -215,3 +221,139 @@ async def test_rectification_files_the_subject_under_the_corrected_identifier(
     assert erased.returncode == 0, erased.stderr
     with pytest.raises(PayloadDecryptionError, match="erased"):
         await env.temporal.get_workflow_handle(run).result()
+
+
+async def start_bound(
+    env: ProcessEnvironment, subject: str, process: Process, data: object, **options: object
+) -> str:
+    """Start a subject's run as the client does (bound, recorded), with options the client does not offer."""
+    run = (
+        await env.client.subjects.register(subject_run_id(f"process-{process.name}-{uuid.uuid4()}"), subject)
+    ).workflow_id
+    await env.client.records.record(subject, PURPOSE, run, "test")
+    handle = await env.temporal.start_workflow(
+        ProcessWorkflow.run,
+        ProcessInput(
+            process=process.compiled,
+            event="Start",
+            data=data,
+            steps_queue=env.settings.steps_queue,
+            **options,
+        ),
+        id=run,
+        task_queue=env.settings.workflows_queue,
+    )
+    await handle.result()
+    return run
+
+
+async def test_access_and_erasure_cover_every_run_continued_as_new_and_every_sub_process(
+    with_compliance: ProcessEnvironment, compliance_settings: BatonSettings, journal: object
+) -> None:
+    env = with_compliance
+    # Five laps, continuing as new after every second: three runs under one workflow ID.
+    looping = await start_bound(env, ALICE, cycle().build(ALLOWED), 1, continue_as_new_after=2)
+    parent = await env.start(
+        parent_with_subprocess().build(ALLOWED),
+        "Start",
+        "alice's parcel",
+        data_subject=ALICE,
+        processing=PURPOSE,
+    )
+    await parent.result()
+
+    result = await (await env.client.subject_request(RequestKind.ACCESS, ALICE)).result()
+    bundle = open_export(
+        Path(result.export_path or ""), LiveKeyring(key_provider(compliance_settings)).keyring
+    )
+    runs = bundle["runs"]
+    looped = [r for r in runs if r["workflow_id"] == looping]
+    assert len(looped) == 3 and len({r["run_id"] for r in looped}) == 3
+    assert looped[0]["inputs"][0]["data"] == 1  # the first run's start, which only its history holds
+    assert looped[-1]["result"]["output"] == {"laps": 5}
+    [child] = [r for r in runs if r["workflow_id"].startswith(parent.id + "/")]
+    assert "alice's parcel" in json.dumps(child["inputs"]) and child["result"] is not None
+    assert result.runs == len(runs) == 5
+
+    erased = await (await env.client.subject_request(RequestKind.ERASURE, ALICE)).result()
+    assert erased.runs == 5 and erased.payloads_readable == 0
+    first = env.temporal.get_workflow_handle(looping, run_id=looped[0]["run_id"])
+    sealed = [e async for e in first.fetch_history_events()]
+    assert erased.payloads_checked > len(sealed)  # every run's payloads were read back, not the last's alone
+
+
+async def test_an_erasure_request_also_erases_keys_made_before_identifiers_were_normalised(
+    with_compliance: ProcessEnvironment,
+) -> None:
+    env = with_compliance
+    subjects = env.client.subjects
+    await run_for(env, ALICE, "alice order")
+    [legacy_ref] = subjects.legacy_refs("Alice@Example.com ")  # how 0.1 keyed it: not normalised
+    async with subjects._sessions() as session:
+        session.add(
+            SubjectKeyRow(key_id=f"{legacy_ref}.1", ref=legacy_ref, generation=1, wrapped_key=b"sealed")
+        )
+        await session.commit()
+
+    result = await (await env.client.subject_request(RequestKind.ERASURE, "Alice@Example.com ")).result()
+
+    assert result.deleted is not None and result.deleted.key_erased
+    async with subjects._sessions() as session:
+        legacy = await session.get(SubjectKeyRow, f"{legacy_ref}.1")
+    assert legacy is not None and legacy.wrapped_key is None
+
+
+async def test_a_refused_request_is_audited_as_failed(
+    with_compliance: ProcessEnvironment, compliance_settings: BatonSettings
+) -> None:
+    env = with_compliance
+    await run_for(env, ALICE, "alice order")
+    await env.client.retention(ALICE).hold("case 31")
+
+    with pytest.raises(WorkflowFailureError):
+        await (await env.client.subject_request(RequestKind.ERASURE, ALICE)).result()
+
+    steps = [r for r in await audit_of(compliance_settings) if r.action.startswith("subject_request.")]
+    assert [r.action for r in steps][-2:] == ["subject_request.received", "subject_request.failed"]
+    assert steps[-1].detail["error"] == "LegalHold"
+
+
+async def test_a_rectification_note_never_enters_a_history(
+    with_compliance: ProcessEnvironment, compliance_settings: BatonSettings
+) -> None:
+    env = with_compliance
+    await run_for(env, "alice@exmaple.com", "alice order")
+    note = "her maiden name was Smithers"
+    handle = await env.client.subject_request(
+        RequestKind.RECTIFICATION, "alice@exmaple.com", corrected=ALICE, note=note
+    )
+    await handle.result()
+
+    assert "Smithers" not in await history_text(env.temporal, handle.id)
+    entry = next(r for r in await audit_of(compliance_settings) if r.action == "subject_request.rectify")
+    assert "Smithers" in entry.detail["note"]  # audited, in the database, where erasure can reach it
+
+
+async def history_text(client: Client, workflow_id: str) -> str:
+    """Every payload of the workflow's (latest) history, decoded, as one text."""
+    found: list[Payload] = []
+
+    def collect(message: Message) -> None:
+        for field, value in message.ListFields():
+            if field.message_type is None:
+                continue
+            if field.message_type.GetOptions().map_entry:
+                values = list(value.values())
+            elif field.is_repeated:
+                values = list(value)
+            else:
+                values = [value]
+            for item in values:
+                if isinstance(item, Payload):
+                    found.append(item)
+                elif isinstance(item, Message):
+                    collect(item)
+
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        collect(event)
+    return json.dumps(await client.data_converter.decode(found), default=str)

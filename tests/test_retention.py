@@ -41,8 +41,9 @@ from baton.testing import ProcessEnvironment
 from baton.workers.worker import build_workers
 from baton.workflows.compliance import RetentionSweepWorkflow, SubjectRetentionWorkflow
 from tests.conftest import baton_worker
-from tests.steps import ALLOWED, upper_only
+from tests.steps import ALLOWED, approval_process, upper_only
 from tests.test_cli import baton as baton_cli
+from tests.test_requests import history_text
 
 ALICE = "alice@example.com"
 TWO_YEARS = Processing(purpose="order fulfilment", legal_basis=LegalBasis.CONTRACT, retention_days=730)
@@ -172,8 +173,16 @@ async def test_a_legal_hold_keeps_data_past_its_due_date_until_released(
     env = skipping
     await start_for_alice(env)
     retention = await started_retention(env)
-    held = await env.client.retention(ALICE).hold("litigation 2026-17")
-    assert held.held and held.hold_reason == "litigation 2026-17"
+    held = await env.client.retention(ALICE).hold("litigation 2026-17 brought by Alice Smithers")
+    assert held.held
+    hold = await env.client.records.hold_of(env.client.subjects.ref(ALICE))
+    assert hold is not None and hold.reason == "litigation 2026-17 brought by Alice Smithers"
+    # The reason may name people: it stays in the database, where erasure reaches it, never in a history.
+    async def shows_the_hold() -> bool:
+        return await current_details(retention) == "on legal hold; 1 records"
+
+    await eventually(shows_the_hold, "the workflow shows the hold")
+    assert "Smithers" not in await history_text(env.temporal, retention.id)
 
     await env.sleep(800 * DAY)
     assert (await env.client.retention(ALICE).state()).records == 1
@@ -187,6 +196,42 @@ async def test_a_legal_hold_keeps_data_past_its_due_date_until_released(
         "retention.release",
         "retention.delete",
     ]
+
+
+async def test_retention_waits_for_a_run_that_is_still_running(
+    skipping: ProcessEnvironment, compliance_settings: BatonSettings
+) -> None:
+    """A run's data is due `retention_days` after it started; a run still going then (waiting
+    for a person, say) keeps its data, and its key, until it has finished."""
+    env = skipping
+    ten_days = Processing(purpose="support request", legal_basis=LegalBasis.CONTRACT, retention_days=10)
+    run = await env.start(
+        approval_process("Waiting").build(ALLOWED),
+        "Start",
+        "alice's request",
+        data_subject=ALICE,
+        processing=ten_days,
+    )
+    retention = await started_retention(env)
+    await env.sleep(11 * DAY)
+    assert (await env.client.retention(ALICE).state()).records == 1
+    assert (
+        await env.client.retention(ALICE).shorten(5)
+    ).records == 1  # shortening does not cut it off either
+
+    await run.send_event("ApprovalReceived", {"approved": True})
+
+    async def completed() -> bool:
+        return (await run.state()).status == "completed"
+
+    await eventually(completed, "the run completed")
+    assert (await run.handle.result()).output == "ALICE'S REQUEST:approved"  # its data was still there
+    await env.sleep(2 * DAY)
+    assert (await retention.result()).records == 1
+    actions = await audited_actions(compliance_settings)
+    assert "retention.postpone" in actions and actions.index("retention.postpone") < actions.index(
+        "retention.delete"
+    )
 
 
 async def test_extending_and_shortening_move_the_due_date(skipping: ProcessEnvironment) -> None:
@@ -286,7 +331,7 @@ async def test_a_hold_restarts_a_terminated_retention_workflow(skipping: Process
     assert (await retention.describe()).status == WorkflowExecutionStatus.RUNNING  # a new run
 
     async def shows_the_hold() -> bool:
-        return await current_details(retention) == "on legal hold (case 9); 1 records"
+        return await current_details(retention) == "on legal hold; 1 records"
 
     await eventually(shows_the_hold, "the restarted workflow shows the hold")
 
@@ -340,8 +385,9 @@ async def test_an_erasure_never_deletes_what_a_legal_hold_keeps(settings: BatonS
         records = ProcessingRecords(Schema(engine), subjects)
         binding = await subjects.register("process-p-1~ds", ALICE)
         await records.record(ALICE, TWO_YEARS, "process-p-1~ds", "test")
-        await records.hold(subjects.ref(ALICE), "case 12", "dpo")
-        with pytest.raises(LegalHold, match="case 12"):
+        ref = subjects.ref(ALICE)
+        await records.hold(ref, await records.file_note(ref, "case 12"), "dpo")
+        with pytest.raises(LegalHold, match="on legal hold"):
             await records.delete_all(subjects.ref(ALICE), "dpo")
         assert (await records.state(subjects.ref(ALICE))).records == 1
         assert await subjects.data_key(binding.key_id) is not None

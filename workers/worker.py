@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Any
@@ -18,8 +19,11 @@ from temporalio.client import (
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
 )
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from baton.activities.compliance import ComplianceActivities
@@ -28,8 +32,11 @@ from baton.activities.steps import StepActivities
 from baton.activities.tools import run_tool
 from baton.agents.tools import import_modules
 from baton.compliance import (
+    ANCHOR_AUDIT_CHAIN_ACTIVITY,
     RETENTION_SWEEP_EVERY,
     SWEEP_EVERY,
+    AnchorResult,
+    AuditAnchor,
     AuditLog,
     ProcessingRecords,
     WatchInput,
@@ -53,6 +60,8 @@ from baton.workflows.compliance import (
 )
 from baton.workflows.orchestrations import ORCHESTRATIONS
 from baton.workflows.process import ProcessWorkflow
+
+log = logging.getLogger(__name__)
 
 
 def build_workers(
@@ -186,13 +195,7 @@ async def install_compliance(client: Client, settings: BatonSettings) -> None:
         RETENTION_SWEEP_EVERY,
         queue,
     )
-    await client.start_workflow(
-        AuditWitnessWorkflow.run,
-        WitnessInput(),
-        id=witness_workflow_id(queue),
-        task_queue=queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )
+    await start_witness(client, settings)
     await client.start_workflow(
         AuditWatchWorkflow.run,
         WatchInput(),
@@ -200,6 +203,56 @@ async def install_compliance(client: Client, settings: BatonSettings) -> None:
         task_queue=queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
+
+
+async def start_witness(client: Client, settings: BatonSettings) -> None:
+    """Start the audit witness unless it runs. One that stopped (terminated, say) is followed by
+    a witness holding its anchors: a new one with none would vouch for whatever the table holds
+    now, a rewrite included."""
+    workflow_id = witness_workflow_id(settings.compliance_queue)
+    handle = client.get_workflow_handle(workflow_id)
+    anchors: list[AuditAnchor] = []
+    try:
+        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            anchors = await _anchors_kept_by(client, handle)
+            log.warning(
+                "the audit witness %s had stopped; started again with its %d anchors",
+                workflow_id,
+                len(anchors),
+            )
+    except RPCError as e:
+        if e.status != RPCStatusCode.NOT_FOUND:  # never started: a first witness has no anchors
+            raise
+    await client.start_workflow(
+        AuditWitnessWorkflow.run,
+        WitnessInput(anchors=anchors),
+        id=workflow_id,
+        task_queue=settings.compliance_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+
+
+async def _anchors_kept_by(client: Client, handle: WorkflowHandle) -> list[AuditAnchor]:
+    """The anchors of a witness run that has closed, read from its history: those it was started
+    with, then each head its anchoring activity returned."""
+    converter = client.data_converter
+    anchors: list[AuditAnchor] = []
+    anchoring: set[int] = set()  # event IDs of scheduled anchoring activities
+    async for event in handle.fetch_history_events():
+        if event.HasField("workflow_execution_started_event_attributes"):
+            [input] = await converter.decode(
+                event.workflow_execution_started_event_attributes.input.payloads, [WitnessInput]
+            )
+            anchors = list(input.anchors)
+        elif event.activity_task_scheduled_event_attributes.activity_type.name == ANCHOR_AUDIT_CHAIN_ACTIVITY:
+            anchoring.add(event.event_id)
+        elif event.activity_task_completed_event_attributes.scheduled_event_id in anchoring:
+            [result] = await converter.decode(
+                event.activity_task_completed_event_attributes.result.payloads, [AnchorResult]
+            )
+            if result.broken is None and (not anchors or result.head.seq > anchors[-1].seq):
+                anchors.append(result.head)
+    return anchors
 
 
 async def _ensure_schedule(

@@ -6,6 +6,7 @@ data-subject requests, answered within their deadline."""
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from baton.compliance import (
@@ -201,8 +202,8 @@ class SubjectRetentionWorkflow:
     def _show(self, state: RetentionState, search_attributes: bool) -> None:
         self._state = state
         due = None if state.held else state.next_due
-        if state.held:
-            details = f"on legal hold ({state.hold_reason}); {state.records} records"
+        if state.held:  # the reason may name people: it stays in the database
+            details = f"on legal hold; {state.records} records"
         elif due is not None:
             details = f"{state.records} records, next due {due:%Y-%m-%d %H:%M} UTC"
         else:
@@ -221,7 +222,7 @@ class SubjectRetentionWorkflow:
     @workflow.update
     async def hold(self, request: HoldRequest) -> RetentionState:
         """Place a legal hold: nothing is deleted until `release`."""
-        return await self._change(HOLD_ACTIVITY, request.reason, request.actor)
+        return await self._change(HOLD_ACTIVITY, request.reason_note, request.actor)
 
     @workflow.update
     async def release(self, request: ReleaseRequest) -> RetentionState:
@@ -320,7 +321,15 @@ class DataSubjectRequestWorkflow:
                         f"{deadline:%Y-%m-%d} and not answered",
                     )
                 )
-        result = await work
+        try:
+            result = await work
+        except ActivityError as e:  # refused (a legal hold, say): the trail says so, then the run fails
+            cause = e.cause
+            error = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            workflow.set_current_details(f"{request.kind.value} request failed: {message}")
+            await self._step(request, "failed", {"error": error, "message": message})
+            raise
         await self._step(request, "completed", result.model_dump(mode="json", exclude_none=True))
         workflow.set_current_details(f"{request.kind.value} request completed")
         return result

@@ -22,6 +22,7 @@ from pydantic_core import to_json
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from baton.aio import of_this_loop
 from baton.llm import LlmRequest, LlmResponse, ToolSpec
 from baton.security.keys import DecryptionError, LiveKeyring
 from baton.telemetry.metrics import LLM_CACHE
@@ -88,7 +89,7 @@ class ResponseCache:
             LLM_CACHE.labels("l1", "hit").inc()
             return hit.model_copy(update={"cached": "l1"})
         LLM_CACHE.labels("l1", "miss").inc()
-        if (flight := self._flights.get(key)) is not None:
+        if (flight := of_this_loop(self._flights.get(key))) is not None:
             try:
                 # Served by another caller's call: for usage accounting, as good as an L1 hit.
                 return (await asyncio.shield(flight)).model_copy(update={"cached": "l1"})

@@ -32,13 +32,22 @@ from .payload_sweep import (
     sweep_schedule_id,
 )
 from .processing import DEFAULT_RETENTION_DAYS, LegalBasis, Processing
-from .records import Deletion, LegalHold, ProcessingRecord, ProcessingRecords, Rectification, RetentionState
+from .records import (
+    Deletion,
+    Hold,
+    LegalHold,
+    ProcessingRecord,
+    ProcessingRecords,
+    Rectification,
+    RetentionState,
+)
 from .requests import (
     ACCESS_ACTIVITY,
     DATA_SUBJECT_REQUEST_WORKFLOW,
     DEADLINE,
     ERASURE_ACTIVITY,
     EXPORT_CONTEXT,
+    NOTE_LENGTH,
     RECTIFICATION_ACTIVITY,
     REQUEST_ACTIVITY_TIMEOUT,
     REQUEST_AUDIT_ACTIVITY,
@@ -56,6 +65,7 @@ from .retention import (
     BATON_RETENTION_DUE,
     DELETE_DUE_ACTIVITY,
     HOLD_ACTIVITY,
+    HOLD_REASON_LENGTH,
     RELEASE_ACTIVITY,
     RETENTION_CYCLES_PER_RUN,
     RETENTION_STATE_ACTIVITY,
@@ -102,6 +112,8 @@ __all__ = [
     "ERASURE_ACTIVITY",
     "EXPORT_CONTEXT",
     "HOLD_ACTIVITY",
+    "HOLD_REASON_LENGTH",
+    "NOTE_LENGTH",
     "RECTIFICATION_ACTIVITY",
     "RELEASE_ACTIVITY",
     "REQUEST_ACTIVITY_TIMEOUT",
@@ -136,6 +148,7 @@ __all__ = [
     "BrokenLink",
     "DeleteDue",
     "Deletion",
+    "Hold",
     "HoldRequest",
     "LegalBasis",
     "LegalHold",

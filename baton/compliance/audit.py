@@ -28,7 +28,9 @@ import hashlib
 import json
 import os
 import socket
+import weakref
 from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -120,6 +122,14 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 _STRICT_JSON = json.JSONEncoder(allow_nan=False)  # what PostgreSQL's JSON type takes
 
 
+@dataclass
+class _Queue:
+    """Appends waiting on one event loop for its group commit, and the task writing them."""
+
+    waiting: list[tuple[AuditEntry, asyncio.Future[AuditRecord]]] = field(default_factory=list)
+    writer: asyncio.Task[None] | None = None
+
+
 class AuditLog:
     """The audit trail in the app database: `append`, `tail`, `head` and `verify`."""
 
@@ -127,20 +137,24 @@ class AuditLog:
         self._schema = schema
         self._sessions = async_sessionmaker(schema.engine, expire_on_commit=False)
         self._masker = masker or default_masker()
-        self._waiting: list[tuple[AuditEntry, asyncio.Future[AuditRecord]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        # Per event loop: a writer task belongs to the loop it was made on, and one left behind
+        # on a loop that stopped would never write what a later loop queued.
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def append(self, *entries: AuditEntry) -> list[AuditRecord]:
         """Add `entries` to the chain, in order; return them as recorded, once committed."""
         loop = asyncio.get_running_loop()
         masked = [self._masked(entry) for entry in entries]  # all checked before any is queued
+        queue = self._queues.setdefault(loop, _Queue())
         futures = []
         for entry in masked:
             future: asyncio.Future[AuditRecord] = loop.create_future()
-            self._waiting.append((entry, future))
+            queue.waiting.append((entry, future))
             futures.append(future)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_waiting())
+        if queue.writer is None or queue.writer.done():
+            queue.writer = loop.create_task(self._write_waiting(queue))
         return list(await asyncio.gather(*futures))
 
     def _masked(self, entry: AuditEntry) -> AuditEntry:
@@ -153,9 +167,9 @@ class AuditLog:
             raise ValueError(f"audit entry detail is not plain JSON: {e}") from None
         return masked
 
-    async def _write_waiting(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+    async def _write_waiting(self, queue: _Queue) -> None:
+        while queue.waiting:
+            batch, queue.waiting = queue.waiting[:MAX_BATCH], queue.waiting[MAX_BATCH:]
             try:
                 records = await self._write([entry for entry, _ in batch])
             except Exception as e:  # every waiting caller hears of it; the next batch tries again

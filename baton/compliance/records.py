@@ -12,19 +12,27 @@ The subject is known here only by its keyed reference (`SubjectKeys.ref`).
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 # A module, not its names: `subjects` audits through this package, which is being imported.
 from baton.persistence import subjects as subject_keys
 from baton.persistence.db import as_utc
-from baton.persistence.models import ProcessingRecordRow, RetentionHoldRow, StoredPayloadRow, SubjectKeyRow
+from baton.persistence.models import (
+    ProcessingRecordRow,
+    RetentionHoldRow,
+    StoredPayloadRow,
+    SubjectKeyRow,
+    SubjectNoteRow,
+)
 from baton.persistence.schema import Schema
 from baton.security.codec import root_run_id
 
@@ -54,7 +62,14 @@ class RetentionState(BaseModel):
     records: int = Field(ge=0)
     next_due: datetime | None = Field(None, description="The earliest due record's date; None when none.")
     held: bool = False
-    hold_reason: str | None = None
+
+
+class Hold(BaseModel):
+    """A legal hold, as the database keeps it (its reason is never in a workflow's history)."""
+
+    reason: str
+    placed_at: datetime
+    placed_by: str
 
 
 class Deletion(BaseModel):
@@ -63,16 +78,21 @@ class Deletion(BaseModel):
     records: int = 0
     stored_payloads: int = 0
     key_erased: bool = False
+    postponed: int = Field(0, description="Records due whose runs were still running: kept a while longer.")
 
     def __add__(self, other: Deletion) -> Deletion:
         return Deletion(
             records=self.records + other.records,
             stored_payloads=self.stored_payloads + other.stored_payloads,
             key_erased=self.key_erased or other.key_erased,
+            postponed=self.postponed + other.postponed,
         )
 
 
 _DELETE_CHUNK = 500
+_RUN_ID = re.compile(r'^[^"\\\x00-\x1f]{1,1000}$')
+RUNNING_RECHECK = timedelta(days=1)
+"""How long a record is postponed when a run it covers is still running when it falls due."""
 
 
 class LegalHold(Exception):
@@ -175,56 +195,99 @@ class ProcessingRecords:
                     )
                 )
             ).one()
-            hold = await session.get(RetentionHoldRow, ref)
         return RetentionState(
             records=count,
             next_due=as_utc(next_due) if next_due is not None else None,
-            held=hold is not None,
-            hold_reason=hold.reason if hold else None,
+            held=await self.hold_of(ref) is not None,
         )
 
-    async def delete_due(self, ref: str, now: datetime, actor: str) -> Deletion:
-        """Delete the subject's records due at `now` with their runs' stored payloads, and the
-        subject's key once no record is left; nothing while a legal hold stands."""
-        return await self._delete(ref, now, actor, "retention.delete")
+    async def hold_of(self, ref: str) -> Hold | None:
+        """The subject's legal hold, if one stands."""
+        await self._schema.ready()
+        async with self._sessions() as session:
+            row = await session.get(RetentionHoldRow, ref)
+        if row is None:
+            return None
+        return Hold(reason=row.reason, placed_at=as_utc(row.placed_at), placed_by=row.placed_by)
 
-    async def delete_all(self, ref: str, actor: str) -> Deletion:
-        """Delete every record of the subject, their runs' stored payloads and the subject's key
-        (an erasure request); `LegalHold` while a hold stands, decided in the same transaction."""
-        deleted = await self._delete(ref, None, actor, "subject_request.erase")
-        if not deleted.key_erased:  # a subject with a key and no record left
-            deleted.key_erased = await self.subjects.erase_ref(ref, actor) is subject_keys.Erasure.ERASED
+    async def runs_due(self, ref: str, now: datetime) -> set[str]:
+        """The runs covered by the subject's records due at `now` (to ask which still run)."""
+        await self._schema.ready()
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(ProcessingRecordRow.runs).where(
+                    ProcessingRecordRow.subject_ref == ref, ProcessingRecordRow.due_at <= now
+                )
+            )
+            return {run for runs in rows for run in runs}
+
+    async def delete_due(self, ref: str, now: datetime, actor: str, running: Iterable[str] = ()) -> Deletion:
+        """Delete the subject's records due at `now` with their runs' stored payloads, and the
+        subject's key once no record is left; nothing while a legal hold stands.
+
+        A record covering one of the `running` runs is not deleted under that run: it is due
+        again `RUNNING_RECHECK` later (audited as postponed)."""
+        return await self._delete(ref, now, actor, "retention.delete", set(running))
+
+    async def delete_all(self, ref: str, actor: str, also: Iterable[str] = ()) -> Deletion:
+        """Delete every record of the subject, their runs' stored payloads, their notes and the
+        subject's keys, with those under the references in `also` (the same identifier, as
+        keyed by older versions); an erasure request. `LegalHold` while a hold stands, decided
+        in the same transaction."""
+        deleted = await self._delete(ref, None, actor, "subject_request.erase", set())
+        if not deleted.key_erased or also:  # a subject with keys and no record left
+            erased = await self.subjects.erase_ref(ref, actor, also=also)
+            deleted.key_erased = deleted.key_erased or erased is subject_keys.Erasure.ERASED
         return deleted
 
-    async def _delete(self, ref: str, due_by: datetime | None, actor: str, action: str) -> Deletion:
+    async def _delete(
+        self, ref: str, due_by: datetime | None, actor: str, action: str, running: set[str]
+    ) -> Deletion:
         await self._schema.ready()
         async with self._sessions() as session, session.begin():
             hold = await session.get(RetentionHoldRow, ref)
             if hold is not None:
                 if due_by is not None:  # retention waits for the release
                     return Deletion()
-                raise LegalHold(
-                    f"the subject is on legal hold ({hold.reason}): erasure is refused until the hold is released"
-                )
+                raise LegalHold("the subject is on legal hold: erasure is refused until the hold is released")
             query = select(ProcessingRecordRow).where(ProcessingRecordRow.subject_ref == ref)
             if due_by is not None:
                 query = query.where(ProcessingRecordRow.due_at <= due_by)
-            due = (await session.scalars(query)).all()
+            rows = (await session.scalars(query)).all()
+            busy = [row for row in rows if running.intersection(row.runs)]
+            due = [row for row in rows if row not in busy]
+            if busy:
+                await self._postpone(session, ref, busy, actor, due_by or datetime.now(UTC))
             if not due:
-                return Deletion()
+                return Deletion(postponed=len(busy))
             runs = {run for row in due for run in row.runs}
             payloads = await self._delete_stored_payloads(session, ref, runs)
             await session.execute(
                 delete(ProcessingRecordRow).where(ProcessingRecordRow.id.in_([r.id for r in due]))
             )
             left = await session.scalar(select(func.count()).where(ProcessingRecordRow.subject_ref == ref))
-            deleted = Deletion(records=len(due), stored_payloads=payloads)
+            if left == 0:
+                await session.execute(delete(SubjectNoteRow).where(SubjectNoteRow.subject_ref == ref))
+            deleted = Deletion(records=len(due), stored_payloads=payloads, postponed=len(busy))
             detail = {"purposes": sorted({r.purpose for r in due}), "runs": len(runs), **deleted.model_dump()}
             await self._audit.append_within(session, _entry(actor, action, ref, detail))
         if left == 0:
             # No purpose left to keep anything of theirs: what Temporal holds is shredded too.
             deleted.key_erased = await self.subjects.erase_ref(ref, actor) is subject_keys.Erasure.ERASED
         return deleted
+
+    async def _postpone(
+        self, session: AsyncSession, ref: str, rows: list[ProcessingRecordRow], actor: str, now: datetime
+    ) -> None:
+        """A run still going keeps its data: deleting it now would break the run (and its key
+        would go with the last record). The record is due again once the run had time to end."""
+        for row in rows:
+            row.due_at = now + RUNNING_RECHECK
+        detail: dict[str, object] = {
+            "purposes": sorted({r.purpose for r in rows}),
+            "until": (now + RUNNING_RECHECK).isoformat(),
+        }
+        await self._audit.append_within(session, _entry(actor, "retention.postpone", ref, detail))
 
     @staticmethod
     async def _delete_stored_payloads(session: AsyncSession, ref: str, runs: set[str]) -> int:
@@ -243,12 +306,38 @@ class ProcessingRecords:
             await session.execute(delete(StoredPayloadRow).where(StoredPayloadRow.digest.in_(chunk)))
         return len(digests)
 
-    async def rectify(self, old_ref: str, new_ref: str, note: str, actor: str) -> Rectification:
+    async def file_note(self, ref: str, text: str) -> str:
+        """Keep `text` about the subject (a hold's reason, a rectification's note: it may name
+        people) in the database; a workflow passes the returned ID, never the text, so the text
+        goes with the subject's data and is not left behind in a history sealed with the master key."""
+        await self._schema.ready()
+        note = SubjectNoteRow(id=uuid.uuid4().hex, subject_ref=ref, text=text, created_at=datetime.now(UTC))
+        async with self._sessions() as session, session.begin():
+            session.add(note)
+        return note.id
+
+    @staticmethod
+    async def _note(session: AsyncSession, ref: str, note_id: str | None) -> str:
+        if note_id is None:
+            return ""
+        note = await session.get(SubjectNoteRow, note_id)
+        if note is None or note.subject_ref != ref:
+            raise LookupError(f"note {note_id} of this subject is not in the database (erased since?)")
+        return note.text
+
+    async def rectify(self, old_ref: str, new_ref: str, note_id: str | None, actor: str) -> Rectification:
         """File everything of the subject `old_ref` under `new_ref`, their corrected identifier:
-        records (merged with the new one's of the same purpose), legal hold, keys and runs; the
-        rectification note is audited. What Temporal's histories hold is not changed."""
+        records (merged with the new one's of the same purpose), legal hold, notes, keys and
+        runs; the rectification note (`file_note`) is audited. What Temporal's histories hold is
+        not changed."""
         await self._schema.ready()
         async with self._sessions() as session, session.begin():
+            note = await self._note(session, old_ref, note_id)
+            await session.execute(
+                update(SubjectNoteRow)
+                .where(SubjectNoteRow.subject_ref == old_ref)
+                .values(subject_ref=new_ref)
+            )
             moved = 0
             for row in (
                 await session.scalars(
@@ -293,10 +382,12 @@ class ProcessingRecords:
             )
         return result
 
-    async def hold(self, ref: str, reason: str, actor: str) -> RetentionState:
-        """Place a legal hold: nothing of the subject is deleted for retention until released."""
+    async def hold(self, ref: str, reason_note: str, actor: str) -> RetentionState:
+        """Place a legal hold, for the reason filed as the note `reason_note` (`file_note`):
+        nothing of the subject is deleted for retention until released."""
         await self._schema.ready()
         async with self._sessions() as session, session.begin():
+            reason = await self._note(session, ref, reason_note)
             hold = await session.get(RetentionHoldRow, ref)
             if hold is None:
                 session.add(

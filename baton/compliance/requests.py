@@ -45,6 +45,7 @@ REQUEST_ACTIVITY_TIMEOUT = timedelta(minutes=30)
 REQUEST_RETRY = RetryPolicy(initial_interval=timedelta(minutes=1), maximum_interval=timedelta(hours=1))
 """The work retries, up to hourly, for as long as it takes; the deadline's alerts say when that is long."""
 EXPORT_CONTEXT = b"baton-subject-export|"
+NOTE_LENGTH = 2000
 
 
 class RequestKind(StrEnum):
@@ -58,11 +59,18 @@ class SubjectRequest(BaseModel):
     subject_ref: str = Field(min_length=1, max_length=64)
     actor: str = Field(min_length=1, max_length=200, description="Who files it (the DPO, a service).")
     request_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    also_refs: list[str] = Field(
+        default_factory=list,
+        max_length=4,
+        description="Erasure: the same identifier's references as older versions keyed it.",
+    )
     corrected_ref: str | None = Field(
         None, max_length=64, description="Rectification: the reference of the corrected identifier."
     )
-    note: str = Field(
-        "", max_length=2000, description="Rectification: what was wrong and why (audited, masked)."
+    note_id: str | None = Field(
+        None,
+        max_length=32,
+        description="Rectification: what was wrong and why, filed as a subject note (audited, masked).",
     )
 
 

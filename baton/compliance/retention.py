@@ -67,8 +67,13 @@ class DeleteDue(BaseModel):
     )
 
 
+HOLD_REASON_LENGTH = 400
+
+
 class HoldRequest(BaseModel):
-    reason: str = Field(min_length=1, max_length=400)
+    reason_note: str = Field(
+        min_length=1, max_length=32, description="The reason, filed as a subject note (`file_note`)."
+    )
     actor: str = Field(min_length=1, max_length=200)
 
 

@@ -126,6 +126,18 @@ class ProcessingRecordRow(Base):
     runs: Mapped[list[str]] = mapped_column(JSON)
 
 
+class SubjectNoteRow(Base):
+    """Free text about a data subject (a legal hold's reason, a rectification's note), which may
+    name people: workflows refer to it by ID, so it never enters a history that outlives erasure."""
+
+    __tablename__ = "subject_notes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject_ref: Mapped[str] = mapped_column(String(64), index=True)
+    text: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class RetentionHoldRow(Base):
     """A legal hold on a data subject: nothing of theirs is deleted for retention until released."""
 

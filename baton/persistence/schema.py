@@ -6,6 +6,7 @@ import asyncio
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..aio import of_this_loop
 from .migrate import upgrade
 
 
@@ -17,14 +18,17 @@ class Schema:
         self.engine = engine
         self._auto = engine.url.drivername.startswith("sqlite")
         self._ready: asyncio.Future[None] | None = None
+        self._migrated = False
 
     async def ready(self) -> None:
-        if not self._auto:
+        if not self._auto or self._migrated:
             return
-        if self._ready is None:
-            self._ready = asyncio.ensure_future(upgrade(self.engine))
+        ready = of_this_loop(self._ready)
+        if ready is None:
+            ready = self._ready = asyncio.ensure_future(upgrade(self.engine))
         try:
-            await asyncio.shield(self._ready)
+            await asyncio.shield(ready)
         except Exception:
             self._ready = None  # a failed migration is tried again by the next caller
             raise
+        self._migrated = True

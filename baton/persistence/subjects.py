@@ -41,6 +41,7 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ..aio import of_this_loop
 from ..compliance.audit import AuditEntry, AuditLog, local_actor
 from ..security.codec import holds_subject, root_run_id
 from ..security.keys import KEY_BYTES, LiveKeyring, UnknownKey
@@ -105,6 +106,12 @@ class SubjectKeys:
     def ref(self, subject: str) -> str:
         """The subject's pseudonymous reference: a keyed hash of the normalised identifier."""
         return self._hash(normalise_subject(subject))
+
+    def legacy_refs(self, subject: str) -> list[str]:
+        """The subject's references as versions before 0.2 made them (not normalised), where they
+        differ from `ref`: an erasure covers those keys too."""
+        legacy = self._hash(subject.strip())
+        return [] if legacy == self.ref(subject) else [legacy]
 
     def _hash(self, value: str) -> str:
         return hmac.new(self._ref_secret, value.encode(), hashlib.sha256).hexdigest()
@@ -243,8 +250,7 @@ class SubjectKeys:
 
         An erasure is audited (by `actor`, default the OS user at this host) in the same
         transaction, naming the subject's reference and key IDs, never the identifier."""
-        # Also as references were made before 0.2 (not normalised).
-        return await self.erase_ref(self.ref(subject), actor, also=[self._hash(subject.strip())])
+        return await self.erase_ref(self.ref(subject), actor, also=self.legacy_refs(subject))
 
     async def erase_ref(self, ref: str, actor: str | None = None, also: Iterable[str] = ()) -> Erasure:
         """`erase`, for the subject whose reference is `ref` (retention knows only that)."""
@@ -280,7 +286,7 @@ class SubjectKeys:
         """Read the erasure log if it is due; one read at a time, shared by concurrent callers."""
         if time.monotonic() - self._polled_at < ERASURE_POLL_SECONDS:
             return
-        if self._poll is None:
+        if of_this_loop(self._poll) is None:
             self._poll = asyncio.ensure_future(self._read_erasures())
         poll = self._poll
         try:

@@ -32,6 +32,8 @@ import httpx
 import jwt
 from jwt import PyJWK, PyJWKSet
 
+from ..aio import of_this_loop
+
 ALGORITHMS = ("RS256", "ES256")
 ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 """The `typ` header values of an RFC 9068 access token (compared case-insensitively)."""
@@ -121,7 +123,7 @@ class OidcKeys:
 
     def _fetch_task(self) -> asyncio.Task[PyJWKSet | None] | None:
         """The fetch in flight, or a new one; None while a recent failure is remembered."""
-        if self._inflight is None:
+        if of_this_loop(self._inflight) is None:
             if self.clock() - self._failed_at < self.failure_seconds:
                 return None
             self._inflight = asyncio.create_task(self._fetch())

@@ -26,7 +26,8 @@ def add_audit_commands(sub: argparse._SubParsersAction) -> None:
     p = audit.add_parser(
         "verify",
         help="check every entry's hash, the chain's links, and the anchors kept in Temporal",
-        description="Exit status 0 when the chain is whole, 1 naming the first broken link.",
+        description="Exit status 0 when the chain is whole, 1 naming the first broken link, 2 when the "
+        "audit witness cannot be asked for its anchors (--no-anchors checks the chain alone).",
     )
     p.add_argument(
         "--no-anchors", action="store_true", help="do not ask Temporal for the anchors (offline check)"
@@ -42,6 +43,8 @@ def add_audit_commands(sub: argparse._SubParsersAction) -> None:
 async def _verify(args: argparse.Namespace) -> int:
     settings = get_settings()
     anchors = [] if args.no_anchors else await _anchors(settings)
+    if anchors is None:
+        return 2
     engine = engine_from_settings(settings)
     try:
         result = await AuditLog(Schema(engine)).verify(anchors)
@@ -57,18 +60,20 @@ async def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _anchors(settings: BatonSettings) -> list[AuditAnchor]:
-    """The witness's anchors; none (said on stderr) when Temporal or the witness cannot answer."""
+async def _anchors(settings: BatonSettings) -> list[AuditAnchor] | None:
+    """The witness's anchors; None (said on stderr) when Temporal or the witness cannot answer:
+    a chain checked alone passes a consistent rewrite of the whole table, so that is not a pass."""
     witness = witness_workflow_id(settings.compliance_queue)
     try:
         client = await connect(settings)
         return await client.get_workflow_handle(witness).query(AuditWitnessWorkflow.anchors)
     except (RPCError, RuntimeError, WorkflowQueryFailedError) as e:
         err.print(
-            f"[yellow]warning:[/] no anchors from the audit witness {witness} ({escape(str(e))}): "
-            "the chain is checked on its own, which a consistent rewrite of the whole table would pass"
+            f"[red]no anchors from the audit witness {witness}[/] ({escape(str(e))}). Without them a "
+            "consistent rewrite of the whole table would pass; start a compliance worker, or check the "
+            "chain alone with --no-anchors"
         )
-        return []
+        return None
 
 
 async def _tail(args: argparse.Namespace) -> int:

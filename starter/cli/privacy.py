@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ActivityError
 
 from baton.compliance import (
     BATON_RETENTION_DUE,
@@ -148,7 +150,7 @@ async def _records(args: argparse.Namespace) -> int:
     async with _client() as baton:
         ref = baton.subjects.ref(args.subject)
         records = await baton.records.of_subject(ref)
-        state = await baton.records.state(ref)
+        hold = await baton.records.hold_of(ref)
     if not records:
         console.print("no processing records for this subject")
     for r in records:
@@ -156,8 +158,11 @@ async def _records(args: argparse.Namespace) -> int:
             f"{r.purpose} · {r.legal_basis} · {r.data_category} · recorded {r.recorded_at:%Y-%m-%d} · "
             f"due {r.due_at:%Y-%m-%d} · {len(r.runs)} runs"
         )
-    if state.held:
-        console.print(f"[yellow]on legal hold:[/] {escape(state.hold_reason or '')}")
+    if hold is not None:
+        console.print(
+            f"[yellow]on legal hold[/] since {hold.placed_at:%Y-%m-%d} by {escape(hold.placed_by)}: "
+            f"{escape(hold.reason)}"
+        )
     return 0
 
 
@@ -192,6 +197,8 @@ async def _retention_change(args: argparse.Namespace) -> int:
                     state = await retention.shorten(args.days)
         except ValidationError as e:
             raise UsageError("; ".join(x["msg"] for x in e.errors())) from None
+        except ValueError as e:
+            raise UsageError(str(e)) from None
         except LookupError as e:
             err.print(f"[red]{escape(str(e))}[/]")
             return 1
@@ -229,7 +236,12 @@ async def _request(args: argparse.Namespace) -> int:
     async with _client() as baton:
         handle = await baton.subject_request(kind, args.subject, corrected=args.corrected, note=args.note)
         console.print(f"request {handle.id} filed; waiting for the compliance worker…")
-        result = await handle.result()
+        try:
+            result = await handle.result()
+        except WorkflowFailureError as e:
+            cause = e.cause.cause if isinstance(e.cause, ActivityError) else e.cause
+            err.print(f"[red]request {handle.id} failed:[/] {escape(str(cause))}")
+            return 1
     if result.kind is RequestKind.ACCESS:
         console.print(
             f"[green]✓[/] export of {result.runs} runs written to {result.export_path} "
