@@ -177,6 +177,7 @@ async def test_a_legal_hold_keeps_data_past_its_due_date_until_released(
     assert held.held
     hold = await env.client.records.hold_of(env.client.subjects.ref(ALICE))
     assert hold is not None and hold.reason == "litigation 2026-17 brought by Alice Smithers"
+
     # The reason may name people: it stays in the database, where erasure reaches it, never in a history.
     async def shows_the_hold() -> bool:
         return await current_details(retention) == "on legal hold; 1 records"
