@@ -286,9 +286,9 @@ class SubjectKeys:
         """Read the erasure log if it is due; one read at a time, shared by concurrent callers."""
         if time.monotonic() - self._polled_at < ERASURE_POLL_SECONDS:
             return
-        if of_this_loop(self._poll) is None:
-            self._poll = asyncio.ensure_future(self._read_erasures())
-        poll = self._poll
+        poll = of_this_loop(self._poll)
+        if poll is None:
+            poll = self._poll = asyncio.ensure_future(self._read_erasures())
         try:
             await asyncio.shield(poll)
         finally:
