@@ -212,9 +212,12 @@ class ComplianceActivities:
             raise ApplicationError(
                 "a rectification needs a different, corrected identifier", non_retryable=True
             )
-        rectified = await self.records.rectify(
-            request.subject_ref, request.corrected_ref, request.note_id, request.actor
-        )
+        try:
+            rectified = await self.records.rectify(
+                request.subject_ref, request.corrected_ref, request.note_id, request.actor
+            )
+        except LookupError as e:  # the subject was erased since the request was filed
+            raise ApplicationError(str(e), type="NoteMissing", non_retryable=True) from None
         with contextlib.suppress(RPCError):  # not running: nothing to stop
             await self.client.get_workflow_handle(retention_workflow_id(request.subject_ref)).terminate(
                 "the subject's identifier was rectified"

@@ -582,7 +582,10 @@ class BatonClient:
         try:
             handle = await self.temporal.start_workflow(workflow, arg, id=workflow_id, **options)
         except Exception as e:
-            await self.audit("run.start_failed", workflow_id, {"error": type(e).__name__})
+            try:
+                await self.audit("run.start_failed", workflow_id, {"error": type(e).__name__})
+            except Exception:  # the start's own error is the one to raise
+                log.exception("the failed start of run %s could not be audited", workflow_id)
             raise
         if record is not None:
             try:

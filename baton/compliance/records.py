@@ -250,6 +250,8 @@ class ProcessingRecords:
                 if due_by is not None:  # retention waits for the release
                     return Deletion()
                 raise LegalHold("the subject is on legal hold: erasure is refused until the hold is released")
+            if due_by is None:  # an erasure: what was written about them goes too
+                await session.execute(delete(SubjectNoteRow).where(SubjectNoteRow.subject_ref == ref))
             query = select(ProcessingRecordRow).where(ProcessingRecordRow.subject_ref == ref)
             if due_by is not None:
                 query = query.where(ProcessingRecordRow.due_at <= due_by)
