@@ -55,13 +55,13 @@ from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.sdk.v1 import ExternalStorageReference
 from temporalio.converter import DataConverter, StorageDriverClaim, StorageDriverRetrieveContext
 
+from baton.api.auth import bearer, verifier_for
 from baton.compliance.audit import AuditEntry, AuditLog
 from baton.persistence.db import engine_from_settings
 from baton.persistence.models import AuditEventRow
 from baton.persistence.payloads import DatabasePayloadDriver, PayloadNotFound
 from baton.security.codec import ENCODING, WORKFLOW, PayloadDecryptionError
-from baton.security.dev_issuer import DevIssuer
-from baton.security.jwt import Identity, JwtVerifier, OidcKeys, TokenError
+from baton.security.jwt import Identity, JwtVerifier, TokenError
 from baton.settings import BatonSettings
 from baton.temporal import encryption_codec, payload_store, settings_converter
 
@@ -105,7 +105,7 @@ def create_app(
                 store.schema.ready()
             )  # the embedded SQLite migrates itself; PostgreSQL by `baton db upgrade`
             async with httpx.AsyncClient(timeout=10) as http:
-                app.state.verifier = verifier or _verifier(settings, http)
+                app.state.verifier = verifier or verifier_for(settings, http)
                 app.state.codec = encryption_codec(serving)
                 app.state.payload_store = store
                 app.state.audit = AuditLog(store.schema)
@@ -178,7 +178,7 @@ async def identity(request: Request, authorization: Annotated[str | None, Header
     capability = request.path_params.get("capability")
     if capability is not None:
         return _dev_user(request, capability)
-    token = _bearer(authorization)
+    token = bearer(authorization)
     if not token:
         raise Refused(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
     try:
@@ -233,23 +233,6 @@ def dev_endpoint(app: FastAPI, base_url: str) -> str | None:
     if capability is None:
         return None
     return f"{base_url.rstrip('/')}/dev/{capability}"  # clients append /decode and /encode
-
-
-def _verifier(settings: BatonSettings, http: httpx.AsyncClient) -> JwtVerifier:
-    if settings.oidc_issuer is None:
-        return DevIssuer.load(settings).verifier()
-    return JwtVerifier(
-        issuer=settings.oidc_issuer,
-        audience=settings.oidc_audience,
-        keys=OidcKeys(settings.oidc_issuer, http),
-        roles_claim=settings.oidc_roles_claim,
-    )
-
-
-def _bearer(authorization: str | None) -> str | None:
-    if authorization and authorization.lower().startswith("bearer "):
-        return authorization[7:].strip()
-    return None
 
 
 async def _payloads(request: Request, who: Identity) -> list[Payload]:

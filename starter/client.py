@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import uuid
 from collections.abc import Generator, Sequence
+from datetime import timedelta
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic_core import to_jsonable_python
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -48,7 +51,7 @@ from baton.orchestration.models import (
     OrchestrationResult,
     SequentialInput,
 )
-from baton.persistence.db import engine_from_settings, session_factory
+from baton.persistence.db import engine_from_settings
 from baton.persistence.definitions import DefinitionStore
 from baton.persistence.schema import Schema
 from baton.persistence.subjects import SubjectKeys
@@ -326,6 +329,31 @@ class BatonClient:
         settings = settings or get_settings()
         return cls(await connect(settings), settings, actor=actor)
 
+    def acting_for(self, actor: str) -> BatonClient:
+        """This client acting for `actor` in the audit trail (the HTTP API's caller), on the same
+        connections, agents, records and audit trail. Close only the original."""
+        _ = self.records  # made here, so that every copy shares them
+        self._audit_trail()
+        _ = self.agents
+        acting = copy.copy(self)
+        acting.actor = actor
+        return acting
+
+    async def ready(self) -> dict[str, str | None]:
+        """Whether what this client needs answers: for Temporal and the app database, None when
+        it does, else the problem."""
+        problems: dict[str, str | None] = {"temporal": None, "database": None}
+        try:
+            await self.temporal.service_client.check_health(timeout=timedelta(seconds=5))
+        except Exception as e:  # whatever it is, it is the answer
+            problems["temporal"] = f"{type(e).__name__}: {e}"
+        try:
+            async with self._database().connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as e:
+            problems["database"] = f"{type(e).__name__}: {e}"
+        return problems
+
     async def start_process(
         self,
         process: Process | str,
@@ -534,7 +562,7 @@ class BatonClient:
     @property
     def definitions(self) -> DefinitionStore:
         """The deployed process definitions, in the app database (connected on first use)."""
-        return DefinitionStore(session_factory(self._database()))
+        return DefinitionStore(self._schema())
 
     @property
     def subjects(self) -> SubjectKeys:
@@ -660,9 +688,7 @@ class BatonClient:
 
     async def audit(self, action: str, workflow_id: str, detail: dict[str, Any] | None = None) -> None:
         """Record in the audit trail that this client's actor did `action` to a run."""
-        if self._audit_log is None:
-            self._audit_log = AuditLog(self._schema())
-        await self._audit_log.append(
+        await self._audit_trail().append(
             AuditEntry(
                 actor=self.actor,
                 action=action,
@@ -672,6 +698,11 @@ class BatonClient:
                 detail=detail or {},
             )
         )
+
+    def _audit_trail(self) -> AuditLog:
+        if self._audit_log is None:
+            self._audit_log = AuditLog(self._schema())
+        return self._audit_log
 
     def _database(self) -> AsyncEngine:
         if self._engine is None:

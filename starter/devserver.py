@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from temporalio.converter import DataConverter
 
@@ -19,9 +20,13 @@ from baton.security.jwt import JwtVerifier
 from baton.settings import BatonSettings
 from baton.temporal import SEARCH_ATTRIBUTES, dev_server_args, dev_server_path
 
+if TYPE_CHECKING:
+    from baton.starter.client import BatonClient
+
 GRPC_PORT = 7233
 UI_PORT = 8233
 CODEC_PORT = 8234
+API_PORT = 8000
 START_TIMEOUT_S = 60.0
 
 
@@ -144,23 +149,41 @@ async def codec_server(
 ) -> AsyncIterator[CodecServer]:
     """Serve the codec server in this process for a block; `converter`: the process's, to share
     its keys and data-subject registry (see `create_app`)."""
-    import uvicorn
-
     from baton.api.codec_server import create_app, dev_endpoint
 
-    if port_open(host, port):
-        raise RuntimeError(f"port {port} on {host} is taken: is another codec server running?")
     app = create_app(settings, verifier, converter)
+    async with serving(app, host, port, "codec server") as url:
+        yield CodecServer(url, dev_endpoint(app, url))
+
+
+@contextlib.asynccontextmanager
+async def api_server(
+    settings: BatonSettings, host: str = "127.0.0.1", port: int = API_PORT, client: BatonClient | None = None
+) -> AsyncIterator[str]:
+    """Serve the HTTP API in this process for a block; `client`: the process's, to share its
+    connections; yields its base URL."""
+    from baton.api.gateway import create_api
+
+    async with serving(create_api(settings, client), host, port, "API") as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, host: str, port: int, what: str) -> AsyncIterator[str]:
+    """Run an ASGI app under uvicorn in this process for a block; yields its base URL."""
+    import uvicorn
+
+    if port_open(host, port):
+        raise RuntimeError(f"port {port} on {host} is taken: is another {what} running?")
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
             if task.done():
                 task.result()  # raises why it could not start
-                raise RuntimeError(f"the codec server did not start on {host}:{port}")
+                raise RuntimeError(f"the {what} did not start on {host}:{port}")
             await asyncio.sleep(0.05)
-        url = f"http://{host}:{port}"
-        yield CodecServer(url, dev_endpoint(app, url))
+        yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         await task

@@ -11,9 +11,10 @@ import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from baton.persistence.db import create_engine, session_factory
+from baton.persistence.db import create_engine
 from baton.persistence.definitions import DefinitionNotFound, DefinitionStore
 from baton.persistence.migrate import current_revision, upgrade
+from baton.persistence.schema import Schema
 from baton.settings import BatonSettings
 from baton.testing import ProcessEnvironment
 from tests.conftest import POSTGRES_ADMIN_DSN, _postgres_admin
@@ -77,7 +78,7 @@ async def test_subject_keys_from_before_generations_keep_their_key_ids(tmp_path:
 
 async def test_deploy_adds_versions_and_latest_wins(database_url: str) -> None:
     engine = create_engine(database_url)
-    store = DefinitionStore(session_factory(engine))
+    store = DefinitionStore(Schema(engine))
     name = unique_name("Versioned")
     try:
         first = approval_process(name).build(ALLOWED).to_definition()
@@ -99,7 +100,7 @@ async def test_deploy_adds_versions_and_latest_wins(database_url: str) -> None:
 
 async def test_concurrent_deploys_get_distinct_versions(database_url: str) -> None:
     engine = create_engine(database_url)
-    store = DefinitionStore(session_factory(engine))
+    store = DefinitionStore(Schema(engine))
     definition = approval_process(unique_name("Racing")).build(ALLOWED).to_definition()
     try:
         versions = await asyncio.gather(*(store.deploy(definition) for _ in range(4)))
@@ -114,7 +115,7 @@ async def test_a_running_process_keeps_the_definition_it_started_with(temporal, 
     )
     engine = create_engine(settings.resolved_database_url)
     await upgrade(engine)
-    store = DefinitionStore(session_factory(engine))
+    store = DefinitionStore(Schema(engine))
     name = unique_name("Evolving")
     try:
         assert await store.deploy(approval_process(name).build(ALLOWED).to_definition()) == 1
@@ -138,9 +139,7 @@ async def test_an_undeployed_process_is_named(database_url: str) -> None:
         with pytest.raises(
             DefinitionNotFound, match="no deployed process 'Nope'; deploy it with 'baton process deploy'"
         ):
-            await DefinitionStore(session_factory(engine)).load_process(
-                "Nope", BatonSettings(step_modules=ALLOWED)
-            )
+            await DefinitionStore(Schema(engine)).load_process("Nope", BatonSettings(step_modules=ALLOWED))
     finally:
         await engine.dispose()
 

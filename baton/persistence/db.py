@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..settings import BatonSettings
 
@@ -54,10 +54,6 @@ def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:
 
 def engine_from_settings(settings: BatonSettings) -> AsyncEngine:
     return create_engine(settings.resolved_database_url, settings.database_pool_size)
-
-
-def session_factory(engine: AsyncEngine) -> async_sessionmaker:
-    return async_sessionmaker(engine, expire_on_commit=False)
 
 
 def as_utc(at: datetime) -> datetime:

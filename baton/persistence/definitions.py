@@ -15,6 +15,7 @@ from ..process.model import ProcessDefinition
 from ..settings import BatonSettings
 from .db import as_utc
 from .models import ProcessDefinitionRow
+from .schema import Schema
 
 
 class DefinitionNotFound(LookupError):
@@ -30,16 +31,18 @@ class DeployedDefinition:
 
 
 class DefinitionStore:
-    """Reads and writes deployed process definitions."""
+    """Reads and writes deployed process definitions (the embedded SQLite migrates on first use)."""
 
-    def __init__(self, sessions: async_sessionmaker) -> None:
-        self._sessions = sessions
+    def __init__(self, schema: Schema) -> None:
+        self._schema = schema
+        self._sessions = async_sessionmaker(schema.engine, expire_on_commit=False)
 
     async def deploy(self, definition: ProcessDefinition) -> int:
         """Store `definition` as the next version of its name and return that version.
 
         Validate the definition first (`load_process`); this stores what it is given.
         """
+        await self._schema.ready()
         for _ in range(5):  # a concurrent deploy of the same name takes the number: try the next
             async with self._sessions() as session:
                 latest = await session.scalar(
@@ -70,6 +73,7 @@ class DefinitionStore:
             if version is not None
             else query.order_by(ProcessDefinitionRow.version.desc()).limit(1)
         )
+        await self._schema.ready()
         async with self._sessions() as session:
             row = await session.scalar(query)
         if row is None:
@@ -77,12 +81,7 @@ class DefinitionStore:
             raise DefinitionNotFound(
                 f"no deployed {which}process {name!r}; deploy it with 'baton process deploy'"
             )
-        return DeployedDefinition(
-            name=row.name,
-            version=row.version,
-            definition=ProcessDefinition.model_validate(row.definition),
-            created_at=as_utc(row.created_at),
-        )
+        return _deployed(row)
 
     async def load_process(self, name: str, settings: BatonSettings, version: int | None = None) -> Process:
         """The latest (or given) deployed version, validated against the step code and agents
@@ -91,7 +90,28 @@ class DefinitionStore:
         agents = AgentRegistry.from_dirs(settings.agent_dirs)
         return load_process(deployed.definition, settings.step_modules, agents).with_version(deployed.version)
 
+    async def latest(self) -> list[DeployedDefinition]:
+        """The latest version of every deployed definition, by name."""
+        newest = (
+            select(ProcessDefinitionRow.name, func.max(ProcessDefinitionRow.version).label("version"))
+            .group_by(ProcessDefinitionRow.name)
+            .subquery()
+        )
+        await self._schema.ready()
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(ProcessDefinitionRow)
+                .join(
+                    newest,
+                    (ProcessDefinitionRow.name == newest.c.name)
+                    & (ProcessDefinitionRow.version == newest.c.version),
+                )
+                .order_by(ProcessDefinitionRow.name)
+            )
+            return [_deployed(row) for row in rows]
+
     async def versions(self, name: str) -> list[int]:
+        await self._schema.ready()
         async with self._sessions() as session:
             rows = await session.scalars(
                 select(ProcessDefinitionRow.version)
@@ -99,3 +119,12 @@ class DefinitionStore:
                 .order_by(ProcessDefinitionRow.version)
             )
             return list(rows)
+
+
+def _deployed(row: ProcessDefinitionRow) -> DeployedDefinition:
+    return DeployedDefinition(
+        name=row.name,
+        version=row.version,
+        definition=ProcessDefinition.model_validate(row.definition),
+        created_at=as_utc(row.created_at),
+    )

@@ -13,9 +13,10 @@ from rich.console import Console
 from baton.agents.registry import AgentRegistry
 from baton.examples import with_examples
 from baton.examples.document_generation import process as document_generation
-from baton.persistence.db import engine_from_settings, session_factory
+from baton.persistence.db import engine_from_settings
 from baton.persistence.definitions import DefinitionStore
 from baton.persistence.migrate import upgrade
+from baton.persistence.schema import Schema
 from baton.process import ProcessState, load_process
 from baton.settings import BatonSettings
 from baton.starter.cli.progress import follow_run, print_output
@@ -44,7 +45,7 @@ async def run_demo(console: Console, settings: BatonSettings) -> int:
         process = load_process(
             DEFINITION, settings.step_modules, AgentRegistry.from_dirs(settings.agent_dirs)
         )
-        version = await DefinitionStore(session_factory(engine)).deploy(process.to_definition())
+        version = await DefinitionStore(Schema(engine)).deploy(process.to_definition())
     finally:
         await engine.dispose()
     console.print(

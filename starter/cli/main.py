@@ -18,12 +18,14 @@ from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
 from baton.agents import AgentDefinitionError
-from baton.persistence.db import engine_from_settings, session_factory
+from baton.persistence.db import engine_from_settings
 from baton.persistence.definitions import DefinitionStore
 from baton.persistence.migrate import upgrade
+from baton.persistence.schema import Schema
 from baton.process import Process, ProcessDefinitionError, load_process
 from baton.settings import BatonSettings, get_settings
 from baton.starter.cli.agent import add_agent_commands
+from baton.starter.cli.api import add_api_command
 from baton.starter.cli.audit import add_audit_commands
 from baton.starter.cli.compliance import add_compliance_commands
 from baton.starter.cli.keys import add_keys_commands
@@ -113,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     add_orchestrate_command(sub)
     add_keys_commands(sub)
     add_security_commands(sub)
+    add_api_command(sub)
     add_privacy_commands(sub)
     add_audit_commands(sub)
     add_compliance_commands(sub)
@@ -138,7 +141,7 @@ async def resolve_process(source: str, settings: BatonSettings) -> Process:
         return value
     engine = engine_from_settings(settings)
     try:
-        return await DefinitionStore(session_factory(engine)).load_process(source, settings)
+        return await DefinitionStore(Schema(engine)).load_process(source, settings)
     finally:
         await engine.dispose()
 
@@ -156,7 +159,7 @@ async def _process_deploy(args: argparse.Namespace) -> int:
     engine = engine_from_settings(settings)
     try:
         await upgrade(engine)
-        version = await DefinitionStore(session_factory(engine)).deploy(process.to_definition())
+        version = await DefinitionStore(Schema(engine)).deploy(process.to_definition())
     finally:
         await engine.dispose()
     console.print(f"[green]✓[/] deployed {process.name} version {version}; new runs use it")

@@ -1,0 +1,112 @@
+"""RFC 9457 problem details: every error the API gives is `application/problem+json`.
+
+Validation errors list every bad field (where and what, never the value sent); Baton's own errors
+map to their status here, once; anything unexpected is a 500 that says only that, with the
+details in the server's log, never a stack trace in the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+from temporalio.service import RPCError, RPCStatusCode
+
+from baton.agents import AgentNotFound
+from baton.persistence.definitions import DefinitionNotFound
+from baton.process import ProcessDefinitionError
+from baton.starter.client import (
+    EventRejected,
+    ProcessFinished,
+    ProcessingRequired,
+    RunAlreadyExists,
+    UnknownEvent,
+)
+
+MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger(__name__)
+
+
+class FieldProblem(BaseModel):
+    location: list[str | int] = Field(description="Where: `body`, `query` or `path`, then the field's path.")
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 describes it, with Baton's extensions where they apply."""
+
+    type: str = Field("about:blank", description="A URI naming the kind of problem.")
+    title: str = Field(description="The HTTP status phrase.")
+    status: int
+    detail: str | None = Field(None, description="What went wrong, for a person.")
+    errors: list[FieldProblem] | None = Field(None, description="Every field that failed validation.")
+    problems: list[str] | None = Field(None, description="Every problem of a process definition.")
+    accepted: list[str] | None = Field(
+        None, description="An undeclared event: the input events the process declares."
+    )
+
+
+def problem(status: int, detail: str | None = None, **extensions: Any) -> JSONResponse:
+    body = Problem(title=HTTPStatus(status).phrase, status=status, detail=detail, **extensions)
+    return JSONResponse(body.model_dump(mode="json", exclude_none=True), status, media_type=MEDIA_TYPE)
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error of `app` as problem+json."""
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, e: HTTPException) -> JSONResponse:
+        response = problem(e.status_code, str(e.detail) if e.detail else None)
+        response.headers.update(e.headers or {})
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+        errors = [
+            FieldProblem(location=list(error["loc"]), message=error["msg"], type=error["type"])
+            for error in e.errors()
+        ]
+        noun = "field is" if len(errors) == 1 else "fields are"
+        return problem(422, f"{len(errors)} {noun} invalid", errors=errors)
+
+    @app.exception_handler(ProcessDefinitionError)
+    async def bad_definition(request: Request, e: ProcessDefinitionError) -> JSONResponse:
+        return problem(422, f"process {e.process_name!r} is invalid", problems=e.problems)
+
+    @app.exception_handler(EventRejected)
+    async def rejected(request: Request, e: EventRejected) -> JSONResponse:
+        status = 409 if isinstance(e, ProcessFinished) else 400
+        accepted = e.accepted if isinstance(e, UnknownEvent) else None
+        return problem(status, str(e), accepted=accepted, problems=e.problems or None)
+
+    @app.exception_handler(RunAlreadyExists)
+    async def exists(request: Request, e: RunAlreadyExists) -> JSONResponse:
+        return problem(409, str(e))
+
+    @app.exception_handler(ProcessingRequired)
+    async def purpose_missing(request: Request, e: ProcessingRequired) -> JSONResponse:
+        return problem(422, str(e))
+
+    @app.exception_handler(DefinitionNotFound)
+    @app.exception_handler(AgentNotFound)
+    async def not_found(request: Request, e: LookupError) -> JSONResponse:
+        return problem(404, str(e.args[0]) if e.args else None)
+
+    @app.exception_handler(RPCError)
+    async def temporal_refused(request: Request, e: RPCError) -> JSONResponse:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            return problem(404, "no such run")
+        log.warning("Temporal refused %s %s: %s", request.method, request.url.path, e)
+        return problem(503, "Temporal did not answer the request; try again")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, e: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return problem(500, "the request failed on the server; its log has the details")
