@@ -14,12 +14,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
 from temporalio.service import RPCError, RPCStatusCode
 
 from baton.agents import AgentNotFound
-from baton.persistence.definitions import DefinitionNotFound
+from baton.persistence.definitions import DefinitionNotFound, DefinitionRetired
 from baton.process import ProcessDefinitionError
 from baton.starter.client import (
     EventRejected,
@@ -53,6 +53,14 @@ class Problem(BaseModel):
     )
 
 
+Responses = dict[int | str, dict[str, Any]]
+
+
+def documented(*statuses: int) -> Responses:
+    """OpenAPI `responses` for these error statuses: each a `Problem`."""
+    return {status: {"model": Problem, "description": HTTPStatus(status).phrase} for status in statuses}
+
+
 def problem(status: int, detail: str | None = None, **extensions: Any) -> JSONResponse:
     body = Problem(title=HTTPStatus(status).phrase, status=status, detail=detail, **extensions)
     return JSONResponse(body.model_dump(mode="json", exclude_none=True), status, media_type=MEDIA_TYPE)
@@ -76,6 +84,16 @@ def install(app: FastAPI) -> None:
         noun = "field is" if len(errors) == 1 else "fields are"
         return problem(422, f"{len(errors)} {noun} invalid", errors=errors)
 
+    @app.exception_handler(ValidationError)
+    async def invalid_combination(request: Request, e: ValidationError) -> JSONResponse:
+        # Models built from a valid request can still refuse it as a whole (repeated agents, a
+        # manager without its agent): the caller's input, so 422, never 500.
+        errors = [
+            FieldProblem(location=["body", *error["loc"]], message=error["msg"], type=error["type"])
+            for error in e.errors()
+        ]
+        return problem(422, f"the request does not make a valid {e.title}", errors=errors)
+
     @app.exception_handler(ProcessDefinitionError)
     async def bad_definition(request: Request, e: ProcessDefinitionError) -> JSONResponse:
         return problem(422, f"process {e.process_name!r} is invalid", problems=e.problems)
@@ -87,7 +105,8 @@ def install(app: FastAPI) -> None:
         return problem(status, str(e), accepted=accepted, problems=e.problems or None)
 
     @app.exception_handler(RunAlreadyExists)
-    async def exists(request: Request, e: RunAlreadyExists) -> JSONResponse:
+    @app.exception_handler(DefinitionRetired)
+    async def conflict(request: Request, e: ValueError) -> JSONResponse:
         return problem(409, str(e))
 
     @app.exception_handler(ProcessingRequired)

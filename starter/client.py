@@ -333,7 +333,7 @@ class BatonClient:
         """This client acting for `actor` in the audit trail (the HTTP API's caller), on the same
         connections, agents, records and audit trail. Close only the original."""
         _ = self.records  # made here, so that every copy shares them
-        self._audit_trail()
+        _ = self.audit_trail
         _ = self.agents
         acting = copy.copy(self)
         acting.actor = actor
@@ -686,20 +686,30 @@ class BatonClient:
         """The data subject's retention: its state, legal hold and release, longer or shorter."""
         return SubjectRetention(self, self.subjects.ref(data_subject))
 
-    async def audit(self, action: str, workflow_id: str, detail: dict[str, Any] | None = None) -> None:
-        """Record in the audit trail that this client's actor did `action` to a run."""
-        await self._audit_trail().append(
+    async def audit(
+        self,
+        action: str,
+        workflow_id: str | None,
+        detail: dict[str, Any] | None = None,
+        *,
+        resource: str | None = None,
+    ) -> None:
+        """Record in the audit trail that this client's actor did `action` to a run (or to
+        `resource`, something else: `template:<name>`)."""
+        await self.audit_trail.append(
             AuditEntry(
                 actor=self.actor,
                 action=action,
-                resource=workflow_id,
+                resource=resource or workflow_id,
                 namespace=self.temporal.namespace,
                 workflow_id=workflow_id,
                 detail=detail or {},
             )
         )
 
-    def _audit_trail(self) -> AuditLog:
+    @property
+    def audit_trail(self) -> AuditLog:
+        """The audit trail (in the app database, connected on first use)."""
         if self._audit_log is None:
             self._audit_log = AuditLog(self._schema())
         return self._audit_log

@@ -18,6 +18,7 @@ from baton.compliance import AuditLog
 from baton.persistence.db import create_engine
 from baton.persistence.schema import Schema
 from baton.security.dev_issuer import DevIssuer
+from baton.security.policies import POLICIES, Policy
 from baton.settings import BatonSettings
 from baton.starter.devserver import api_server
 from baton.testing import ProcessEnvironment
@@ -34,6 +35,11 @@ description: Only for finance.
 instructions: Keep the books.
 roles: [Finance]
 """
+REVIEWER_AGENT = """
+name: Reviewer
+description: Reviews.
+instructions: Review.
+"""
 ROLES = ["Admin", "Agent", "TemplateManager", "DataProtectionOfficer", "Auditor", "Viewer"]
 
 
@@ -43,6 +49,7 @@ def api_settings(settings: BatonSettings, tmp_path: Path) -> BatonSettings:
     agents.mkdir()
     (agents / "helper.yaml").write_text(OPEN_AGENT)
     (agents / "ledger.yaml").write_text(FINANCE_AGENT)
+    (agents / "reviewer.yaml").write_text(REVIEWER_AGENT)
     return settings.model_copy(update={"agent_dirs": [agents]})
 
 
@@ -72,23 +79,33 @@ async def test_health_needs_no_token_and_readiness_checks_temporal_and_the_datab
     assert ready.status_code == 200 and ready.json() == {"temporal": True, "database": True}
 
 
-async def test_every_route_answers_per_policy(api: httpx.AsyncClient, api_settings: BatonSettings) -> None:
-    """Each route x each role (and no token): allowed, 401 or 403, as the policy table says."""
-    reads = [("GET", "/v1/templates"), ("GET", "/v1/agents")]
-    expected = {
-        ("GET", "/v1/templates"): {"Admin", "Agent", "TemplateManager", "Viewer"},
-        ("GET", "/v1/agents"): {"Admin", "Agent"},
-    }
-    for method, path in reads:
-        anonymous = await api.request(method, path)
-        assert (
-            anonymous.status_code == 401 and anonymous.headers["content-type"] == "application/problem+json"
-        )
+async def test_every_route_answers_every_role_as_its_policy_says(
+    api: httpx.AsyncClient, api_settings: BatonSettings
+) -> None:
+    """The RBAC matrix, generated from the policies the OpenAPI document publishes per route:
+    every route x every role and no token gives 401, 403, or (allowed) anything else."""
+    document = (await api.get("/openapi.json")).json()
+    routes = [
+        (method.upper(), path, operation["x-baton-policy"], set(operation["x-baton-roles"]))
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if path.startswith("/v1/")
+    ]
+    assert len(routes) >= 17
+    assert {policy for _, _, policy, _ in routes} == {"AgentAccess", "TemplateManagement", "Read"}
+    for method, template, policy, roles in routes:
+        assert roles == set(POLICIES[Policy(policy)])  # what the table says, not a copy of it
+        path = template.format(name="Nobody", run_id="process-None-1", version=1)
+        body = {} if method == "POST" else None
+        anonymous = await api.request(method, path, json=body)
+        assert anonymous.status_code == 401, (method, path)
+        assert anonymous.headers["content-type"] == "application/problem+json"
         for role in ROLES:
-            answer = await api.request(method, path, headers=as_(api_settings, role))
-            assert answer.status_code == (200 if role in expected[(method, path)] else 403), (path, role)
-    refused = await api.post("/v1/templates", json={}, headers=as_(api_settings, "Agent"))
-    assert refused.status_code == 403 and "TemplateManagement" in refused.json()["detail"]
+            answer = await api.request(method, path, json=body, headers=as_(api_settings, role))
+            if role in roles:
+                assert answer.status_code not in (401, 403), (method, path, role, answer.text)
+            else:
+                assert answer.status_code == 403 and policy in answer.json()["detail"], (method, path, role)
 
 
 @pytest.mark.parametrize(
@@ -107,8 +124,10 @@ async def test_an_agent_with_roles_is_listed_and_run_only_for_those_roles(
 ) -> None:
     agent = as_(api_settings, "Agent")
     finance = as_(api_settings, "Agent", "Finance")
-    assert [a["name"] for a in (await api.get("/v1/agents", headers=agent)).json()] == ["Helper"]
-    assert [a["name"] for a in (await api.get("/v1/agents", headers=finance)).json()] == ["Helper", "Ledger"]
+    listed = {a["name"] for a in (await api.get("/v1/agents", headers=agent)).json()}
+    assert listed == {"Helper", "Reviewer"}
+    listed = {a["name"] for a in (await api.get("/v1/agents", headers=finance)).json()}
+    assert listed == {"Helper", "Ledger", "Reviewer"}
 
     refused = await api.post("/v1/agents/Ledger/runs", json={"input": "books"}, headers=agent)
     assert refused.status_code == 403 and "Ledger" in refused.json()["detail"]
@@ -132,7 +151,7 @@ async def test_templates_are_created_shown_and_refused_with_every_problem(
         "/v1/templates", content=definition, headers={**manager, "Content-Type": "application/yaml"}
     )
     assert created.status_code == 201, created.text
-    assert created.json() == {"name": "Approve", "version": 1}
+    assert created.json()["name"] == "Approve" and created.json()["version"] == 1
     again = await api.post(
         "/v1/templates", content=definition, headers={**manager, "Content-Type": "application/yaml"}
     )
@@ -141,10 +160,22 @@ async def test_templates_are_created_shown_and_refused_with_every_problem(
     shown = await api.get("/v1/templates/Approve", headers=as_(api_settings, "Viewer"))
     assert shown.status_code == 200 and shown.json()["version"] == 2
     assert shown.json()["mermaid"].startswith("flowchart")
-    versions = await api.get("/v1/templates/Approve/versions", headers=manager)
-    assert versions.json() == [1, 2]
     listed = await api.get("/v1/templates", headers=manager)
-    assert [(t["name"], t["latest_version"]) for t in listed.json()] == [("Approve", 2)]
+    assert [(t["name"], t["version"]) for t in listed.json()] == [("Approve", 2)]
+
+    retired = await api.post("/v1/templates/Approve/versions/2/retire", headers=manager)
+    assert retired.status_code == 200 and retired.json()["retired_at"]
+    versions = await api.get("/v1/templates/Approve/versions", headers=manager)
+    assert [(v["version"], v["retired_at"] is not None) for v in versions.json()] == [(1, False), (2, True)]
+    assert (await api.get("/v1/templates/Approve", headers=manager)).json()[
+        "version"
+    ] == 1  # what new runs take
+    refused = await api.post(
+        "/v1/runs",
+        json={"template": "Approve", "version": 2, "event": "Start", "data": "x"},
+        headers=as_(api_settings, "Agent"),
+    )
+    assert refused.status_code == 409 and "retired" in refused.json()["detail"]
 
     bad = {"name": "Broken", "steps": [{"name": "A", "step": "os:system"}], "routes": []}
     refused = await api.post("/v1/templates", json=bad, headers=manager)
@@ -238,3 +269,61 @@ async def test_the_openapi_document_lists_every_route_and_the_problem_model(api:
         "/readyz",
     } <= set(document["paths"])
     assert "Problem" in document["components"]["schemas"]
+
+
+async def test_an_orchestration_runs_named_agents_the_caller_may_use_and_streams_its_transcript(
+    api: httpx.AsyncClient, api_settings: BatonSettings
+) -> None:
+    agent = as_(api_settings, "Agent")
+    refused = await api.post(
+        "/v1/orchestrations",
+        json={
+            "pattern": "concurrent",
+            "task": "close the quarter",
+            "agents": ["Helper"],
+            "aggregator": "Ledger",
+        },
+        headers=agent,
+    )
+    assert refused.status_code == 403 and "Ledger" in refused.json()["detail"]  # the aggregator counts too
+    unknown = await api.post(
+        "/v1/orchestrations", json={"pattern": "sequential", "task": "t", "agents": ["Nobody"]}, headers=agent
+    )
+    assert unknown.status_code == 404
+    bad = await api.post(
+        "/v1/orchestrations", json={"pattern": "chaos", "task": "t", "agents": []}, headers=agent
+    )
+    assert bad.status_code == 422
+    repeated = await api.post(
+        "/v1/orchestrations",
+        json={"pattern": "sequential", "task": "t", "agents": ["Helper", "Helper"]},
+        headers=agent,
+    )
+    assert repeated.status_code == 422 and "repeated: Helper" in repeated.json()["errors"][0]["message"]
+
+    started = await api.post(
+        "/v1/orchestrations",
+        json={"pattern": "sequential", "task": "write a haiku", "agents": ["Helper", "Reviewer"]},
+        headers=agent,
+    )
+    assert started.status_code == 201, started.text
+    run_id = started.json()["run_id"]
+    events: list[tuple[str, str]] = []
+    async with api.stream("GET", f"/v1/orchestrations/{run_id}/stream", headers=agent) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        name = ""
+        async for line in stream.aiter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((name, line.removeprefix("data: ")))
+    assert [name for name, _ in events].count("turn") >= 2 and events[-1] == (
+        "end",
+        '{"status": "completed"}',
+    )
+    final = (await api.get(f"/v1/orchestrations/{run_id}", headers=as_(api_settings, "Viewer"))).json()
+    assert final["progress"]["status"] == "completed" and final["result"]["answer"]
+    not_waiting = await api.post(f"/v1/orchestrations/{run_id}/reply", json={"text": "hi"}, headers=agent)
+    assert not_waiting.status_code in (404, 409)
+    process_run = await api.get("/v1/orchestrations/process-None-1", headers=agent)
+    assert process_run.status_code == 404

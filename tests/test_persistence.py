@@ -28,9 +28,9 @@ def unique_name(prefix: str) -> str:
 async def test_migrations_reach_head_and_are_idempotent(database_url: str) -> None:
     engine = create_engine(database_url)
     try:
-        assert await current_revision(engine) == "0008"
+        assert await current_revision(engine) == "0009"
         await upgrade(engine)  # again: nothing to do, nothing broken
-        assert await current_revision(engine) == "0008"
+        assert await current_revision(engine) == "0009"
     finally:
         await engine.dispose()
 
@@ -85,7 +85,7 @@ async def test_deploy_adds_versions_and_latest_wins(database_url: str) -> None:
         second = first.model_copy(update={"description": "second"})
         assert await store.deploy(first) == 1
         assert await store.deploy(second) == 2
-        assert await store.versions(name) == [1, 2]
+        assert [d.version for d in await store.versions(name)] == [1, 2]
         latest = await store.get(name)
         assert latest.version == 2 and latest.definition == second
         assert latest.created_at.tzinfo is not None
@@ -151,7 +151,7 @@ async def test_two_engines_migrating_a_fresh_sqlite_file_at_once_both_succeed(tm
     engines = [create_engine(url) for _ in range(3)]
     try:
         await asyncio.gather(*(upgrade(engine) for engine in engines))
-        assert await current_revision(engines[0]) == "0008"
+        assert await current_revision(engines[0]) == "0009"
     finally:
         for engine in engines:
             await engine.dispose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +19,11 @@ from .schema import Schema
 
 
 class DefinitionNotFound(LookupError):
-    """No deployed definition has this name (or version)."""
+    """No deployed definition has this name (or version), or every version of it is retired."""
+
+
+class DefinitionRetired(ValueError):
+    """The version asked for was retired: new runs cannot take it."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class DeployedDefinition:
     version: int
     definition: ProcessDefinition
     created_at: datetime
+    retired_at: datetime | None = None
 
 
 class DefinitionStore:
@@ -66,12 +71,15 @@ class DefinitionStore:
         raise RuntimeError(f"could not deploy {definition.name!r}: too many concurrent deploys")
 
     async def get(self, name: str, version: int | None = None) -> DeployedDefinition:
-        """The given version of a definition, or the latest when `version` is None."""
+        """The given version of a definition (retired or not), or the latest one not retired
+        when `version` is None."""
         query = select(ProcessDefinitionRow).where(ProcessDefinitionRow.name == name)
         query = (
             query.where(ProcessDefinitionRow.version == version)
             if version is not None
-            else query.order_by(ProcessDefinitionRow.version.desc()).limit(1)
+            else query.where(ProcessDefinitionRow.retired_at.is_(None))
+            .order_by(ProcessDefinitionRow.version.desc())
+            .limit(1)
         )
         await self._schema.ready()
         async with self._sessions() as session:
@@ -85,15 +93,37 @@ class DefinitionStore:
 
     async def load_process(self, name: str, settings: BatonSettings, version: int | None = None) -> Process:
         """The latest (or given) deployed version, validated against the step code and agents
-        `settings` allow."""
+        `settings` allow; `DefinitionRetired` for a retired version."""
         deployed = await self.get(name, version)
+        if deployed.retired_at is not None:
+            raise DefinitionRetired(
+                f"version {deployed.version} of process {name!r} was retired on "
+                f"{deployed.retired_at:%Y-%m-%d}; start the latest version instead"
+            )
         agents = AgentRegistry.from_dirs(settings.agent_dirs)
         return load_process(deployed.definition, settings.step_modules, agents).with_version(deployed.version)
 
+    async def retire(self, name: str, version: int) -> DeployedDefinition:
+        """Retire a version: new runs no longer take it (runs of it keep it, they carry their
+        definition). Retiring it again changes nothing."""
+        await self._schema.ready()
+        async with self._sessions() as session, session.begin():
+            row = await session.scalar(
+                select(ProcessDefinitionRow).where(
+                    ProcessDefinitionRow.name == name, ProcessDefinitionRow.version == version
+                )
+            )
+            if row is None:
+                raise DefinitionNotFound(f"no deployed version {version} of process {name!r}")
+            if row.retired_at is None:
+                row.retired_at = datetime.now(UTC)
+            return _deployed(row)
+
     async def latest(self) -> list[DeployedDefinition]:
-        """The latest version of every deployed definition, by name."""
+        """The latest version, not retired, of every deployed definition, by name."""
         newest = (
             select(ProcessDefinitionRow.name, func.max(ProcessDefinitionRow.version).label("version"))
+            .where(ProcessDefinitionRow.retired_at.is_(None))
             .group_by(ProcessDefinitionRow.name)
             .subquery()
         )
@@ -110,15 +140,16 @@ class DefinitionStore:
             )
             return [_deployed(row) for row in rows]
 
-    async def versions(self, name: str) -> list[int]:
+    async def versions(self, name: str) -> list[DeployedDefinition]:
+        """Every version of a definition, the retired ones included, oldest first."""
         await self._schema.ready()
         async with self._sessions() as session:
             rows = await session.scalars(
-                select(ProcessDefinitionRow.version)
+                select(ProcessDefinitionRow)
                 .where(ProcessDefinitionRow.name == name)
                 .order_by(ProcessDefinitionRow.version)
             )
-            return list(rows)
+            return [_deployed(row) for row in rows]
 
 
 def _deployed(row: ProcessDefinitionRow) -> DeployedDefinition:
@@ -127,4 +158,5 @@ def _deployed(row: ProcessDefinitionRow) -> DeployedDefinition:
         version=row.version,
         definition=ProcessDefinition.model_validate(row.definition),
         created_at=as_utc(row.created_at),
+        retired_at=as_utc(row.retired_at) if row.retired_at is not None else None,
     )

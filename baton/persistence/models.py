@@ -24,6 +24,8 @@ class ProcessDefinitionRow(Base):
     version: Mapped[int] = mapped_column(Integer)
     definition: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """When the version was retired: new runs no longer take it; runs of it keep it."""
 
 
 class StoredPayloadRow(Base):

@@ -1,0 +1,81 @@
+"""Agents: those the caller may use, one agent's specification, and a run of one."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from baton.agents import AgentRunResult, AgentSpec
+from baton.api.deps import AgentAccess, baton_for, check_agents
+from baton.api.problems import documented
+from baton.api.runs import RunInfo
+from baton.compliance import Processing
+from baton.security.policies import may_use
+
+router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=documented(401, 403))
+
+
+class AgentSummary(BaseModel):
+    name: str
+    description: str
+    model: str
+    tools: list[str]
+    roles: list[str] = Field(description="Roles that may use it; empty: anyone with AgentAccess.")
+
+
+class AgentRunRequest(BaseModel):
+    input: str = Field(min_length=1, max_length=100_000, description="What the agent is asked.")
+    data_subject: str | None = Field(
+        None, min_length=1, max_length=200, description="Whose personal data the run holds (erasable)."
+    )
+    processing: Processing | None = Field(None, description="Why; default: the agent's own.")
+
+
+class AgentRunStarted(RunInfo):
+    result: AgentRunResult | None = Field(None, description="With `?wait=true`: the answer.")
+
+
+@router.get("")
+async def list_agents(request: Request, who: AgentAccess) -> list[AgentSummary]:
+    """The agents the caller may use."""
+    registry = request.app.state.baton.agents
+    return [
+        AgentSummary(name=a.name, description=a.description, model=a.model, tools=a.tools, roles=a.roles)
+        for a in (registry[name] for name in sorted(registry))
+        if may_use(who, a)
+    ]
+
+
+@router.get("/{name}", responses=documented(404))
+async def show_agent(request: Request, name: str, who: AgentAccess) -> AgentSpec:
+    """One agent's specification."""
+    agent: AgentSpec = request.app.state.baton.agents[name]
+    check_agents(who, [agent])
+    return agent
+
+
+@router.post("/{name}/runs", status_code=202, responses={**documented(404), 200: {"model": AgentRunStarted}})
+async def run_agent(
+    request: Request,
+    response: Response,
+    name: str,
+    run: AgentRunRequest,
+    who: AgentAccess,
+    wait: Annotated[bool, Query(description="Answer once the agent has answered.")] = False,
+) -> AgentRunStarted:
+    """Start the agent on `input`: 202 with the run, or 200 with its answer when `wait`."""
+    baton = baton_for(request, who)
+    agent = baton.agents[name]
+    check_agents(who, [agent])
+    handle = await baton.start_agent(
+        agent, run.input, data_subject=run.data_subject, processing=run.processing
+    )
+    started = AgentRunStarted(
+        run_id=handle.id, ui_url=baton.settings.workflow_url(handle.id, baton.temporal.namespace)
+    )
+    if wait:
+        started.result = await handle.result()
+        response.status_code = 200
+    return started

@@ -1,0 +1,85 @@
+"""What every API route depends on: the caller (a verified bearer token), the policy the route
+needs, the client acting for the caller, and the check that the caller may use each agent."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+from fastapi.routing import APIRoute
+
+from baton.agents import AgentSpec
+from baton.api.auth import bearer
+from baton.process.model import CompiledProcess
+from baton.security.jwt import Identity, JwtVerifier, TokenError
+from baton.security.policies import Policy, refused_agents, satisfies
+from baton.starter.client import BatonClient
+
+SUBJECT_CHARS = 200
+"""The longest token subject the audit trail records."""
+
+
+async def identity(request: Request, authorization: Annotated[str | None, Header()] = None) -> Identity:
+    """The caller, from a valid bearer token (401 otherwise)."""
+    token = bearer(authorization)
+    if not token:
+        raise HTTPException(401, "a bearer token is required", {"WWW-Authenticate": "Bearer"})
+    verifier: JwtVerifier = request.app.state.verifier
+    try:
+        who = await verifier.verify(token)
+    except TokenError as e:
+        raise HTTPException(401, str(e), {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+    if len(who.subject) > SUBJECT_CHARS:  # it could not be audited
+        raise HTTPException(401, f"the token's subject is longer than {SUBJECT_CHARS} characters")
+    request.state.principal = who.subject
+    return who
+
+
+class Allowed:
+    """A dependency: the caller, when a role of theirs satisfies the route's policy (403 otherwise)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    async def __call__(self, who: Annotated[Identity, Depends(identity)]) -> Identity:
+        if not satisfies(who, self.policy):
+            raise HTTPException(
+                403, f"this needs the {self.policy.value} policy, which the caller's roles do not satisfy"
+            )
+        return who
+
+
+AgentAccess = Annotated[Identity, Depends(Allowed(Policy.AGENT_ACCESS))]
+TemplateManagement = Annotated[Identity, Depends(Allowed(Policy.TEMPLATE_MANAGEMENT))]
+Reader = Annotated[Identity, Depends(Allowed(Policy.READ))]
+
+
+def policy_of(route: APIRoute) -> Policy | None:
+    """The policy a route needs; None for the open ones (health)."""
+    for dependency in route.dependant.dependencies:
+        if isinstance(dependency.call, Allowed):
+            return dependency.call.policy
+    return None
+
+
+def baton_for(request: Request, who: Identity) -> BatonClient:
+    """The client, acting for the caller (so the audit trail names them)."""
+    client: BatonClient = request.app.state.baton
+    return client.acting_for(who.subject)
+
+
+def check_agents(who: Identity, agents: list[AgentSpec]) -> None:
+    """403 naming the agents of `agents` the caller may not use, if any."""
+    if refused := refused_agents(who, agents):
+        raise HTTPException(403, f"the caller may not use the agents: {', '.join(refused)}")
+
+
+def agents_of(process: CompiledProcess) -> list[AgentSpec]:
+    """Every agent a process's steps run, its sub-processes' included."""
+    found: list[AgentSpec] = []
+    for step in process.steps.values():
+        if step.agent is not None:
+            found.append(step.agent)
+        if step.process is not None:
+            found += agents_of(step.process)
+    return found

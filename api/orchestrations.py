@@ -1,0 +1,233 @@
+"""Orchestrations (the seed's OrchestrateAgents): start any of the five patterns over agents named
+in the registry, follow the transcript (as JSON, or live as Server-Sent Events), answer the
+person prompt, cancel. Every agent a request names, the manager and aggregator included, must be
+one the caller may use (403 naming those it may not)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+
+from baton.agents import AgentSpec
+from baton.api.deps import AgentAccess, Reader, baton_for, check_agents
+from baton.api.problems import documented
+from baton.api.runs import RunInfo
+from baton.compliance import Processing
+from baton.orchestration.models import (
+    ConcurrentInput,
+    GroupChatInput,
+    HumanInput,
+    MagenticInput,
+    ManagerSpec,
+    OrchestrationInput,
+    OrchestrationProgress,
+    OrchestrationResult,
+)
+from baton.starter.client import ORCHESTRATION_WORKFLOWS, BatonClient, OrchestrationRun, PendingOrchestration
+
+router = APIRouter(prefix="/v1/orchestrations", tags=["orchestrations"], responses=documented(401, 403))
+WORKFLOW_TYPES = {workflow_type for _, workflow_type in ORCHESTRATION_WORKFLOWS.values()}
+STREAM_POLL_SECONDS = 0.5
+AgentName = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class _Start(BaseModel):
+    task: str = Field(min_length=1, max_length=100_000)
+    agents: list[AgentName] = Field(min_length=1, max_length=50, description="Agents by name, in order.")
+    data_subject: str | None = Field(
+        None, min_length=1, max_length=200, description="Whose personal data the run holds (erasable)."
+    )
+    processing: Processing | None = Field(None, description="Why; needed with a data subject.")
+
+
+class SequentialStart(_Start):
+    pattern: Literal["sequential"]
+    pass_transcript: bool = Field(False, description="Each agent sees every answer so far, not the last.")
+
+
+class ConcurrentStart(_Start):
+    pattern: Literal["concurrent"]
+    aggregator: AgentName | None = Field(None, description="An agent that combines the answers.")
+    on_failure: Literal["fail", "continue"] = "fail"
+
+
+class GroupChatStart(_Start):
+    pattern: Literal["group-chat"]
+    manager: Literal["round-robin", "llm", "custom"] = "round-robin"
+    manager_agent: AgentName = Field(
+        "ProjectManager", description="For an llm manager: the agent that picks."
+    )
+    manager_name: str | None = Field(None, description="For a custom manager: its registered name.")
+    ask_human_every: int | None = Field(None, ge=1)
+    max_rounds: int = Field(10, ge=1, le=100_000)
+    approval_phrase: str | None = "APPROVED"
+    human: HumanInput = Field(default_factory=HumanInput)
+
+
+class HandoffStart(_Start):
+    pattern: Literal["handoff"]
+    routes: dict[AgentName, list[AgentName]] | None = Field(None, description="Default: anyone to anyone.")
+    max_handoffs: int = Field(10, ge=1)
+    human: HumanInput = Field(default_factory=HumanInput)
+
+
+class MagenticStart(_Start):
+    pattern: Literal["magentic"]
+    manager: AgentName = "ProjectManager"
+    max_rounds: int = Field(20, ge=1)
+
+
+OrchestrationStart = Annotated[
+    SequentialStart | ConcurrentStart | GroupChatStart | HandoffStart | MagenticStart,
+    Field(discriminator="pattern"),
+]
+
+
+class Orchestration(BaseModel):
+    run_id: str
+    progress: OrchestrationProgress
+    result: OrchestrationResult | None = Field(None, description="Once it has completed.")
+
+
+class Reply(BaseModel):
+    text: str = Field(min_length=1, max_length=100_000)
+    author: str = Field("user", max_length=100, description="Who answers (a role or a pseudonym, not PII).")
+
+
+def _pending(baton: BatonClient, start: OrchestrationStart) -> PendingOrchestration:
+    match start:
+        case SequentialStart():
+            return baton.run_sequential(start.task, start.agents, pass_transcript=start.pass_transcript)
+        case ConcurrentStart():
+            return baton.run_concurrent(
+                start.task, start.agents, aggregator=start.aggregator, on_failure=start.on_failure
+            )
+        case GroupChatStart():
+            manager = ManagerSpec(
+                kind=start.manager,
+                agent=baton.agents[start.manager_agent] if start.manager == "llm" else None,
+                name=start.manager_name,
+                ask_human_every=start.ask_human_every,
+            )
+            return baton.run_group_chat(
+                start.task,
+                start.agents,
+                manager=manager,
+                max_rounds=start.max_rounds,
+                approval_phrase=start.approval_phrase,
+                human=start.human,
+            )
+        case HandoffStart():
+            return baton.run_handoff(
+                start.task,
+                start.agents,
+                routes=start.routes,
+                max_handoffs=start.max_handoffs,
+                human=start.human,
+            )
+        case MagenticStart():
+            return baton.run_magentic(
+                start.task, start.agents, manager=start.manager, max_rounds=start.max_rounds
+            )
+    raise AssertionError(f"unknown pattern {start.pattern}")
+
+
+def agents_in(input: OrchestrationInput) -> list[AgentSpec]:
+    """Every agent an orchestration runs: its agents, and its aggregator or manager."""
+    extra: list[AgentSpec | None] = []
+    if isinstance(input, ConcurrentInput):
+        extra = [input.aggregator]
+    elif isinstance(input, GroupChatInput):
+        extra = [input.manager.agent]
+    elif isinstance(input, MagenticInput):
+        extra = [input.manager]
+    return [*input.agents, *(agent for agent in extra if agent is not None)]
+
+
+@router.post("", status_code=201, responses=documented(404))
+async def start_orchestration(request: Request, start: OrchestrationStart, who: AgentAccess) -> RunInfo:
+    """Start an orchestration of agents by name."""
+    baton = baton_for(request, who)
+    pending = _pending(baton, start)
+    check_agents(who, agents_in(pending.input))
+    run = await pending.start(data_subject=start.data_subject, processing=start.processing)
+    return RunInfo(run_id=run.id, ui_url=run.ui_url)
+
+
+async def _run(baton: BatonClient, run_id: str) -> tuple[OrchestrationRun, WorkflowExecutionStatus | None]:
+    """The orchestration run and its status; 404 for a run that is not an orchestration."""
+    run = OrchestrationRun(baton.temporal.get_workflow_handle(run_id, result_type=OrchestrationResult), baton)
+    described = await run.handle.describe()
+    if described.workflow_type not in WORKFLOW_TYPES:
+        raise HTTPException(404, f"{run_id} is not an orchestration run")
+    return run, described.status
+
+
+@router.get("/{run_id}", responses=documented(404))
+async def orchestration(request: Request, run_id: str, who: Reader) -> Orchestration:
+    """Status, round, the transcript so far, the question a person is asked, and the result once
+    it has completed."""
+    run, status = await _run(request.app.state.baton, run_id)
+    progress = await run.progress()
+    result = await run.result() if status == WorkflowExecutionStatus.COMPLETED else None
+    return Orchestration(run_id=run_id, progress=progress, result=result)
+
+
+@router.get(
+    "/{run_id}/stream",
+    responses={
+        **documented(404),
+        200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
+    },
+)
+async def stream(request: Request, run_id: str, who: Reader) -> StreamingResponse:
+    """The transcript as it grows, as Server-Sent Events a browser's `EventSource` follows:
+    `turn` for each turn (JSON), `waiting` when a person is asked (the question), `end` once the
+    run has ended (its status)."""
+    run, _ = await _run(request.app.state.baton, run_id)
+    return StreamingResponse(_events(request, run), media_type="text/event-stream")
+
+
+async def _events(request: Request, run: OrchestrationRun) -> AsyncIterator[str]:
+    sent, asked = 0, None
+    while not await request.is_disconnected():
+        progress = await run.progress()
+        for turn in progress.transcript[sent:]:
+            yield _event("turn", turn.model_dump_json())
+        sent = len(progress.transcript)
+        if progress.waiting_for != asked and progress.waiting_for is not None:
+            yield _event("waiting", json.dumps({"question": progress.waiting_for}))
+        asked = progress.waiting_for
+        if progress.status in ("completed", "failed", "cancelled"):
+            yield _event("end", json.dumps({"status": progress.status}))
+            return
+        await asyncio.sleep(STREAM_POLL_SECONDS)
+
+
+def _event(name: str, data: str) -> str:
+    return f"event: {name}\ndata: {data}\n\n"
+
+
+@router.post("/{run_id}/reply", status_code=204, responses=documented(404, 409))
+async def reply(request: Request, run_id: str, answer: Reply, who: AgentAccess) -> None:
+    """Answer the question the run is waiting on; 409 when it is not waiting."""
+    run, _ = await _run(baton_for(request, who), run_id)
+    try:
+        await run.reply(answer.text, answer.author)
+    except WorkflowUpdateFailedError as e:
+        raise HTTPException(409, str(e.cause or e)) from None
+
+
+@router.post("/{run_id}/cancel", status_code=202, responses=documented(404))
+async def cancel(request: Request, run_id: str, who: AgentAccess) -> RunInfo:
+    """Ask the run to stop."""
+    run, _ = await _run(baton_for(request, who), run_id)
+    await run.cancel()
+    return RunInfo(run_id=run.id, ui_url=run.ui_url)
