@@ -27,7 +27,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.routing import BaseRoute
 
-from baton.api import agents, orchestrations, problems, runs, templates
+from baton.api import agents, compliance, orchestrations, problems, runs, templates
 from baton.api.auth import verifier_for
 from baton.api.deps import policy_of
 from baton.compliance import AuditEntry
@@ -80,7 +80,15 @@ def create_api(
         response_model=Readiness,
         responses=problems.documented(503),
     )
-    for router in (agents.router, orchestrations.router, templates.router, runs.router):
+    routers = (
+        agents.router,
+        orchestrations.router,
+        templates.router,
+        runs.router,
+        compliance.router,
+        compliance.audit_router,
+    )
+    for router in routers:
         _publish_policies(router.routes)
         app.include_router(router)
     return app

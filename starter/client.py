@@ -36,8 +36,9 @@ from baton.compliance import (
     SubjectRequest,
     request_workflow_id,
     retention_workflow_id,
+    witness_workflow_id,
 )
-from baton.compliance.audit import AuditEntry, AuditLog, local_actor
+from baton.compliance.audit import AuditAnchor, AuditEntry, AuditLog, local_actor
 from baton.orchestration.models import (
     ConcurrentInput,
     GroupChatInput,
@@ -67,7 +68,11 @@ from baton.security.codec import subject_run_id
 from baton.settings import BatonSettings, get_settings
 from baton.temporal import ConfigurationError, connect, encryption_codec
 from baton.workflows.agent import AgentWorkflow
-from baton.workflows.compliance import DataSubjectRequestWorkflow, SubjectRetentionWorkflow
+from baton.workflows.compliance import (
+    AuditWitnessWorkflow,
+    DataSubjectRequestWorkflow,
+    SubjectRetentionWorkflow,
+)
 from baton.workflows.process import ProcessWorkflow
 
 log = logging.getLogger(__name__)
@@ -338,6 +343,11 @@ class BatonClient:
         acting = copy.copy(self)
         acting.actor = actor
         return acting
+
+    async def audit_anchors(self) -> list[AuditAnchor]:
+        """The audit chain's anchors, as the audit witness keeps them in its Temporal history."""
+        witness = self.temporal.get_workflow_handle(witness_workflow_id(self.settings.compliance_queue))
+        return await witness.query(AuditWitnessWorkflow.anchors)
 
     async def ready(self) -> dict[str, str | None]:
         """Whether what this client needs answers: for Temporal and the app database, None when

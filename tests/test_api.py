@@ -5,7 +5,9 @@ every call."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from baton.security.policies import POLICIES, Policy
 from baton.settings import BatonSettings
 from baton.starter.devserver import api_server
 from baton.testing import ProcessEnvironment
+from baton.workers.worker import build_workers
 from tests.steps import approval_process
 
 OPEN_AGENT = """
@@ -91,11 +94,13 @@ async def test_every_route_answers_every_role_as_its_policy_says(
         for method, operation in operations.items()
         if path.startswith("/v1/")
     ]
-    assert len(routes) >= 17
-    assert {policy for _, _, policy, _ in routes} == {"AgentAccess", "TemplateManagement", "Read"}
+    assert len(routes) >= 26
+    assert {policy for _, _, policy, _ in routes} == {p.value for p in Policy}
     for method, template, policy, roles in routes:
         assert roles == set(POLICIES[Policy(policy)])  # what the table says, not a copy of it
-        path = template.format(name="Nobody", run_id="process-None-1", version=1)
+        path = template.format(
+            name="Nobody", run_id="process-None-1", version=1, request_id=f"dsr-access-{'0' * 32}"
+        )
         body = {} if method == "POST" else None
         anonymous = await api.request(method, path, json=body)
         assert anonymous.status_code == 401, (method, path)
@@ -327,3 +332,77 @@ async def test_an_orchestration_runs_named_agents_the_caller_may_use_and_streams
     assert not_waiting.status_code in (404, 409)
     process_run = await api.get("/v1/orchestrations/process-None-1", headers=agent)
     assert process_run.status_code == 404
+
+
+async def test_a_data_protection_officer_keeps_records_holds_and_answers_requests(
+    temporal: WorkflowEnvironment, api_settings: BatonSettings, tmp_path: Path
+) -> None:
+    settings = api_settings.model_copy(
+        update={
+            "compliance_queue": f"test-compliance-{uuid.uuid4().hex[:8]}",
+            "exports_dir": tmp_path / "exports",
+        }
+    )
+    dpo = as_(settings, "DataProtectionOfficer", sub="dpo-1")
+    subject = {"data_subject": "alice@example.com"}
+    async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
+        [worker] = build_workers(env.temporal, settings, [settings.compliance_queue])
+        async with worker, api_server(settings, port=free_port(), client=env.client) as url:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as api:
+                purpose = {"purpose": "newsletter", "legal_basis": "consent", "retention_days": 30}
+                recorded = await api.post(
+                    "/v1/compliance/records", json={**subject, "processing": purpose}, headers=dpo
+                )
+                assert recorded.status_code == 201, recorded.text
+                bad_basis = {**purpose, "legal_basis": "because"}
+                refused = await api.post(
+                    "/v1/compliance/records", json={**subject, "processing": bad_basis}, headers=dpo
+                )
+                assert (
+                    refused.status_code == 422
+                    and refused.json()["errors"][0]["location"][-1] == "legal_basis"
+                )
+
+                held = await api.post(
+                    "/v1/compliance/holds", json={**subject, "reason": "case 12"}, headers=dpo
+                )
+                assert held.status_code == 200 and held.json()["held"], held.text
+                found = (await api.post("/v1/compliance/records/search", json=subject, headers=dpo)).json()
+                assert [r["purpose"] for r in found["records"]] == ["newsletter"]
+                assert found["hold"]["reason"] == "case 12" and found["hold"]["placed_by"] == "dpo-1"
+                released = await api.post("/v1/compliance/holds/release", json=subject, headers=dpo)
+                assert released.status_code == 200 and not released.json()["held"]
+                nobody = await api.post(
+                    "/v1/compliance/holds/release", json={"data_subject": "bob@x.org"}, headers=dpo
+                )
+                assert nobody.status_code == 404
+
+                filed = await api.post(
+                    "/v1/compliance/requests", json={**subject, "kind": "access"}, headers=dpo
+                )
+                assert filed.status_code == 202, filed.text
+                request_id = filed.json()["request_id"]
+                for _ in range(200):
+                    status = (await api.get(f"/v1/compliance/requests/{request_id}", headers=dpo)).json()
+                    if status["status"] != "running":
+                        break
+                    await asyncio.sleep(0.05)
+                assert status["status"] == "completed" and status["result"]["export_sha256"]
+                bundle = (await api.get(f"/v1/compliance/requests/{request_id}/export", headers=dpo)).json()
+                assert [r["purpose"] for r in bundle["processing_records"]] == ["newsletter"]
+                assert (
+                    await api.get("/v1/compliance/requests/not-a-request", headers=dpo)
+                ).status_code == 422
+
+                auditor = as_(settings, "Auditor", sub="auditor-1")
+                await api.get("/v1/compliance/requests/x", headers=auditor)  # refused: audited
+                entries = (await api.get("/v1/audit/entries?limit=200", headers=auditor)).json()
+                actions = [(e["actor"], e["action"]) for e in entries]
+                assert ("dpo-1", "retention.hold") in actions and (
+                    "dpo-1",
+                    "subject_request.download",
+                ) in actions
+                assert ("auditor-1", "api.denied") in actions
+                assert "alice" not in json.dumps(entries)
+                unanchored = await api.post("/v1/audit/verify", headers=auditor)
+                assert unanchored.status_code == 503  # no witness runs here: no verdict without anchors

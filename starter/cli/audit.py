@@ -14,8 +14,7 @@ from baton.compliance import AuditAnchor, AuditLog, witness_workflow_id
 from baton.persistence.db import engine_from_settings
 from baton.persistence.schema import Schema
 from baton.settings import BatonSettings, get_settings
-from baton.temporal import connect
-from baton.workflows.compliance import AuditWitnessWorkflow
+from baton.starter.client import BatonClient
 
 console = Console()
 err = Console(stderr=True)
@@ -65,8 +64,11 @@ async def _anchors(settings: BatonSettings) -> list[AuditAnchor] | None:
     a chain checked alone passes a consistent rewrite of the whole table, so that is not a pass."""
     witness = witness_workflow_id(settings.compliance_queue)
     try:
-        client = await connect(settings)
-        return await client.get_workflow_handle(witness).query(AuditWitnessWorkflow.anchors)
+        baton = await BatonClient.connect(settings)
+        try:
+            return await baton.audit_anchors()
+        finally:
+            await baton.close()
     except (RPCError, RuntimeError, WorkflowQueryFailedError) as e:
         err.print(
             f"[red]no anchors from the audit witness {witness}[/] ({escape(str(e))}). Without them a "
