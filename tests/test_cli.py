@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from baton.settings import BatonSettings
-from baton.starter.devserver import GRPC_PORT, port_open
+from baton.starter.devserver import API_PORT, GRPC_PORT, port_open
 from baton.testing import ProcessEnvironment
 
 REPO = Path(__file__).parents[1]
@@ -186,7 +186,9 @@ async def test_demo_runs_the_main_job_and_cleans_up(settings, tmp_path: Path) ->
     assert (
         "See the run in the Temporal UI: http://127.0.0.1:8233/namespaces/default/workflows/process-" in out
     )
+    assert "HTTP API at http://127.0.0.1:8000 (OpenAPI docs at http://127.0.0.1:8000/docs)" in out
     assert "stopped everything the demo started" in out
+    assert not port_open("127.0.0.1", API_PORT)
     if started_here:
         assert not port_open("127.0.0.1", GRPC_PORT)
 
@@ -207,6 +209,10 @@ async def test_dev_serves_the_ui_until_interrupted(settings) -> None:
             endpoint = (await http.get("http://127.0.0.1:8233/api/v1/settings")).json()["Codec"]["Endpoint"]
             anonymous = await http.post("http://127.0.0.1:8234/decode", json={"payloads": []})
             for_the_ui = await http.post(f"{endpoint}/decode", json={"payloads": []})
+            ready = await http.get("http://127.0.0.1:8000/readyz")
+            docs = await http.get("http://127.0.0.1:8000/docs")
+        assert ready.json() == {"temporal": True, "database": True} and docs.status_code == 200
+        assert "HTTP API at http://127.0.0.1:8000" in "".join(lines)
         assert ui.status_code == 200
         assert endpoint.startswith("http://127.0.0.1:8234/dev/")  # the UI asks Baton's codec server
         assert anonymous.status_code == 401 and for_the_ui.status_code == 200
@@ -215,7 +221,7 @@ async def test_dev_serves_the_ui_until_interrupted(settings) -> None:
         assert await asyncio.to_thread(dev.wait, 30) == 0
     finally:
         dev.kill()
-    assert not port_open("127.0.0.1", GRPC_PORT)
+    assert not port_open("127.0.0.1", GRPC_PORT) and not port_open("127.0.0.1", API_PORT)
 
 
 async def test_agent_and_orchestrate_honour_temporals_own_configuration(

@@ -22,7 +22,7 @@ from baton.settings import BatonSettings
 from baton.starter.cli.progress import follow_run, print_output
 from baton.starter.cli.terminal import until_stopped
 from baton.starter.client import BatonClient
-from baton.starter.devserver import GRPC_PORT, dev_server_with_codec, port_open
+from baton.starter.devserver import API_PORT, GRPC_PORT, api_server, dev_server_with_codec, port_open
 from baton.temporal import connect_embedded, ensure_search_attributes, settings_converter
 from baton.workers.worker import running_workers
 
@@ -68,10 +68,13 @@ async def run_demo(console: Console, settings: BatonSettings) -> int:
         await ensure_search_attributes(client)
         await stack.enter_async_context(running_workers(client, settings))
         console.print("[green]✓[/] worker started on all queues")
+        baton = BatonClient(client, settings)
+        stack.push_async_callback(baton.close)
+        api_url = await start_api(stack, console, settings, baton)
 
         # The version just deployed, already validated: no second trip to the database for it.
         deployed = process.with_version(version)
-        run = await BatonClient(client, settings).start_process(deployed, "Start", PRODUCT)
+        run = await baton.start_process(deployed, "Start", PRODUCT)
         result = await follow_run(run, console, _approve_automatically(console))
         print_output(console, result)
         console.print(f"\n[bold]See the run in the Temporal UI:[/] {run.ui_url}")
@@ -81,11 +84,29 @@ async def run_demo(console: Console, settings: BatonSettings) -> int:
             console.print(
                 "  (payloads are encrypted: that Temporal's UI shows them decrypted only with a codec server)"
             )
+        if api_url is not None:
+            console.print(f"[bold]The HTTP API:[/] {api_url}/docs, e.g.")
+            console.print(
+                f'  curl -H "Authorization: Bearer $(baton token --sub you --roles Viewer)" {api_url}/v1/runs/{run.id}',
+                soft_wrap=True,
+            )
         if sys.stdin.isatty():
             console.print("\nThe UI stays up until you press Enter (or Ctrl-C).")
             await until_stopped(enter=True)
     console.print("[green]✓[/] stopped everything the demo started")
     return 0
+
+
+async def start_api(
+    stack: contextlib.AsyncExitStack, console: Console, settings: BatonSettings, baton: BatonClient
+) -> str | None:
+    """Serve the HTTP API on 127.0.0.1:8000 for the rest of `stack`, when the port is free."""
+    if port_open("127.0.0.1", API_PORT):
+        console.print(f"[yellow]![/] port {API_PORT} is taken: the HTTP API is not started")
+        return None
+    url = await stack.enter_async_context(api_server(settings, client=baton))
+    console.print(f"[green]✓[/] HTTP API at {url} (OpenAPI docs at {url}/docs)")
+    return url
 
 
 def _approve_automatically(console: Console) -> Any:

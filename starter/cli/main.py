@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import json
 import os
@@ -241,6 +242,8 @@ async def _worker(args: argparse.Namespace) -> int:
 
 
 async def _dev(args: argparse.Namespace) -> int:
+    from baton.starter.cli.demo import start_api
+    from baton.starter.client import BatonClient
     from baton.starter.devserver import GRPC_PORT, dev_server_with_codec
     from baton.temporal import connect_embedded, settings_converter
     from baton.workers.worker import running_workers
@@ -252,11 +255,14 @@ async def _dev(args: argparse.Namespace) -> int:
     converter = settings_converter(settings, engine_from_settings(settings))
     async with dev_server_with_codec(settings, converter) as codec_url:
         client = await connect_embedded(settings, GRPC_PORT, converter)
-        async with running_workers(client, settings):
+        async with running_workers(client, settings), contextlib.AsyncExitStack() as stack:
+            baton = BatonClient(client, settings)
+            stack.push_async_callback(baton.close)
             console.print(
                 f"[bold]Temporal UI[/]  {settings.temporal_ui_url} (payloads decrypted by the codec server)"
             )
             console.print(f"[bold]Codec server[/] {codec_url}")
+            await start_api(stack, console, settings, baton)
             console.print("[bold]Temporal gRPC[/] 127.0.0.1:7233 · worker on all queues · Ctrl-C stops")
             await until_stopped()
     console.print("stopped")
