@@ -37,7 +37,6 @@ read what it shows, as before: the embedded setup is for one person's machine.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import secrets
 from collections.abc import AsyncIterator, Sequence
@@ -62,7 +61,7 @@ from baton.persistence.models import AuditEventRow
 from baton.persistence.payloads import DatabasePayloadDriver, PayloadNotFound
 from baton.security.codec import ENCODING, WORKFLOW, PayloadDecryptionError
 from baton.security.jwt import Identity, JwtVerifier, TokenError
-from baton.settings import BatonSettings
+from baton.settings import BatonSettings, loopback_host
 from baton.temporal import encryption_codec, payload_store, settings_converter
 
 DEV_USER = "dev"
@@ -198,7 +197,7 @@ def _dev_user(request: Request, capability: str) -> Identity:
     host = request.headers.get("host", "")
     if not host.endswith("]"):  # an IPv6 literal ends with its bracket when it has no port
         host = host.rsplit(":", 1)[0]
-    if request.client is None or not _loopback(request.client.host) or host not in LOOPBACK_HOSTS:
+    if request.client is None or not loopback_host(request.client.host) or host not in LOOPBACK_HOSTS:
         raise Refused(403, "dev endpoints answer only on this machine, at a loopback address")
     if not secrets.compare_digest(capability.encode(), request.app.state.dev_capability.encode()):
         raise Refused(404, "no such dev endpoint (it changes each time the codec server starts)")
@@ -207,13 +206,6 @@ def _dev_user(request: Request, capability: str) -> Identity:
 
 
 Allowed = Annotated[Identity, Depends(identity)]
-
-
-def _loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:  # not an IP address (a Unix socket, a test client)
-        return False
 
 
 def namespace(who: Allowed, x_namespace: Annotated[str, Header()] = "default") -> str:

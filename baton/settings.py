@@ -6,11 +6,13 @@ Temporal's own environment configuration (`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPAC
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -143,6 +145,18 @@ class BatonSettings(BaseSettings):
         description="OIDC issuer whose tokens the codec server (and API) accept. Default: the dev issuer.",
     )
     oidc_audience: str = Field("baton", description="The audience tokens must be issued for.")
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer_over_https(cls, issuer: str | None) -> str | None:
+        """Keys fetched over plain HTTP could be anyone's: HTTPS, except on this machine."""
+        if issuer is None:
+            return None
+        url = urlsplit(issuer)
+        if url.scheme == "https" or (url.scheme == "http" and loopback_host(url.hostname or "")):
+            return issuer
+        raise ValueError(f"the OIDC issuer {issuer!r} must be an https:// URL (http:// only on loopback)")
+
     oidc_roles_claim: str = Field("roles", description="The claim that lists a token's roles.")
     alert_webhook_url: SecretStr | None = Field(
         None,
@@ -226,3 +240,14 @@ class BatonSettings(BaseSettings):
 def get_settings() -> BatonSettings:
     """The process-wide settings, read on first use."""
     return BatonSettings()
+
+
+def loopback_host(host: str) -> bool:
+    """Whether a host name or address is this machine: `localhost`, 127.0.0.0/8 or ::1."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: another machine, as far as anyone can tell from here
+        return False

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ipaddress
 import shutil
 import sysconfig
 from pathlib import Path
@@ -29,7 +28,7 @@ from .persistence.subjects import SubjectKeys
 from .process.runtime import BATON_PROCESS
 from .security.codec import EncryptionCodec
 from .security.keys import LiveKeyring, key_provider
-from .settings import BatonSettings
+from .settings import BatonSettings, loopback_host
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 EMBEDDED_CONNECT_ATTEMPTS = 50
@@ -131,13 +130,7 @@ def configured_address(settings: BatonSettings) -> str | None:
 
 def is_this_machine(address: str) -> bool:
     """Whether a Temporal address is on this machine: where the embedded defaults are shared."""
-    host = address.rsplit(":", 1)[0].strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback  # 127.0.0.0/8 and ::1
-    except ValueError:  # a name: another machine, as far as anyone can tell from here
-        return False
+    return loopback_host(address.rsplit(":", 1)[0])
 
 
 def check_shared_setup(settings: BatonSettings, address: str) -> None:

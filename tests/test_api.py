@@ -5,15 +5,22 @@ every call."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import socket
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from temporalio.testing import WorkflowEnvironment
 
 from baton.compliance import AuditLog
@@ -25,6 +32,7 @@ from baton.settings import BatonSettings
 from baton.starter.devserver import api_server
 from baton.testing import ProcessEnvironment
 from baton.workers.worker import build_workers
+from tests.oidc_issuer import OidcIssuer
 from tests.steps import approval_process
 
 OPEN_AGENT = """
@@ -406,3 +414,117 @@ async def test_a_data_protection_officer_keeps_records_holds_and_answers_request
                 assert "alice" not in json.dumps(entries)
                 unanchored = await api.post("/v1/audit/verify", headers=auditor)
                 assert unanchored.status_code == 503  # no witness runs here: no verdict without anchors
+
+
+@pytest.fixture
+def oidc() -> Iterator[OidcIssuer]:
+    issuer = OidcIssuer()
+    issuer.clients["svc-billing"] = ("billing-secret", ["Agent"])
+    yield issuer
+    issuer.close()
+
+
+@pytest.fixture
+async def oidc_api(
+    temporal: WorkflowEnvironment, api_settings: BatonSettings, oidc: OidcIssuer
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = api_settings.model_copy(update={"oidc_issuer": oidc.url})
+    async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
+        async with api_server(settings, port=free_port(), client=env.client) as url:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+                yield http
+
+
+async def test_a_service_calls_with_a_token_from_a_real_identity_provider(
+    oidc_api: httpx.AsyncClient, oidc: OidcIssuer
+) -> None:
+    async with httpx.AsyncClient() as http:
+        refused = await http.post(
+            f"{oidc.url}/token",
+            data={"grant_type": "client_credentials", "client_id": "svc-billing", "client_secret": "guess"},
+        )
+        granted = await http.post(
+            f"{oidc.url}/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "svc-billing",
+                "client_secret": "billing-secret",
+            },
+        )
+    assert refused.status_code == 401 and granted.status_code == 200
+    token = granted.json()["access_token"]
+    agents = await oidc_api.get("/v1/agents", headers={"Authorization": f"Bearer {token}"})
+    assert agents.status_code == 200 and {a["name"] for a in agents.json()} == {"Helper", "Reviewer"}
+    templates = await oidc_api.post("/v1/templates", json={}, headers={"Authorization": f"Bearer {token}"})
+    assert templates.status_code == 403  # the client's roles: Agent only
+
+
+def tamper(token: str, **claims: Any) -> str:
+    """The token with its payload changed and its signature kept."""
+    header, payload, signature = token.split(".")
+    decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    changed = base64.urlsafe_b64encode(json.dumps(decoded | claims).encode()).rstrip(b"=").decode()
+    return f"{header}.{changed}.{signature}"
+
+
+def attacks(oidc: OidcIssuer) -> dict[str, str]:
+    now = int(time.time())
+    public_pem = (
+        oidc.keys["rsa-1"]
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    claims = {"iss": oidc.url, "aud": "baton", "sub": "mallory", "roles": ["Admin"], "exp": now + 600}
+    return {
+        "alg none": jwt.encode(claims, None, algorithm="none", headers={"typ": "at+jwt"}),
+        # The classic confusion: the RSA public key used as an HMAC secret.
+        "HS256 with the public key": hmac_token(claims, public_pem),
+        "expired": oidc.token(exp=now - 3600),
+        "not yet valid": oidc.token(nbf=now + 3600),
+        "wrong issuer": oidc.token(iss="https://evil.example"),
+        "wrong audience": oidc.token(aud="someone-else"),
+        "unknown kid": jwt.encode(
+            claims,
+            rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            algorithm="RS256",
+            headers={"kid": "rsa-9", "typ": "at+jwt"},
+        ),
+        "tampered payload": tamper(oidc.token(roles=["Viewer"]), roles=["Admin"]),
+        "roles not a list": oidc.token(roles="Admin"),
+        "oversized": oidc.token(padding="x" * 9_000),
+    }
+
+
+def hmac_token(claims: dict[str, Any], secret: bytes) -> str:
+    """HS256 by hand: PyJWT refuses to use a PEM key as an HMAC secret, an attacker does not."""
+    segments = [
+        base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=")
+        for part in ({"alg": "HS256", "typ": "at+jwt", "kid": "rsa-1"}, claims)
+    ]
+    signing_input = b".".join(segments)
+    signature = base64.urlsafe_b64encode(hmac.new(secret, signing_input, hashlib.sha256).digest()).rstrip(
+        b"="
+    )
+    return (signing_input + b"." + signature).decode()
+
+
+async def test_forged_tokens_are_all_401_against_a_real_identity_provider(
+    oidc_api: httpx.AsyncClient, oidc: OidcIssuer
+) -> None:
+    for case, token in attacks(oidc).items():
+        answer = await oidc_api.get("/v1/agents", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 401, (case, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json", case
+    huge = await oidc_api.get(
+        "/v1/agents", headers={"Authorization": f"Bearer {oidc.token(padding='x' * 100_000)}"}
+    )
+    assert huge.status_code == 400  # the HTTP server refuses a header that big before Baton sees it
+    valid = await oidc_api.get("/v1/agents", headers={"Authorization": f"Bearer {oidc.token()}"})
+    assert valid.status_code == 200
+
+
+def test_an_issuer_must_be_https_unless_it_is_this_machine() -> None:
+    with pytest.raises(ValueError, match="must be an https:// URL"):
+        BatonSettings(oidc_issuer="http://login.example.com/realms/baton")
+    assert BatonSettings(oidc_issuer="https://login.example.com/realms/baton").oidc_issuer
+    assert BatonSettings(oidc_issuer="http://127.0.0.1:8080/realms/baton").oidc_issuer

@@ -38,6 +38,8 @@ ALGORITHMS = ("RS256", "ES256")
 ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 """The `typ` header values of an RFC 9068 access token (compared case-insensitively)."""
 REFETCH_SECONDS = 60.0
+MAX_TOKEN_CHARS = 8_192
+"""Longer is no access token: refused before any parsing."""
 UNVERIFIABLE = "the token cannot be verified"
 """What a caller hears when the issuer's keys are unavailable: nothing about the issuer's state."""
 
@@ -166,6 +168,8 @@ class JwtVerifier:
 
     async def verify(self, token: str) -> Identity:
         """The identity an access token proves; `TokenError` saying why when it proves nothing."""
+        if len(token) > MAX_TOKEN_CHARS:
+            raise TokenError(f"token is longer than {MAX_TOKEN_CHARS} characters")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
