@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
+from temporalio.service import RPCError, RPCStatusCode
 
 from baton.api.deps import AgentAccess, Reader, agents_of, baton_for, check_agents
 from baton.api.problems import documented
 from baton.compliance import Processing
 from baton.process import EventAccepted, ProcessState
+from baton.process.runtime import BATON_PROCESS
+from baton.starter.client import BatonClient
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=documented(401, 403))
+
+
+PROCESS_NAME = r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$"
+STATUSES = {
+    "running": "Running",
+    "completed": "Completed",
+    "failed": "Failed",
+    "canceled": "Canceled",
+    "terminated": "Terminated",
+    "timed_out": "TimedOut",
+}
 
 
 class RunInfo(BaseModel):
@@ -36,9 +52,71 @@ class RunRequest(BaseModel):
     processing: Processing | None = Field(None, description="Why; default: the template's own.")
 
 
+RunStatus = Literal["running", "completed", "failed", "canceled", "terminated", "timed_out"]
+
+
+class ListedRun(BaseModel):
+    run_id: str
+    process: str | None = Field(description="The process's name (the `BatonProcess` search attribute).")
+    status: str
+    started_at: datetime | None
+    closed_at: datetime | None = None
+
+
+class RunPage(BaseModel):
+    runs: list[ListedRun]
+    next_page_token: str | None = Field(None, description="Pass it as `page_token` for the next page.")
+
+
 class EventRequest(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     data: Any = None
+
+
+@router.get("")
+async def list_runs(
+    request: Request,
+    who: Reader,
+    process: Annotated[
+        str | None, Query(pattern=PROCESS_NAME, description="Only this process's runs.")
+    ] = None,
+    status: RunStatus | None = None,
+    page_size: Annotated[int, Query(ge=1, le=500)] = 50,
+    page_token: Annotated[str | None, Query(max_length=4096)] = None,
+) -> RunPage:
+    """Process runs, newest first, from Temporal's visibility store, a page at a time."""
+    clauses = ["WorkflowType = 'ProcessWorkflow'"]
+    if process is not None:
+        clauses.append(f"{BATON_PROCESS.name} = '{process}'")  # the pattern admits no quote
+    if status is not None:
+        clauses.append(f"ExecutionStatus = '{STATUSES[status]}'")
+    try:
+        token = base64.urlsafe_b64decode(page_token) if page_token else None
+    except ValueError:
+        raise HTTPException(422, "page_token is not one this API gave") from None
+    baton: BatonClient = request.app.state.baton
+    page = baton.temporal.list_workflows(" AND ".join(clauses), page_size=page_size, next_page_token=token)
+    try:
+        await page.fetch_next_page()
+    except RPCError as e:
+        if e.status != RPCStatusCode.INVALID_ARGUMENT:
+            raise
+        raise HTTPException(422, "page_token is not one this API gave") from None
+    return RunPage(
+        runs=[
+            ListedRun(
+                run_id=execution.id,
+                process=execution.typed_search_attributes.get(BATON_PROCESS),
+                status=execution.status.name.lower() if execution.status else "unknown",
+                started_at=execution.start_time,
+                closed_at=execution.close_time,
+            )
+            for execution in page.current_page or []
+        ],
+        next_page_token=base64.urlsafe_b64encode(page.next_page_token).decode()
+        if page.next_page_token
+        else None,
+    )
 
 
 @router.post("", status_code=201, responses=documented(404, 409))

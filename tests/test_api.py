@@ -243,6 +243,33 @@ async def test_a_run_is_started_steered_and_read_and_every_call_audited(
     assert state["output"] == "CONTRACT:approved"
     assert (await api.get("/v1/runs/process-Approve-none", headers=agent)).status_code == 404
 
+    second = await api.post(
+        "/v1/runs",
+        json={"template": "Approve", "event": "Start", "data": "memo", "key": "c-2"},
+        headers=agent,
+    )
+    assert second.status_code == 201
+    listed: list[str] = []
+    for _ in range(100):  # visibility catches up within moments
+        first = (await api.get("/v1/runs?process=Approve&page_size=1", headers=agent)).json()
+        if first["next_page_token"]:
+            break
+        await asyncio.sleep(0.05)
+    rest = (
+        await api.get(
+            f"/v1/runs?process=Approve&page_size=1&page_token={first['next_page_token']}", headers=agent
+        )
+    ).json()
+    listed = [r["run_id"] for r in first["runs"] + rest["runs"]]
+    assert sorted(listed) == ["process-Approve-c-1", "process-Approve-c-2"]
+    completed = (await api.get("/v1/runs?process=Approve&status=completed", headers=agent)).json()
+    assert [r["run_id"] for r in completed["runs"]] == ["process-Approve-c-1"]
+    assert completed["runs"][0]["process"] == "Approve"
+    bogus = await api.get("/v1/runs?page_token=bm90LWEtdG9rZW4", headers=agent)
+    assert bogus.status_code == 422
+    injected = await api.get("/v1/runs?process=x' OR WorkflowType = 'y", headers=agent)
+    assert injected.status_code == 422
+
     trail = await audit_of(api_settings)
     assert ("svc-billing", "run.start", run_id) in trail and ("svc-billing", "run.event", run_id) in trail
     assert ("svc-billing", "api.call", "/v1/runs") in trail
