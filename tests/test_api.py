@@ -555,3 +555,16 @@ def test_an_issuer_must_be_https_unless_it_is_this_machine() -> None:
         BatonSettings(oidc_issuer="http://login.example.com/realms/baton")
     assert BatonSettings(oidc_issuer="https://login.example.com/realms/baton").oidc_issuer
     assert BatonSettings(oidc_issuer="http://127.0.0.1:8080/realms/baton").oidc_issuer
+
+
+async def test_the_readme_roles_table_is_the_policy_table(api: httpx.AsyncClient) -> None:
+    document = (await api.get("/openapi.json")).json()
+    published = {
+        f"`{method.upper()} {path}` | {operation['x-baton-policy']} | {', '.join(operation['x-baton-roles'])}"
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if "x-baton-policy" in operation
+    }
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    rows = {line.strip("| ") for line in readme.splitlines() if line.startswith("| `") and " /v1/" in line}
+    assert rows == published
