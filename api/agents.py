@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from baton.agents import AgentRunResult, AgentSpec
-from baton.api.deps import AgentAccess, baton_for, check_agents
+from baton.api.deps import AgentAccess, IdempotencyKey, baton_for, check_agents
 from baton.api.problems import documented
 from baton.api.runs import RunInfo
 from baton.compliance import Processing
@@ -63,14 +63,21 @@ async def run_agent(
     name: str,
     run: AgentRunRequest,
     who: AgentAccess,
+    idempotent: IdempotencyKey,
     wait: Annotated[bool, Query(description="Answer once the agent has answered.")] = False,
 ) -> AgentRunStarted:
-    """Start the agent on `input`: 202 with the run, or 200 with its answer when `wait`."""
+    """Start the agent on `input`: 202 with the run, or 200 with its answer when `wait`. With an
+    `Idempotency-Key` header, a repeated request gets the run the first one started."""
     baton = baton_for(request, who)
     agent = baton.agents[name]
     check_agents(who, [agent])
     handle = await baton.start_agent(
-        agent, run.input, data_subject=run.data_subject, processing=run.processing
+        agent,
+        run.input,
+        key=idempotent,
+        if_exists="return",
+        data_subject=run.data_subject,
+        processing=run.processing,
     )
     started = AgentRunStarted(
         run_id=handle.id, ui_url=baton.settings.workflow_url(handle.id, baton.temporal.namespace)

@@ -3,6 +3,7 @@ needs, the client acting for the caller, and the check that the caller may use e
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
@@ -52,6 +53,27 @@ class Allowed:
 AgentAccess = Annotated[Identity, Depends(Allowed(Policy.AGENT_ACCESS))]
 TemplateManagement = Annotated[Identity, Depends(Allowed(Policy.TEMPLATE_MANAGEMENT))]
 Reader = Annotated[Identity, Depends(Allowed(Policy.READ))]
+
+
+def idempotency_key(
+    who: Annotated[Identity, Depends(identity)],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=200,
+            description="Repeat the request with the same key to get the same run, never a second one.",
+        ),
+    ] = None,
+) -> str | None:
+    """The run key an `Idempotency-Key` header stands for: per caller (two callers' keys never
+    meet), and a hash (the header's text never reaches a workflow ID)."""
+    if idempotency_key is None:
+        return None
+    return hashlib.sha256(f"{who.subject}\0{idempotency_key}".encode()).hexdigest()[:32]
+
+
+IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
 
 
 def policy_of(route: APIRoute) -> Policy | None:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 
 from baton.agents import AgentSpec
-from baton.api.deps import AgentAccess, Reader, baton_for, check_agents
+from baton.api.deps import AgentAccess, IdempotencyKey, Reader, baton_for, check_agents
 from baton.api.problems import documented
 from baton.api.runs import RunInfo
 from baton.compliance import Processing
@@ -152,12 +152,17 @@ def agents_in(input: OrchestrationInput) -> list[AgentSpec]:
 
 
 @router.post("", status_code=201, responses=documented(404))
-async def start_orchestration(request: Request, start: OrchestrationStart, who: AgentAccess) -> RunInfo:
-    """Start an orchestration of agents by name."""
+async def start_orchestration(
+    request: Request, start: OrchestrationStart, who: AgentAccess, idempotent: IdempotencyKey
+) -> RunInfo:
+    """Start an orchestration of agents by name. With an `Idempotency-Key` header, a repeated
+    request gets the run the first one started."""
     baton = baton_for(request, who)
     pending = _pending(baton, start)
     check_agents(who, agents_in(pending.input))
-    run = await pending.start(data_subject=start.data_subject, processing=start.processing)
+    run = await pending.start(
+        key=idempotent, if_exists="return", data_subject=start.data_subject, processing=start.processing
+    )
     return RunInfo(run_id=run.id, ui_url=run.ui_url)
 
 

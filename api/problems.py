@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from baton.agents import AgentNotFound
 from baton.persistence.definitions import DefinitionNotFound, DefinitionRetired
+from baton.persistence.subjects import SubjectKeyError
 from baton.process import ProcessDefinitionError
 from baton.starter.client import (
     EventRejected,
@@ -106,7 +107,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RunAlreadyExists)
     @app.exception_handler(DefinitionRetired)
-    async def conflict(request: Request, e: ValueError) -> JSONResponse:
+    @app.exception_handler(SubjectKeyError)
+    async def conflict(request: Request, e: Exception) -> JSONResponse:
         return problem(409, str(e))
 
     @app.exception_handler(ProcessingRequired)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError, RPCStatusCode
 
-from baton.api.deps import AgentAccess, Reader, agents_of, baton_for, check_agents
+from baton.api.deps import AgentAccess, IdempotencyKey, Reader, agents_of, baton_for, check_agents
 from baton.api.problems import documented
 from baton.compliance import Processing
 from baton.process import EventAccepted, ProcessState
@@ -44,7 +44,9 @@ class RunRequest(BaseModel):
     event: str = Field(min_length=1, max_length=200, description="The input event that starts it.")
     data: Any = None
     key: str | None = Field(
-        None, description="Run key: the workflow ID is `process-<name>-<key>`; no personal data."
+        None,
+        description="Run key: the workflow ID is `process-<name>-<key>` (no personal data), and a "
+        "repeated start with the same key returns the run it started.",
     )
     data_subject: str | None = Field(
         None, min_length=1, max_length=200, description="Whose personal data the run holds (erasable)."
@@ -120,14 +122,23 @@ async def list_runs(
 
 
 @router.post("", status_code=201, responses=documented(404, 409))
-async def start_run(request: Request, run: RunRequest, who: AgentAccess) -> RunInfo:
-    """Start a run of a deployed template with its input event; 409 while a run with the same
-    key is running."""
+async def start_run(
+    request: Request, run: RunRequest, who: AgentAccess, idempotent: IdempotencyKey
+) -> RunInfo:
+    """Start a run of a deployed template with its input event. With a run key (or an
+    `Idempotency-Key` header), a repeated start returns the run the first one started."""
     baton = baton_for(request, who)
     process = await baton.definitions.load_process(run.template, baton.settings, run.version)
     check_agents(who, agents_of(process.compiled))
+    key = run.key or idempotent
     started = await baton.start_process(
-        process, run.event, run.data, key=run.key, data_subject=run.data_subject, processing=run.processing
+        process,
+        run.event,
+        run.data,
+        key=key,
+        if_exists="return" if key else "fail",
+        data_subject=run.data_subject,
+        processing=run.processing,
     )
     return RunInfo(run_id=started.id, ui_url=started.ui_url)
 

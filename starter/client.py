@@ -14,6 +14,7 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -80,14 +81,24 @@ log = logging.getLogger(__name__)
 _KEY = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
 
+IfExists = Literal["fail", "return"]
+"""What a start under a run key already used does: fail (`RunAlreadyExists`, while that run
+runs), or return that run, running or finished (an idempotent start)."""
+
+
 def process_workflow_id(process_name: str, key: str | None = None) -> str:
     """`process-<name>-<key or uuid>`. Keys must not carry personal data: IDs bypass encryption."""
+    return run_workflow_id(f"process-{process_name}", key)
+
+
+def run_workflow_id(prefix: str, key: str | None = None) -> str:
+    """`<prefix>-<key or uuid>`, the key checked: no personal data, as IDs bypass encryption."""
     if key is not None and not _KEY.match(key):
         raise ValueError(
             f"run key {key!r} is invalid: use 1-100 letters, digits, '.', '_' or '-' "
             "(and no personal data: workflow IDs are not encrypted)"
         )
-    return f"process-{process_name}-{key or uuid.uuid4()}"
+    return f"{prefix}-{key or uuid.uuid4()}"
 
 
 class ProcessingRequired(ValueError):
@@ -273,11 +284,18 @@ class PendingOrchestration:
         self.input = input
 
     async def start(
-        self, *, data_subject: str | None = None, processing: Processing | None = None
+        self,
+        *,
+        key: str | None = None,
+        if_exists: IfExists = "fail",
+        data_subject: str | None = None,
+        processing: Processing | None = None,
     ) -> OrchestrationRun:
-        """Start the run and return its handle; `data_subject` and `processing` as for
-        `BatonClient.start_process`."""
-        return await self.client.orchestrate(self.input, data_subject=data_subject, processing=processing)
+        """Start the run and return its handle; `key`, `if_exists`, `data_subject` and
+        `processing` as for `BatonClient.start_process`."""
+        return await self.client.orchestrate(
+            self.input, key=key, if_exists=if_exists, data_subject=data_subject, processing=processing
+        )
 
     def __await__(self) -> Generator[Any, None, OrchestrationResult]:
         return self._start_and_wait().__await__()
@@ -371,6 +389,7 @@ class BatonClient:
         data: Any = None,
         *,
         key: str | None = None,
+        if_exists: IfExists = "fail",
         eager: bool = False,
         data_subject: str | None = None,
         processing: Processing | None = None,
@@ -378,9 +397,11 @@ class BatonClient:
         """Start `process` with input event `event` carrying `data`.
 
         `process` is a built `Process`, or the name of a deployed one (its latest version).
-        `key` makes the workflow ID `process-<name>-<key>`, so that a second start with the same
-        key is refused while the first runs. `eager` asks the server to hand the first workflow
-        task straight to a worker in this process, when there is one.
+        `key` makes the workflow ID `process-<name>-<key>`: a second start with the same key is
+        refused while the first runs, or, with `if_exists="return"`, returns the run that key
+        started (running or finished): a start a caller may repeat safely. `eager` asks the
+        server to hand the first workflow task straight to a worker in this process, when there
+        is one.
 
         `data_subject` names whose personal data the run holds: its payloads are sealed with that
         subject's own key (erasable), and it needs a `processing` (purpose, legal basis, retention;
@@ -395,6 +416,7 @@ class BatonClient:
         try:
             handle = await self._start(
                 workflow_id,
+                if_exists,
                 data_subject,
                 processing or process.processing,
                 ProcessWorkflow.run,
@@ -424,14 +446,18 @@ class BatonClient:
         agent: AgentSpec | str,
         input: str,
         *,
+        key: str | None = None,
+        if_exists: IfExists = "fail",
         data_subject: str | None = None,
         processing: Processing | None = None,
     ) -> WorkflowHandle[Any, AgentRunResult]:
         """Start one agent on `input`; `agent` is a spec, or the name of a registered agent.
-        `data_subject` and `processing` (default: the agent's): as for `start_process`."""
+        `key` (the workflow ID is `agent-<name>-<key>`), `if_exists`, `data_subject` and
+        `processing` (default: the agent's): as for `start_process`."""
         spec = self.agents[agent] if isinstance(agent, str) else agent
         return await self._start(
-            f"agent-{spec.name}-{uuid.uuid4()}",
+            run_workflow_id(f"agent-{spec.name}", key),
+            if_exists,
             data_subject,
             processing or spec.processing,
             AgentWorkflow.run,
@@ -448,14 +474,18 @@ class BatonClient:
         self,
         input: OrchestrationInput,
         *,
+        key: str | None = None,
+        if_exists: IfExists = "fail",
         data_subject: str | None = None,
         processing: Processing | None = None,
     ) -> OrchestrationRun:
         """Start an orchestration from its input model; `run_sequential` and friends build it.
-        `data_subject` and `processing`: as for `start_process`."""
+        `key` (the workflow ID is `<pattern>-<key>`), `if_exists`, `data_subject` and
+        `processing`: as for `start_process`."""
         pattern, workflow_type = ORCHESTRATION_WORKFLOWS[type(input)]
         handle = await self._start(
-            f"{pattern}-{uuid.uuid4()}",
+            run_workflow_id(pattern, key),
+            if_exists,
             data_subject,
             processing,
             workflow_type,
@@ -586,6 +616,7 @@ class BatonClient:
     async def _start(
         self,
         workflow_id: str,
+        if_exists: IfExists,
         data_subject: str | None,
         processing: Processing | None,
         workflow: Any,
@@ -617,9 +648,16 @@ class BatonClient:
             record = await self.records.record(data_subject, processing, workflow_id, self.actor)
         # What is started, never whose data: the subject is in the run's ID only as `~ds`.
         await self.audit("run.start", workflow_id, {"summary": options.get("static_summary", "")})
+        if if_exists == "return":  # the run the key started, whether it runs or has finished
+            options |= {
+                "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+                "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            }
         try:
             handle = await self.temporal.start_workflow(workflow, arg, id=workflow_id, **options)
         except Exception as e:
+            if if_exists == "return" and isinstance(e, WorkflowAlreadyStartedError):  # it has finished
+                return self.temporal.get_workflow_handle(workflow_id, result_type=options.get("result_type"))
             try:
                 await self.audit("run.start_failed", workflow_id, {"error": type(e).__name__})
             except Exception:  # the start's own error is the one to raise

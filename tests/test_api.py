@@ -223,12 +223,12 @@ async def test_a_run_is_started_steered_and_read_and_every_call_audited(
     assert started.status_code == 201, started.text
     run_id = started.json()["run_id"]
     assert run_id == "process-Approve-c-1"
-    duplicate = await api.post(
+    repeated = await api.post(
         "/v1/runs",
         json={"template": "Approve", "event": "Start", "data": "contract", "key": "c-1"},
         headers=agent,
     )
-    assert duplicate.status_code == 409
+    assert repeated.status_code == 201 and repeated.json()["run_id"] == run_id  # the same run, not a second
 
     undeclared = await api.post(f"/v1/runs/{run_id}/events", json={"name": "Bogus"}, headers=agent)
     assert undeclared.status_code == 400
@@ -242,6 +242,13 @@ async def test_a_run_is_started_steered_and_read_and_every_call_audited(
     state = await wait_for(api, run_id, as_(api_settings, "Viewer"), "completed")
     assert state["output"] == "CONTRACT:approved"
     assert (await api.get("/v1/runs/process-Approve-none", headers=agent)).status_code == 404
+    after = await api.post(
+        "/v1/runs",
+        json={"template": "Approve", "event": "Start", "data": "contract", "key": "c-1"},
+        headers=agent,
+    )
+    assert after.json()["run_id"] == run_id  # finished: still that run, not a new one under its key
+    assert (await wait_for(api, run_id, agent, "completed"))["output"] == "CONTRACT:approved"
 
     second = await api.post(
         "/v1/runs",
@@ -568,3 +575,25 @@ async def test_the_readme_roles_table_is_the_policy_table(api: httpx.AsyncClient
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     rows = {line.strip("| ") for line in readme.splitlines() if line.startswith("| `") and " /v1/" in line}
     assert rows == published
+
+
+async def test_an_idempotency_key_gives_a_caller_the_same_run_and_no_one_else(
+    api: httpx.AsyncClient, api_settings: BatonSettings
+) -> None:
+    alice, bob = as_(api_settings, "Agent", sub="alice"), as_(api_settings, "Agent", sub="bob")
+    once = {"Idempotency-Key": "invoice-2026-117"}
+    body = {"input": "summarise invoice 117"}
+    first = await api.post("/v1/agents/Helper/runs", json=body, headers={**alice, **once})
+    again = await api.post("/v1/agents/Helper/runs", json=body, headers={**alice, **once})
+    other = await api.post("/v1/agents/Helper/runs", json=body, headers={**bob, **once})
+    fresh = await api.post("/v1/agents/Helper/runs", json=body, headers=alice)
+    assert first.status_code == again.status_code == 202, first.text
+    assert first.json()["run_id"] == again.json()["run_id"]
+    assert len({first.json()["run_id"], other.json()["run_id"], fresh.json()["run_id"]}) == 3
+    assert "invoice" not in first.json()["run_id"]  # the header's text is never an ID
+    chat = {"pattern": "sequential", "task": "t", "agents": ["Helper"]}
+    runs = [
+        (await api.post("/v1/orchestrations", json=chat, headers={**alice, **once})).json()["run_id"]
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
