@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 
 from baton.agents import AgentSpec
 from baton.api.auth import bearer
+from baton.api.limits import RateLimiter
 from baton.process.model import CompiledProcess
 from baton.security.jwt import Identity, JwtVerifier, TokenError
 from baton.security.policies import Policy, refused_agents, satisfies
@@ -33,6 +34,13 @@ async def identity(request: Request, authorization: Annotated[str | None, Header
     if len(who.subject) > SUBJECT_CHARS:  # it could not be audited
         raise HTTPException(401, f"the token's subject is longer than {SUBJECT_CHARS} characters")
     request.state.principal = who.subject
+    limiter: RateLimiter = request.app.state.limiter
+    if (wait := await limiter.retry_after(who.subject)) is not None:
+        raise HTTPException(
+            429,
+            f"more than {limiter.per_minute} calls a minute; try again in {wait} s",
+            {"Retry-After": str(wait)},
+        )
     return who
 
 

@@ -6,7 +6,8 @@ audience, expiry; the dev issuer by default, where `baton token --sub alice --ro
 one), and names the policy it needs (`baton.security.policies`, shown in the OpenAPI document as
 `x-baton-policy`): 401 without a valid token, 403 without a role of the policy, and 403 naming
 the agents when a request uses an agent the caller may not use. Every error is RFC 9457
-problem+json (`api.problems`). Every call under `/v1`, allowed or refused, is audited with who,
+problem+json (`api.problems`). A principal gets `BATON_API_RATE_LIMIT` calls a minute
+(`api.limits`; 429 with Retry-After past it). Every call under `/v1`, allowed or refused, is audited with who,
 what, the outcome, IP and user agent; what a call starts or changes is audited by the client
 acting for the caller, so the trail names the person, not the API.
 
@@ -25,11 +26,13 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from redis.asyncio import Redis
 from starlette.routing import BaseRoute
 
 from baton.api import agents, compliance, orchestrations, problems, runs, templates
 from baton.api.auth import verifier_for
 from baton.api.deps import policy_of
+from baton.api.limits import RateLimiter
 from baton.compliance import AuditEntry
 from baton.security.jwt import JwtVerifier
 from baton.security.policies import POLICIES
@@ -53,12 +56,16 @@ def create_api(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         baton = client or await BatonClient.connect(settings)
+        redis = Redis.from_url(settings.redis_url.get_secret_value()) if settings.redis_url else None
         try:
             async with httpx.AsyncClient(timeout=10) as http:
                 app.state.verifier = verifier or verifier_for(settings, http)
                 app.state.baton = baton
+                app.state.limiter = RateLimiter(settings.api_rate_limit, redis)
                 yield
         finally:
+            if redis is not None:
+                await redis.aclose()
             if client is None:
                 await baton.close()
 
@@ -126,7 +133,7 @@ async def _audit_call(request: Request, call_next: Callable[[Request], Awaitable
     response = await call_next(request)
     if not request.url.path.startswith("/v1/"):
         return response
-    denied = response.status_code in (401, 403)
+    denied = response.status_code in (401, 403, 429)
     try:
         await request.app.state.baton.audit_trail.append(
             AuditEntry(

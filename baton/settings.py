@@ -145,6 +145,12 @@ class BatonSettings(BaseSettings):
         description="OIDC issuer whose tokens the codec server (and API) accept. Default: the dev issuer.",
     )
     oidc_audience: str = Field("baton", description="The audience tokens must be issued for.")
+    api_rate_limit: int = Field(
+        600,
+        ge=1,
+        description="HTTP API calls a principal may make per minute (shared by every API process "
+        "through Redis when BATON_REDIS_URL is set); more get 429 with Retry-After.",
+    )
 
     @field_validator("oidc_issuer")
     @classmethod

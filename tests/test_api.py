@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -21,6 +22,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from baton.compliance import AuditLog
@@ -597,3 +599,28 @@ async def test_an_idempotency_key_gives_a_caller_the_same_run_and_no_one_else(
         for _ in range(2)
     ]
     assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["redis", "in-process"])
+async def test_a_principal_past_its_rate_limit_gets_429_with_retry_after(
+    temporal: WorkflowEnvironment, api_settings: BatonSettings, shared: bool
+) -> None:
+    settings = api_settings.model_copy(
+        update={"api_rate_limit": 5, "redis_url": SecretStr("redis://127.0.0.1:6379/0") if shared else None}
+    )
+    busy, calm = (as_(settings, "Agent", sub=f"{who}-{uuid.uuid4().hex[:8]}") for who in ("busy", "calm"))
+    async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
+        servers = [
+            api_server(settings, port=free_port(), client=env.client) for _ in range(2 if shared else 1)
+        ]
+        async with contextlib.AsyncExitStack() as stack:
+            urls = [await stack.enter_async_context(server) for server in servers]
+            async with httpx.AsyncClient(timeout=30) as http:
+                answers = [
+                    (await http.get(f"{urls[n % len(urls)]}/v1/agents", headers=busy)) for n in range(6)
+                ]
+                other = await http.get(f"{urls[-1]}/v1/agents", headers=calm)
+    assert [a.status_code for a in answers] == [200] * 5 + [429]  # counted across both processes
+    assert 1 <= int(answers[-1].headers["Retry-After"]) <= 60
+    assert answers[-1].headers["content-type"] == "application/problem+json"
+    assert other.status_code == 200
