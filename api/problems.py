@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
+from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from baton.agents import AgentNotFound
@@ -119,6 +120,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(AgentNotFound)
     async def not_found(request: Request, e: LookupError) -> JSONResponse:
         return problem(404, str(e.args[0]) if e.args else None)
+
+    @app.exception_handler(WorkflowFailureError)
+    async def run_failed(request: Request, e: WorkflowFailureError) -> JSONResponse:
+        # Waited for, the run ended without a result: its outcome, not the server's failure.
+        return problem(409, f"the run failed: {e.cause or e}")
 
     @app.exception_handler(RPCError)
     async def temporal_refused(request: Request, e: RPCError) -> JSONResponse:

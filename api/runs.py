@@ -6,14 +6,14 @@ import base64
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError, RPCStatusCode
 
 from baton.api.deps import AgentAccess, IdempotencyKey, Reader, agents_of, baton_for, check_agents
 from baton.api.problems import documented
 from baton.compliance import Processing
-from baton.process import EventAccepted, ProcessState
+from baton.process import EventAccepted, ProcessResult, ProcessState
 from baton.process.runtime import BATON_PROCESS
 from baton.starter.client import BatonClient
 
@@ -36,6 +36,10 @@ class RunInfo(BaseModel):
 
     run_id: str
     ui_url: str = Field(description="The run in the Temporal UI.")
+
+
+class RunStarted(RunInfo):
+    result: ProcessResult | None = Field(None, description="With `?wait=true`: what the run returned.")
 
 
 class RunRequest(BaseModel):
@@ -123,12 +127,18 @@ async def list_runs(
 
 @router.post("", status_code=201, responses=documented(404, 409))
 async def start_run(
-    request: Request, run: RunRequest, who: AgentAccess, idempotent: IdempotencyKey
-) -> RunInfo:
-    """Start a run of a deployed template with its input event. With a run key (or an
-    `Idempotency-Key` header), a repeated start returns the run the first one started."""
+    request: Request,
+    response: Response,
+    run: RunRequest,
+    who: AgentAccess,
+    idempotent: IdempotencyKey,
+    wait: Annotated[bool, Query(description="Answer once the run has ended, with its result.")] = False,
+) -> RunStarted:
+    """Start a run of a deployed template with its input event (201), or start it and answer
+    with its result once it has ended (`wait`, 200). With a run key (or an `Idempotency-Key`
+    header), a repeated start returns the run the first one started."""
     baton = baton_for(request, who)
-    process = await baton.definitions.load_process(run.template, baton.settings, run.version)
+    process = await baton.definitions.load_process(run.template, baton.settings, run.version, baton.agents)
     check_agents(who, agents_of(process.compiled))
     key = run.key or idempotent
     started = await baton.start_process(
@@ -140,7 +150,11 @@ async def start_run(
         data_subject=run.data_subject,
         processing=run.processing,
     )
-    return RunInfo(run_id=started.id, ui_url=started.ui_url)
+    answer = RunStarted(run_id=started.id, ui_url=started.ui_url)
+    if wait:
+        answer.result = await started.result()
+        response.status_code = 200
+    return answer
 
 
 @router.get("/{run_id}", responses=documented(404))

@@ -408,7 +408,7 @@ class BatonClient:
         default: the process definition's), which is recorded and drives the data's deletion.
         """
         if isinstance(process, str):
-            process = await self.definitions.load_process(process, self.settings)
+            process = await self.definitions.load_process(process, self.settings, agents=self.agents)
         # The same check as the workflow's for later events, on the data as it will travel (JSON).
         if rejection := check_event(process.compiled, event, to_jsonable_python(data)):
             raise EventRejected.of(rejection)

@@ -35,7 +35,7 @@ from baton.starter.devserver import api_server
 from baton.testing import ProcessEnvironment
 from baton.workers.worker import build_workers
 from tests.oidc_issuer import OidcIssuer
-from tests.steps import approval_process
+from tests.steps import approval_process, upper_only
 
 OPEN_AGENT = """
 name: Helper
@@ -624,3 +624,20 @@ async def test_a_principal_past_its_rate_limit_gets_429_with_retry_after(
     assert 1 <= int(answers[-1].headers["Retry-After"]) <= 60
     assert answers[-1].headers["content-type"] == "application/problem+json"
     assert other.status_code == 200
+
+
+async def test_a_run_started_with_wait_answers_with_its_result(
+    api: httpx.AsyncClient, api_settings: BatonSettings
+) -> None:
+    definition = upper_only("Shout").build(["tests"]).to_yaml()
+    manager = as_(api_settings, "TemplateManager")
+    await api.post(
+        "/v1/templates", content=definition, headers={**manager, "Content-Type": "application/yaml"}
+    )
+    answered = await api.post(
+        "/v1/runs?wait=true",
+        json={"template": "Shout", "event": "Start", "data": "hi"},
+        headers=as_(api_settings, "Agent"),
+    )
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["result"]["output"] == "HI"

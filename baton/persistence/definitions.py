@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -10,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from ..agents.registry import AgentRegistry
+from ..agents.spec import AgentSpec
 from ..process.builder import Process, load_process
 from ..process.model import ProcessDefinition
 from ..settings import BatonSettings
@@ -91,16 +93,23 @@ class DefinitionStore:
             )
         return _deployed(row)
 
-    async def load_process(self, name: str, settings: BatonSettings, version: int | None = None) -> Process:
-        """The latest (or given) deployed version, validated against the step code and agents
-        `settings` allow; `DefinitionRetired` for a retired version."""
+    async def load_process(
+        self,
+        name: str,
+        settings: BatonSettings,
+        version: int | None = None,
+        agents: Mapping[str, AgentSpec] | None = None,
+    ) -> Process:
+        """The latest (or given) deployed version, validated against the step code `settings`
+        allow and `agents` (default: read from `settings`' agent folders); `DefinitionRetired`
+        for a retired version."""
         deployed = await self.get(name, version)
         if deployed.retired_at is not None:
             raise DefinitionRetired(
                 f"version {deployed.version} of process {name!r} was retired on "
                 f"{deployed.retired_at:%Y-%m-%d}; start the latest version instead"
             )
-        agents = AgentRegistry.from_dirs(settings.agent_dirs)
+        agents = AgentRegistry.from_dirs(settings.agent_dirs) if agents is None else agents
         return load_process(deployed.definition, settings.step_modules, agents).with_version(deployed.version)
 
     async def retire(self, name: str, version: int) -> DeployedDefinition:
