@@ -17,6 +17,7 @@ token, and say which dependency is down but not why (the log does).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -62,7 +63,9 @@ def create_api(
                 app.state.verifier = verifier or verifier_for(settings, http)
                 app.state.baton = baton
                 app.state.limiter = RateLimiter(settings.api_rate_limit, redis)
+                app.state.audit_writes = set()
                 yield
+                await asyncio.gather(*app.state.audit_writes)  # every call heard is audited
         finally:
             if redis is not None:
                 await redis.aclose()
@@ -129,22 +132,33 @@ async def readyz(request: Request) -> Any:
 
 
 async def _audit_call(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """Audit every call under /v1 with who, what and the outcome; refusals as `api.denied`."""
+    """Audit every call under /v1 with who, what and the outcome; refusals as `api.denied`.
+
+    The entry is written while the answer goes out, not before (the audit trail's group commit
+    takes it): what a call starts or changes was audited before it was done, by the client
+    acting for the caller; this entry records the call itself. Entries still being written when
+    the API stops are waited for."""
     response = await call_next(request)
     if not request.url.path.startswith("/v1/"):
         return response
     denied = response.status_code in (401, 403, 429)
-    try:
-        await request.app.state.baton.audit_trail.append(
-            AuditEntry(
-                actor=getattr(request.state, "principal", None) or ANONYMOUS,
-                action="api.denied" if denied else "api.call",
-                resource=request.url.path[:400],
-                detail={"method": request.method, "status": response.status_code},
-                ip=request.client.host if request.client else None,
-                user_agent=(request.headers.get("user-agent") or "")[:400] or None,
-            )
-        )
-    except Exception:  # the call happened; its answer stands, and the log says what is missing
-        log.exception("the API call %s %s could not be audited", request.method, request.url.path)
+    entry = AuditEntry(
+        actor=getattr(request.state, "principal", None) or ANONYMOUS,
+        action="api.denied" if denied else "api.call",
+        resource=request.url.path[:400],
+        detail={"method": request.method, "status": response.status_code},
+        ip=request.client.host if request.client else None,
+        user_agent=(request.headers.get("user-agent") or "")[:400] or None,
+    )
+    writing: set[asyncio.Task[None]] = request.app.state.audit_writes
+    task = asyncio.create_task(_write(request.app.state.baton, entry, f"{request.method} {request.url.path}"))
+    writing.add(task)
+    task.add_done_callback(writing.discard)
     return response
+
+
+async def _write(baton: BatonClient, entry: AuditEntry, call: str) -> None:
+    try:
+        await baton.audit_trail.append(entry)
+    except Exception:  # the call happened; its answer stands, and the log says what is missing
+        log.exception("the API call %s could not be audited", call)

@@ -75,7 +75,7 @@ class OidcIssuer:
                 data = json.dumps(body).encode()  # one send: headers and body together (no Nagle stall)
                 head = (
                     f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(data)}\r\n\r\n"
+                    f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
                 ).encode()
                 self.wfile.write(head + data)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -44,8 +46,8 @@ async def keys(oidc: OidcIssuer, clock: Clock) -> AsyncIterator[OidcKeys]:
 
 
 @pytest.fixture
-def verifier(oidc: OidcIssuer, keys: OidcKeys) -> JwtVerifier:
-    return JwtVerifier(issuer=oidc.url, audience="baton", keys=keys)
+def verifier(oidc: OidcIssuer, keys: OidcKeys, clock: Clock) -> JwtVerifier:
+    return JwtVerifier(issuer=oidc.url, audience="baton", keys=keys, clock=clock)
 
 
 async def until(condition: object, what: str) -> None:
@@ -153,3 +155,42 @@ async def test_expired_keys_are_renewed_when_the_issuer_is_back(
     oidc.keys = {"rsa-2": rsa.generate_private_key(public_exponent=65537, key_size=2048)}
     await verifier.verify(oidc.token(kid="rsa-2"))
     assert oidc.requests[JWKS] == 2
+
+
+class CountingKeys:
+    """The issuer's keys, counting how often a verification asked for one."""
+
+    def __init__(self, inner: OidcKeys) -> None:
+        self.inner = inner
+        self.asked = 0
+
+    async def key(self, kid: str | None) -> Any:
+        self.asked += 1
+        return await self.inner.key(kid)
+
+
+async def test_a_verified_token_is_remembered_for_a_minute_and_never_past_its_expiry(
+    oidc: OidcIssuer, keys: OidcKeys
+) -> None:
+    clock = Clock()
+    clock.now = time.time()
+    counting = CountingKeys(keys)
+    verifier = JwtVerifier(issuer=oidc.url, audience="baton", keys=counting, clock=clock)
+    token = oidc.token()
+    for _ in range(3):
+        assert (await verifier.verify(token)).subject == "carol"
+    assert counting.asked == 1  # the signature was checked once
+    head, _, signature = token.rpartition(".")
+    forged = f"{head}.{signature[:10]}{'B' if signature[10] == 'A' else 'A'}{signature[11:]}"
+    with pytest.raises(TokenError):  # another token, even one byte off, is checked on its own
+        await verifier.verify(forged)
+    clock.now += 61
+    await verifier.verify(token)
+    assert counting.asked == 3  # a minute later, checked again
+
+    short = oidc.token(exp=int(clock.now) + 5)
+    await verifier.verify(short)
+    clock.now += 6  # past its expiry: not remembered, checked again (the check refuses it by real time)
+    asked = counting.asked
+    await verifier.verify(short)
+    assert counting.asked == asked + 1

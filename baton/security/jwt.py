@@ -1,5 +1,5 @@
-"""Bearer tokens: validating OAuth access tokens that are JWTs (RFC 9068) from an OIDC issuer
-(the codec server now, the API later).
+"""Bearer tokens: validating OAuth access tokens that are JWTs (RFC 9068) from an OIDC issuer,
+for the HTTP API and the codec server.
 
 What a token must be to prove anything:
 - signed with RS256 or ES256 (never `none`, never a shared secret), by a key of the issuer;
@@ -17,6 +17,10 @@ for `failure_seconds`, during which requests that have no usable keys fail at on
 each waiting for the issuer again. A token signed with a key not seen yet triggers a refetch
 at most once a minute. Why keys cannot be loaded is logged for operators; the caller only
 learns that the token cannot be verified.
+
+A token that verified is remembered for `VERIFIED_SECONDS` (never past its expiry), so a client
+that sends the same token with every request pays the signature check once a minute, not per
+request. That is well within how long the issuer's keys themselves are held (`ttl_seconds`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 """The `typ` header values of an RFC 9068 access token (compared case-insensitively)."""
 REFETCH_SECONDS = 60.0
 MAX_TOKEN_CHARS = 8_192
+VERIFIED_SECONDS = 60.0
+VERIFIED_ENTRIES = 10_000
 """Longer is no access token: refused before any parsing."""
 UNVERIFIABLE = "the token cannot be verified"
 """What a caller hears when the issuer's keys are unavailable: nothing about the issuer's state."""
@@ -70,8 +76,11 @@ class StaticKeys:
 
     jwks: dict[str, Any]
 
+    def __post_init__(self) -> None:
+        self._keys = PyJWKSet.from_dict(self.jwks)  # parsed once: not per token
+
     async def key(self, kid: str | None) -> PyJWK:
-        return _pick(PyJWKSet.from_dict(self.jwks), kid)
+        return _pick(self._keys, kid)
 
 
 @dataclass
@@ -165,11 +174,25 @@ class JwtVerifier:
     keys: KeySource
     roles_claim: str = "roles"
     leeway_seconds: float = 30
+    clock: Callable[[], float] = time.time
+    _verified: dict[str, tuple[Identity, float]] = field(default_factory=dict, init=False, repr=False)
 
     async def verify(self, token: str) -> Identity:
         """The identity an access token proves; `TokenError` saying why when it proves nothing."""
         if len(token) > MAX_TOKEN_CHARS:
             raise TokenError(f"token is longer than {MAX_TOKEN_CHARS} characters")
+        remembered = self._verified.get(token)
+        if remembered is not None and self.clock() < remembered[1]:
+            return remembered[0]
+        who = await self._verify(token)
+        # Until a minute from now or the token's expiry, whichever comes first.
+        until = min(self.clock() + VERIFIED_SECONDS, float(who.claims["exp"]))
+        self._verified[token] = (who, until)
+        while len(self._verified) > VERIFIED_ENTRIES:
+            del self._verified[next(iter(self._verified))]
+        return who
+
+    async def _verify(self, token: str) -> Identity:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
