@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/key_propagation.py
 	$(BIN)/python bench/audit_chain.py
 	$(BIN)/python bench/retention_scale.py
+	$(BIN)/python bench/api_overhead.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
