@@ -8,13 +8,13 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from baton.agents import AgentRunResult, AgentSpec
-from baton.api.deps import AgentAccess, IdempotencyKey, baton_for, check_agents
+from baton.api.deps import AgentAccess, AgentName, DataSubject, IdempotencyKey, baton_for, check_agents
 from baton.api.problems import documented
 from baton.api.runs import RunInfo
 from baton.compliance import Processing
 from baton.security.policies import may_use
 
-router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=documented(401, 403))
+router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=documented(401, 403, 429))
 
 
 class AgentSummary(BaseModel):
@@ -27,8 +27,8 @@ class AgentSummary(BaseModel):
 
 class AgentRunRequest(BaseModel):
     input: str = Field(min_length=1, max_length=100_000, description="What the agent is asked.")
-    data_subject: str | None = Field(
-        None, min_length=1, max_length=200, description="Whose personal data the run holds (erasable)."
+    data_subject: DataSubject | None = Field(
+        None, description="Whose personal data the run holds (erasable)."
     )
     processing: Processing | None = Field(None, description="Why; default: the agent's own.")
 
@@ -49,7 +49,7 @@ async def list_agents(request: Request, who: AgentAccess) -> list[AgentSummary]:
 
 
 @router.get("/{name}", responses=documented(404))
-async def show_agent(request: Request, name: str, who: AgentAccess) -> AgentSpec:
+async def show_agent(request: Request, name: AgentName, who: AgentAccess) -> AgentSpec:
     """One agent's specification."""
     agent: AgentSpec = request.app.state.baton.agents[name]
     check_agents(who, [agent])
@@ -60,7 +60,7 @@ async def show_agent(request: Request, name: str, who: AgentAccess) -> AgentSpec
 async def run_agent(
     request: Request,
     response: Response,
-    name: str,
+    name: AgentName,
     run: AgentRunRequest,
     who: AgentAccess,
     idempotent: IdempotencyKey,

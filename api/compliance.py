@@ -8,6 +8,7 @@ a URL, which proxies and access logs keep. Keys and erasure by key stay CLI-only
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +17,7 @@ from fastapi import Path as InPath
 from pydantic import BaseModel, Field
 from temporalio.client import WorkflowExecutionStatus
 
-from baton.api.deps import Allowed, baton_for
+from baton.api.deps import Allowed, DataSubject, baton_for
 from baton.api.problems import documented
 from baton.compliance import (
     AuditRecord,
@@ -34,20 +35,20 @@ from baton.security.policies import Policy
 from baton.starter.client import BatonClient
 from baton.temporal import encryption_codec
 
-router = APIRouter(prefix="/v1/compliance", tags=["compliance"], responses=documented(401, 403))
-audit_router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=documented(401, 403))
+router = APIRouter(prefix="/v1/compliance", tags=["compliance"], responses=documented(401, 403, 429))
+audit_router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=documented(401, 403, 429))
 Officer = Annotated[Identity, Depends(Allowed(Policy.COMPLIANCE))]
 Auditor = Annotated[Identity, Depends(Allowed(Policy.AUDIT))]
-Subject = Annotated[str, Field(min_length=1, max_length=200, description="The data subject's identifier.")]
+RETENTION_UPDATE_SECONDS = 30.0
 REQUEST_ID = r"^dsr-(access|erasure|rectification)-[0-9a-f]{32}$"
 
 
 class SubjectQuery(BaseModel):
-    data_subject: Subject
+    data_subject: DataSubject
 
 
 class RecordRequest(BaseModel):
-    data_subject: Subject
+    data_subject: DataSubject
     processing: Processing
 
 
@@ -58,16 +59,14 @@ class SubjectRecords(BaseModel):
 
 
 class HoldPlacement(BaseModel):
-    data_subject: Subject
+    data_subject: DataSubject
     reason: str = Field(min_length=1, max_length=400, description="Kept in the database, never in a history.")
 
 
 class SubjectRequestStart(BaseModel):
     kind: RequestKind
-    data_subject: Subject
-    corrected: str | None = Field(
-        None, min_length=1, max_length=200, description="Rectification: the right identifier."
-    )
+    data_subject: DataSubject
+    corrected: DataSubject | None = Field(None, description="Rectification: the right identifier.")
     note: str = Field("", max_length=2000, description="Rectification: what was wrong and why.")
 
 
@@ -95,24 +94,35 @@ async def subject_records(request: Request, query: SubjectQuery, who: Officer) -
     )
 
 
-@router.post("/holds", responses=documented(404))
+@router.post("/holds", responses=documented(404, 422, 503))
 async def place_hold(request: Request, hold: HoldPlacement, who: Officer) -> RetentionState:
     """Place a legal hold: nothing of the subject is deleted, for retention or on request, until released."""
     return await _retention_change(baton_for(request, who), hold.data_subject, "hold", hold.reason)
 
 
-@router.post("/holds/release", responses=documented(404))
+@router.post("/holds/release", responses=documented(404, 503))
 async def release_hold(request: Request, query: SubjectQuery, who: Officer) -> RetentionState:
     """Lift the legal hold: what fell due meanwhile is deleted."""
     return await _retention_change(baton_for(request, who), query.data_subject, "release")
 
 
 async def _retention_change(baton: BatonClient, subject: str, change: str, *args: str) -> RetentionState:
+    """The change, made by the subject's retention workflow (an update): 503 when no compliance
+    worker takes it in time, rather than a caller left waiting for as long as none runs."""
     retention = baton.retention(subject)
     try:
-        result: RetentionState = await getattr(retention, change)(*args)
+        async with asyncio.timeout(RETENTION_UPDATE_SECONDS):
+            result: RetentionState = await getattr(retention, change)(*args)
     except LookupError as e:
         raise HTTPException(404, str(e)) from None
+    except ValueError as e:  # a reason of nothing but spaces
+        raise HTTPException(422, str(e)) from None
+    except TimeoutError:
+        raise HTTPException(
+            503,
+            f"no compliance worker took the change within {RETENTION_UPDATE_SECONDS:.0f} s: check that "
+            "workers serve the compliance queue, then try again (placing a hold twice is harmless)",
+        ) from None
     return result
 
 

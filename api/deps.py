@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, Header, HTTPException, Path, Request
 from fastapi.routing import APIRoute
+from pydantic import AfterValidator, Field
 
 from baton.agents import AgentSpec
 from baton.api.auth import bearer
 from baton.api.limits import RateLimiter
+from baton.persistence.subjects import normalise_subject
 from baton.process.model import CompiledProcess
 from baton.security.jwt import Identity, JwtVerifier, TokenError
 from baton.security.policies import Policy, refused_agents, satisfies
@@ -19,6 +21,27 @@ from baton.starter.client import BatonClient
 
 SUBJECT_CHARS = 200
 """The longest token subject the audit trail records."""
+MAX_VERSION = 2_147_483_647
+
+
+def _identifier(subject: str) -> str:
+    normalise_subject(subject)  # refused here (422) if nothing is left of it once normalised
+    return subject
+
+
+DataSubject = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        description="A data subject's identifier (never echoed, never in a URL).",
+    ),
+    AfterValidator(_identifier),
+]
+RunId = Annotated[str, Path(min_length=1, max_length=1000, description="The run's workflow ID.")]
+TemplateName = Annotated[str, Path(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$")]
+AgentName = Annotated[str, Path(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
+Version = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 
 
 async def identity(request: Request, authorization: Annotated[str | None, Header()] = None) -> Identity:

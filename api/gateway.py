@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from redis.asyncio import Redis
@@ -101,7 +102,28 @@ def create_api(
     for router in routers:
         _publish_policies(router.routes)
         app.include_router(router)
+    app.openapi = lambda: _problems_documented(app)  # type: ignore[method-assign]
     return app
+
+
+def _problems_documented(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, every error response's body documented as what it is:
+    `application/problem+json` (FastAPI writes each model's schema as application/json)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            routes=app.routes,
+            openapi_version=app.openapi_version,
+        )
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                for status, response in operation.get("responses", {}).items():
+                    if status[0] in "45" and "application/json" in response.get("content", {}):
+                        response["content"] = {problems.MEDIA_TYPE: response["content"]["application/json"]}
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def _publish_policies(routes: list[BaseRoute]) -> None:

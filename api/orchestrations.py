@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 
 from baton.agents import AgentSpec
-from baton.api.deps import AgentAccess, IdempotencyKey, Reader, baton_for, check_agents
+from baton.api.deps import AgentAccess, DataSubject, IdempotencyKey, Reader, RunId, baton_for, check_agents
 from baton.api.problems import documented
 from baton.api.runs import RunInfo
 from baton.compliance import Processing
@@ -32,7 +32,7 @@ from baton.orchestration.models import (
 )
 from baton.starter.client import ORCHESTRATION_WORKFLOWS, BatonClient, OrchestrationRun, PendingOrchestration
 
-router = APIRouter(prefix="/v1/orchestrations", tags=["orchestrations"], responses=documented(401, 403))
+router = APIRouter(prefix="/v1/orchestrations", tags=["orchestrations"], responses=documented(401, 403, 429))
 WORKFLOW_TYPES = {workflow_type for _, workflow_type in ORCHESTRATION_WORKFLOWS.values()}
 STREAM_POLL_SECONDS = 0.5
 AgentName = Annotated[str, Field(min_length=1, max_length=64)]
@@ -41,8 +41,8 @@ AgentName = Annotated[str, Field(min_length=1, max_length=64)]
 class _Start(BaseModel):
     task: str = Field(min_length=1, max_length=100_000)
     agents: list[AgentName] = Field(min_length=1, max_length=50, description="Agents by name, in order.")
-    data_subject: str | None = Field(
-        None, min_length=1, max_length=200, description="Whose personal data the run holds (erasable)."
+    data_subject: DataSubject | None = Field(
+        None, description="Whose personal data the run holds (erasable)."
     )
     processing: Processing | None = Field(None, description="Why; needed with a data subject.")
 
@@ -176,7 +176,7 @@ async def _run(baton: BatonClient, run_id: str) -> tuple[OrchestrationRun, Workf
 
 
 @router.get("/{run_id}", responses=documented(404))
-async def orchestration(request: Request, run_id: str, who: Reader) -> Orchestration:
+async def orchestration(request: Request, run_id: RunId, who: Reader) -> Orchestration:
     """Status, round, the transcript so far, the question a person is asked, and the result once
     it has completed."""
     run, status = await _run(request.app.state.baton, run_id)
@@ -192,7 +192,7 @@ async def orchestration(request: Request, run_id: str, who: Reader) -> Orchestra
         200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
     },
 )
-async def stream(request: Request, run_id: str, who: Reader) -> StreamingResponse:
+async def stream(request: Request, run_id: RunId, who: Reader) -> StreamingResponse:
     """The transcript as it grows, as Server-Sent Events a browser's `EventSource` follows:
     `turn` for each turn (JSON), `waiting` when a person is asked (the question), `end` once the
     run has ended (its status)."""
@@ -221,7 +221,7 @@ def _event(name: str, data: str) -> str:
 
 
 @router.post("/{run_id}/reply", status_code=204, responses=documented(404, 409))
-async def reply(request: Request, run_id: str, answer: Reply, who: AgentAccess) -> None:
+async def reply(request: Request, run_id: RunId, answer: Reply, who: AgentAccess) -> None:
     """Answer the question the run is waiting on; 409 when it is not waiting."""
     run, _ = await _run(baton_for(request, who), run_id)
     try:
@@ -231,7 +231,7 @@ async def reply(request: Request, run_id: str, answer: Reply, who: AgentAccess) 
 
 
 @router.post("/{run_id}/cancel", status_code=202, responses=documented(404))
-async def cancel(request: Request, run_id: str, who: AgentAccess) -> RunInfo:
+async def cancel(request: Request, run_id: RunId, who: AgentAccess) -> RunInfo:
     """Ask the run to stop."""
     run, _ = await _run(baton_for(request, who), run_id)
     await run.cancel()

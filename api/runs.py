@@ -10,14 +10,24 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError, RPCStatusCode
 
-from baton.api.deps import AgentAccess, IdempotencyKey, Reader, agents_of, baton_for, check_agents
+from baton.api.deps import (
+    MAX_VERSION,
+    AgentAccess,
+    DataSubject,
+    IdempotencyKey,
+    Reader,
+    RunId,
+    agents_of,
+    baton_for,
+    check_agents,
+)
 from baton.api.problems import documented
 from baton.compliance import Processing
 from baton.process import EventAccepted, ProcessResult, ProcessState
 from baton.process.runtime import BATON_PROCESS
 from baton.starter.client import BatonClient
 
-router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=documented(401, 403))
+router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=documented(401, 403, 429))
 
 
 PROCESS_NAME = r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$"
@@ -44,7 +54,7 @@ class RunStarted(RunInfo):
 
 class RunRequest(BaseModel):
     template: str = Field(min_length=1, max_length=100, description="A deployed process template.")
-    version: int | None = Field(None, ge=1, description="Default: the latest.")
+    version: int | None = Field(None, ge=1, le=MAX_VERSION, description="Default: the latest.")
     event: str = Field(min_length=1, max_length=200, description="The input event that starts it.")
     data: Any = None
     key: str | None = Field(
@@ -52,8 +62,8 @@ class RunRequest(BaseModel):
         description="Run key: the workflow ID is `process-<name>-<key>` (no personal data), and a "
         "repeated start with the same key returns the run it started.",
     )
-    data_subject: str | None = Field(
-        None, min_length=1, max_length=200, description="Whose personal data the run holds (erasable)."
+    data_subject: DataSubject | None = Field(
+        None, description="Whose personal data the run holds (erasable)."
     )
     processing: Processing | None = Field(None, description="Why; default: the template's own.")
 
@@ -158,20 +168,20 @@ async def start_run(
 
 
 @router.get("/{run_id}", responses=documented(404))
-async def run_state(request: Request, run_id: str, who: Reader) -> ProcessState:
+async def run_state(request: Request, run_id: RunId, who: Reader) -> ProcessState:
     """What the run is doing and what it holds."""
     return await request.app.state.baton.get_run(run_id).state()
 
 
 @router.post("/{run_id}/events", responses=documented(404, 400, 409))
-async def send_event(request: Request, run_id: str, event: EventRequest, who: AgentAccess) -> EventAccepted:
+async def send_event(request: Request, run_id: RunId, event: EventRequest, who: AgentAccess) -> EventAccepted:
     """Send an input event: one the process does not declare is refused (400, naming those it
     does), and so is data that does not fit; a finished run takes none (409)."""
     return await baton_for(request, who).get_run(run_id).send_event(event.name, event.data)
 
 
 @router.post("/{run_id}/cancel", status_code=202, responses=documented(404))
-async def cancel_run(request: Request, run_id: str, who: AgentAccess) -> RunInfo:
+async def cancel_run(request: Request, run_id: RunId, who: AgentAccess) -> RunInfo:
     """Ask the run to stop; its running steps hear of it."""
     run = baton_for(request, who).get_run(run_id)
     await run.cancel()

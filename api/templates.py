@@ -11,13 +11,22 @@ import yaml
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from baton.api.deps import Reader, TemplateManagement, agents_of, baton_for, check_agents
+from baton.api.deps import (
+    MAX_VERSION,
+    Reader,
+    TemplateManagement,
+    TemplateName,
+    Version,
+    agents_of,
+    baton_for,
+    check_agents,
+)
 from baton.api.problems import documented
 from baton.persistence.definitions import DefinitionStore, DeployedDefinition
 from baton.process import ProcessDefinition, ProcessDefinitionError, load_process
 from baton.starter.client import BatonClient
 
-router = APIRouter(prefix="/v1/templates", tags=["templates"], responses=documented(401, 403))
+router = APIRouter(prefix="/v1/templates", tags=["templates"], responses=documented(401, 403, 429))
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 
 
@@ -55,7 +64,10 @@ async def list_templates(request: Request, who: Reader) -> list[TemplateVersion]
 
 @router.get("/{name}", responses=documented(404))
 async def show_template(
-    request: Request, name: str, who: Reader, version: Annotated[int | None, Query(ge=1)] = None
+    request: Request,
+    name: TemplateName,
+    who: Reader,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
 ) -> Template:
     """A template's definition (the version new runs take, or `version`) and its Mermaid flowchart."""
     deployed = await _store(request).get(name, version)
@@ -69,7 +81,7 @@ async def show_template(
 
 
 @router.get("/{name}/versions", responses=documented(404))
-async def template_versions(request: Request, name: str, who: Reader) -> list[TemplateVersion]:
+async def template_versions(request: Request, name: TemplateName, who: Reader) -> list[TemplateVersion]:
     """Every version of the template, the retired ones included."""
     versions = await _store(request).versions(name)
     if not versions:
@@ -106,7 +118,7 @@ async def create_template(request: Request, who: TemplateManagement) -> Template
 
 @router.post("/{name}/versions/{version}/retire", responses=documented(404))
 async def retire_template_version(
-    request: Request, name: str, version: int, who: TemplateManagement
+    request: Request, name: TemplateName, version: Version, who: TemplateManagement
 ) -> TemplateVersion:
     """Retire a version: new runs take the latest version not retired; runs of this one keep it."""
     retired = await _store(request).retire(name, version)
