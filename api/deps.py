@@ -8,10 +8,10 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Path, Request
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, Field
 
 from baton.agents import AgentSpec
-from baton.api.auth import bearer
 from baton.api.limits import RateLimiter
 from baton.persistence.subjects import normalise_subject
 from baton.process.model import CompiledProcess
@@ -44,9 +44,18 @@ AgentName = Annotated[str, Path(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
 Version = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 
 
-async def identity(request: Request, authorization: Annotated[str | None, Header()] = None) -> Identity:
+BEARER = HTTPBearer(
+    auto_error=False,
+    description="An access token of the OIDC issuer; with the dev issuer, `baton token --sub you --roles Agent`.",
+)
+"""Declares bearer tokens in the OpenAPI document, so Swagger UI's Authorize takes one."""
+
+
+async def identity(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+) -> Identity:
     """The caller, from a valid bearer token (401 otherwise)."""
-    token = bearer(authorization)
+    token = credentials.credentials if credentials is not None else None
     if not token:
         raise HTTPException(401, "a bearer token is required", {"WWW-Authenticate": "Bearer"})
     verifier: JwtVerifier = request.app.state.verifier

@@ -330,6 +330,10 @@ async def test_the_openapi_document_lists_every_route_and_the_problem_model(api:
         "/readyz",
     } <= set(document["paths"])
     assert "Problem" in document["components"]["schemas"]
+    # Swagger UI's Authorize button takes a bearer token (with the dev issuer: `baton token`).
+    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert document["paths"]["/v1/agents"]["get"]["security"] == [{"HTTPBearer": []}]
+    assert "security" not in document["paths"]["/healthz"]["get"]
 
 
 async def test_an_orchestration_runs_named_agents_the_caller_may_use_and_streams_its_transcript(
