@@ -9,6 +9,7 @@ import json
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -252,14 +253,25 @@ async def test_migrating_chains_the_entries_written_before(tmp_path: Path) -> No
         await engine.dispose()
 
 
-async def test_the_witness_anchors_the_head_and_verify_uses_its_anchors(
-    baton_temporal: Client, settings: BatonSettings
-) -> None:
+@dataclass
+class Witnessed:
+    """Three audit entries, an audit witness that anchors every half second (not daily), and a
+    `baton worker` serving its compliance queue."""
+
+    settings: BatonSettings
+    engine: AsyncEngine
+    log: AuditLog
+    witness: WorkflowHandle
+    environment: dict[str, str]
+
+
+@pytest.fixture
+async def witnessed(baton_temporal: Client, settings: BatonSettings) -> AsyncIterator[Witnessed]:
     settings = settings.model_copy(update={"compliance_queue": f"test-compliance-{uuid.uuid4().hex[:8]}"})
     engine = create_engine(settings.resolved_database_url)
     log = AuditLog(Schema(engine))
     await log.append(*(entry(actor=f"user-{i}") for i in range(3)))
-    # The worker starts the witness unless it runs: this one wakes every half second, not daily.
+    # The worker starts the witness unless it runs: this one is started first, to be quick.
     witness = await baton_temporal.start_workflow(
         AuditWitnessWorkflow.run,
         WitnessInput(every_seconds=0.5),
@@ -270,27 +282,32 @@ async def test_the_witness_anchors_the_head_and_verify_uses_its_anchors(
     environment = {"BATON_COMPLIANCE_QUEUE": settings.compliance_queue, "BATON_TEMPORAL_ADDRESS": address}
     worker = baton_worker(address, settings, [settings.compliance_queue], **environment)
     try:
-        await wait_for_anchor(witness, seq=3)
-        await log.append(entry(actor="later"))
-        await wait_for_anchor(witness, seq=4)
-        verified = await baton_cli(settings, "audit", "verify", **environment)
-        assert verified.returncode == 0, verified.stderr
-        assert "4 entries verified, against 2 anchors kept in Temporal" in verified.stdout
-
-        await drop_triggers(engine)
-        await rewrite_consistently(engine, seq=1, actor="mallory")
-        caught = await baton_cli(settings, "audit", "verify", **environment)
-        offline = await baton_cli(settings, "audit", "verify", "--no-anchors", **environment)
-        assert caught.returncode == 1
-        assert "audit chain broken at entry 3" in caught.stderr and "anchored in Temporal" in caught.stderr
-        assert offline.returncode == 0  # which is why the anchors are kept where the database is not
-        tail = await baton_cli(settings, "audit", "tail", "-n", "2", "--action", "run.start", **environment)
-        assert tail.returncode == 0 and "later" in tail.stdout and "run.start" in tail.stdout
+        yield Witnessed(settings, engine, log, witness, environment)
     finally:
         worker.terminate()
         worker.wait(30)
-        await witness.terminate()
+        await baton_temporal.get_workflow_handle(witness.id).terminate()
         await engine.dispose()
+
+
+async def test_the_witness_anchors_the_head_and_verify_uses_its_anchors(witnessed: Witnessed) -> None:
+    settings, environment = witnessed.settings, witnessed.environment
+    await wait_for_anchor(witnessed.witness, seq=3)
+    await witnessed.log.append(entry(actor="later"))
+    await wait_for_anchor(witnessed.witness, seq=4)
+    verified = await baton_cli(settings, "audit", "verify", **environment)
+    assert verified.returncode == 0, verified.stderr
+    assert "4 entries verified, against 2 anchors kept in Temporal" in verified.stdout
+
+    await drop_triggers(witnessed.engine)
+    await rewrite_consistently(witnessed.engine, seq=1, actor="mallory")
+    caught = await baton_cli(settings, "audit", "verify", **environment)
+    offline = await baton_cli(settings, "audit", "verify", "--no-anchors", **environment)
+    assert caught.returncode == 1
+    assert "audit chain broken at entry 3" in caught.stderr and "anchored in Temporal" in caught.stderr
+    assert offline.returncode == 0  # which is why the anchors are kept where the database is not
+    tail = await baton_cli(settings, "audit", "tail", "-n", "2", "--action", "run.start", **environment)
+    assert tail.returncode == 0 and "later" in tail.stdout and "run.start" in tail.stdout
 
 
 async def wait_for_anchor(witness: WorkflowHandle, seq: int) -> list[AuditAnchor]:
@@ -465,39 +482,21 @@ async def test_a_started_run_is_returned_when_its_retention_workflow_cannot_be_t
 
 
 async def test_a_restarted_witness_keeps_the_anchors_of_the_one_before(
-    baton_temporal: Client, settings: BatonSettings
+    witnessed: Witnessed, baton_temporal: Client
 ) -> None:
-    settings = settings.model_copy(update={"compliance_queue": f"test-compliance-{uuid.uuid4().hex[:8]}"})
-    engine = create_engine(settings.resolved_database_url)
-    log = AuditLog(Schema(engine))
-    await log.append(*(entry(actor=f"user-{i}") for i in range(3)))
-    witness = await baton_temporal.start_workflow(
-        AuditWitnessWorkflow.run,
-        WitnessInput(every_seconds=0.5),
-        id=witness_workflow_id(settings.compliance_queue),
-        task_queue=settings.compliance_queue,
-    )
-    address = baton_temporal.service_client.config.target_host
-    environment = {"BATON_COMPLIANCE_QUEUE": settings.compliance_queue, "BATON_TEMPORAL_ADDRESS": address}
-    worker = baton_worker(address, settings, [settings.compliance_queue], **environment)
-    try:
-        await wait_for_anchor(witness, seq=3)
-        await witness.terminate("an administrator covering their tracks")
-        await drop_triggers(engine)
-        await rewrite_consistently(engine, seq=1, actor="mallory")
+    settings = witnessed.settings
+    await wait_for_anchor(witnessed.witness, seq=3)
+    await witnessed.witness.terminate("an administrator covering their tracks")
+    await drop_triggers(witnessed.engine)
+    await rewrite_consistently(witnessed.engine, seq=1, actor="mallory")
 
-        await start_witness(baton_temporal, settings)  # what every compliance worker does as it starts
-        restarted = baton_temporal.get_workflow_handle(witness.id)
-        anchors = await restarted.query(AuditWitnessWorkflow.anchors)
-        assert anchors and anchors[0].seq == 3  # carried over, not the forged head
-        caught = await baton_cli(settings, "audit", "verify", **environment)
-        assert caught.returncode == 1 and "anchored in Temporal" in caught.stderr
-        await wait_for_broken(restarted)  # and the new witness says so itself
-    finally:
-        worker.terminate()
-        worker.wait(30)
-        await baton_temporal.get_workflow_handle(witness.id).terminate()
-        await engine.dispose()
+    await start_witness(baton_temporal, settings)  # what every compliance worker does as it starts
+    restarted = baton_temporal.get_workflow_handle(witnessed.witness.id)
+    anchors = await restarted.query(AuditWitnessWorkflow.anchors)
+    assert anchors and anchors[0].seq == 3  # carried over, not the forged head
+    caught = await baton_cli(settings, "audit", "verify", **witnessed.environment)
+    assert caught.returncode == 1 and "anchored in Temporal" in caught.stderr
+    await wait_for_broken(restarted)  # and the new witness says so itself
 
 
 async def wait_for_broken(witness: WorkflowHandle) -> None:
