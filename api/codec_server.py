@@ -54,8 +54,9 @@ from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.sdk.v1 import ExternalStorageReference
 from temporalio.converter import DataConverter, StorageDriverClaim, StorageDriverRetrieveContext
 
+from baton.api.audit import request_entry
 from baton.api.auth import bearer, verifier_for
-from baton.compliance.audit import AuditEntry, AuditLog
+from baton.compliance.audit import AuditLog
 from baton.persistence.db import engine_from_settings
 from baton.persistence.models import AuditEventRow
 from baton.persistence.payloads import DatabasePayloadDriver, PayloadNotFound
@@ -141,7 +142,15 @@ def create_app(
         if counts:
             await request.app.state.audit.append(
                 *(
-                    _entry(request, who.subject, "payload.decode", namespace, run, {"payloads": count})
+                    request_entry(
+                        request,
+                        who.subject,
+                        "payload.decode",
+                        {"payloads": count},
+                        resource=run,
+                        workflow_id=run,
+                        namespace=namespace,
+                    )
                     for run, count in counts.items()
                 )
             )
@@ -161,7 +170,14 @@ def create_app(
         payloads = await _payloads(request, who)
         encoded = await request.app.state.codec.encode(payloads)
         await request.app.state.audit.append(
-            _entry(request, who.subject, "payload.encode", namespace, None, {"payloads": len(payloads)})
+            request_entry(
+                request,
+                who.subject,
+                "payload.encode",
+                {"payloads": len(payloads)},
+                resource=None,
+                namespace=namespace,
+            )
         )
         audit_log.info("encode by %s in %s: %d payloads", who.subject, namespace, len(payloads))
         return json_format.MessageToDict(Payloads(payloads=encoded))
@@ -302,22 +318,6 @@ def _check_metadata(payloads: Sequence[Payload], who: Identity) -> None:
             raise Refused(422, f"payload {i}: its run name {problem}", who.subject)
 
 
-def _entry(
-    request: Request, actor: str, action: str, namespace: str, run: str | None, detail: dict[str, Any]
-) -> AuditEntry:
-    user_agent = request.headers.get("user-agent")
-    return AuditEntry(
-        actor=actor,
-        action=action,
-        resource=run,
-        namespace=namespace,
-        workflow_id=run,
-        detail=detail,
-        ip=request.client.host if request.client else None,
-        user_agent=user_agent[:400] if user_agent else None,
-    )
-
-
 def _text_problem(value: str, column: InstrumentedAttribute[Any]) -> str | None:
     """What keeps `value` out of an audit `column` (too long, control characters), if anything."""
     column_type = column.property.columns[0].type
@@ -337,7 +337,14 @@ async def _audit_refusal(request: Request, refused: Refused) -> Response:
     reason = str(refused.detail)[:REASON_CHARS]
     detail = {"status": refused.status_code, "reason": reason}
     await request.app.state.audit.append(
-        _entry(request, refused.caller or "", f"payload.{operation}.refused", namespace, None, detail)
+        request_entry(
+            request,
+            refused.caller or "",
+            f"payload.{operation}.refused",
+            detail,
+            resource=None,
+            namespace=namespace,
+        )
     )
     audit_log.warning(
         "%s refused (%d) for %s: %s",

@@ -39,7 +39,9 @@ DataSubject = Annotated[
     AfterValidator(_identifier),
 ]
 RunId = Annotated[str, Path(min_length=1, max_length=1000, description="The run's workflow ID.")]
-TemplateName = Annotated[str, Path(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$")]
+PROCESS_NAME = r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$"
+"""A process's name, as `ProcessDefinition.name` admits it (no quote: safe in a visibility query)."""
+TemplateName = Annotated[str, Path(pattern=PROCESS_NAME)]
 AgentName = Annotated[str, Path(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
 Version = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 

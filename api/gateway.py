@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 from starlette.routing import BaseRoute
 
 from baton.api import agents, compliance, orchestrations, problems, runs, templates
+from baton.api.audit import TEXT_CHARS, request_entry
 from baton.api.auth import verifier_for
 from baton.api.deps import policy_of
 from baton.api.limits import RateLimiter
@@ -164,13 +165,12 @@ async def _audit_call(request: Request, call_next: Callable[[Request], Awaitable
     if not request.url.path.startswith("/v1/"):
         return response
     denied = response.status_code in (401, 403, 429)
-    entry = AuditEntry(
-        actor=getattr(request.state, "principal", None) or ANONYMOUS,
-        action="api.denied" if denied else "api.call",
-        resource=request.url.path[:400],
-        detail={"method": request.method, "status": response.status_code},
-        ip=request.client.host if request.client else None,
-        user_agent=(request.headers.get("user-agent") or "")[:400] or None,
+    entry = request_entry(
+        request,
+        getattr(request.state, "principal", None) or ANONYMOUS,
+        "api.denied" if denied else "api.call",
+        {"method": request.method, "status": response.status_code},
+        resource=request.url.path[:TEXT_CHARS],
     )
     writing: set[asyncio.Task[None]] = request.app.state.audit_writes
     task = asyncio.create_task(_write(request.app.state.baton, entry, f"{request.method} {request.url.path}"))

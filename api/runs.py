@@ -12,6 +12,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from baton.api.deps import (
     MAX_VERSION,
+    PROCESS_NAME,
     AgentAccess,
     DataSubject,
     IdempotencyKey,
@@ -30,7 +31,6 @@ from baton.starter.client import BatonClient
 router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=documented(401, 403, 429))
 
 
-PROCESS_NAME = r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$"
 STATUSES = {
     "running": "Running",
     "completed": "Completed",

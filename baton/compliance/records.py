@@ -195,10 +195,9 @@ class ProcessingRecords:
                     )
                 )
             ).one()
+            held = await session.get(RetentionHoldRow, ref) is not None
         return RetentionState(
-            records=count,
-            next_due=as_utc(next_due) if next_due is not None else None,
-            held=await self.hold_of(ref) is not None,
+            records=count, next_due=as_utc(next_due) if next_due is not None else None, held=held
         )
 
     async def hold_of(self, ref: str) -> Hold | None:
