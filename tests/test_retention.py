@@ -399,3 +399,18 @@ async def test_an_erasure_never_deletes_what_a_legal_hold_keeps(settings: BatonS
 def test_a_due_date_with_an_offset_is_converted_not_relabelled() -> None:
     assert _date("2026-01-01T10:00+05:00") == datetime(2026, 1, 1, 5, 0, tzinfo=UTC)
     assert _date("2026-01-01") == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+async def test_a_run_id_that_could_rewrite_a_visibility_query_is_refused(settings: BatonSettings) -> None:
+    """Recorded runs are later looked up with a visibility query: a quote must never get there."""
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        records = ProcessingRecords(
+            Schema(engine), SubjectKeys(Schema(engine), LiveKeyring(key_provider(settings)))
+        )
+        for run in ['x" OR WorkflowId != "', "x\\y", "x\ny", ""]:
+            with pytest.raises(ValueError, match="is not a run's workflow ID"):
+                await records.record(ALICE, TWO_YEARS, run, "test")
+        assert await records.of_subject(records.subjects.ref(ALICE)) == []
+    finally:
+        await engine.dispose()
