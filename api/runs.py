@@ -26,7 +26,8 @@ from baton.api.problems import documented
 from baton.compliance import Processing
 from baton.process import EventAccepted, ProcessResult, ProcessState
 from baton.process.runtime import BATON_PROCESS
-from baton.starter.client import BatonClient
+from baton.starter.client import BatonClient, ProcessRun
+from baton.workflows.process import PROCESS_WORKFLOW
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=documented(401, 403, 429))
 
@@ -59,6 +60,7 @@ class RunRequest(BaseModel):
     data: Any = None
     key: str | None = Field(
         None,
+        pattern=r"^[A-Za-z0-9._-]{1,100}$",
         description="Run key: the workflow ID is `process-<name>-<key>` (no personal data), and a "
         "repeated start with the same key returns the run it started.",
     )
@@ -101,7 +103,7 @@ async def list_runs(
     page_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> RunPage:
     """Process runs, newest first, from Temporal's visibility store, a page at a time."""
-    clauses = ["WorkflowType = 'ProcessWorkflow'"]
+    clauses = [f"WorkflowType = '{PROCESS_WORKFLOW}'"]
     if process is not None:
         clauses.append(f"{BATON_PROCESS.name} = '{process}'")  # the pattern admits no quote
     if status is not None:
@@ -170,19 +172,28 @@ async def start_run(
 @router.get("/{run_id}", responses=documented(404))
 async def run_state(request: Request, run_id: RunId, who: Reader) -> ProcessState:
     """What the run is doing and what it holds."""
-    return await request.app.state.baton.get_run(run_id).state()
+    return await (await _process_run(request.app.state.baton, run_id)).state()
 
 
 @router.post("/{run_id}/events", responses=documented(404, 400, 409))
 async def send_event(request: Request, run_id: RunId, event: EventRequest, who: AgentAccess) -> EventAccepted:
     """Send an input event: one the process does not declare is refused (400, naming those it
     does), and so is data that does not fit; a finished run takes none (409)."""
-    return await baton_for(request, who).get_run(run_id).send_event(event.name, event.data)
+    return await (await _process_run(baton_for(request, who), run_id)).send_event(event.name, event.data)
 
 
 @router.post("/{run_id}/cancel", status_code=202, responses=documented(404))
 async def cancel_run(request: Request, run_id: RunId, who: AgentAccess) -> RunInfo:
     """Ask the run to stop; its running steps hear of it."""
-    run = baton_for(request, who).get_run(run_id)
+    run = await _process_run(baton_for(request, who), run_id)
     await run.cancel()
     return RunInfo(run_id=run.id, ui_url=run.ui_url)
+
+
+async def _process_run(baton: BatonClient, run_id: str) -> ProcessRun:
+    """The process run; 404 for any other workflow (an agent run, the audit witness, a
+    subject's retention), which these routes and their policy are not for."""
+    run = baton.get_run(run_id)
+    if (await run.handle.describe()).workflow_type != PROCESS_WORKFLOW:
+        raise HTTPException(404, f"{run_id} is not a process run")
+    return run

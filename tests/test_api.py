@@ -711,3 +711,26 @@ def fuzz(url: str, document: dict[str, Any], headers: dict[str, str]) -> list[st
         except Exception as e:
             failures.append(f"{operation.method.upper()} {operation.path}: {str(e)[:2000]}")
     return failures
+
+
+async def test_run_routes_touch_process_runs_only(
+    api: httpx.AsyncClient, api_settings: BatonSettings
+) -> None:
+    """An Agent may steer process runs, not any workflow whose ID it can guess (an agent run, the
+    audit witness, a subject's retention): those answer 404 and are left alone."""
+    agent = as_(api_settings, "Agent")
+    other = (await api.post("/v1/agents/Helper/runs", json={"input": "hi"}, headers=agent)).json()["run_id"]
+    for method, path, body in [
+        ("GET", f"/v1/runs/{other}", None),
+        ("POST", f"/v1/runs/{other}/cancel", None),
+        ("POST", f"/v1/runs/{other}/events", {"name": "Start"}),
+    ]:
+        answer = await api.request(method, path, json=body, headers=agent)
+        assert answer.status_code == 404 and "not a process run" in answer.json()["detail"], (
+            path,
+            answer.text,
+        )
+    bad_key = await api.post(
+        "/v1/runs", json={"template": "T", "event": "Start", "key": "a b"}, headers=agent
+    )
+    assert bad_key.status_code == 422

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
 
 
 MAX_REJECTED_SHOWN = 20
+PROCESS_WORKFLOW = "ProcessWorkflow"
 CHILD_IDS_UNDER_PARENT = "child-ids-under-parent"
 SUPERSTEPS_PER_STRETCH = "max-supersteps-per-stretch"
 SIGNALLED_DATA_CHECKED = "signalled-event-data-checked"
@@ -44,7 +45,7 @@ SIGNALLED_DATA_CHECKED = "signalled-event-data-checked"
 
 # No `from __future__ import annotations` here: the sandbox re-imports this module for every
 # run, and string annotations would be compiled again each time the workflow is defined.
-@workflow.defn(name="ProcessWorkflow")
+@workflow.defn(name=PROCESS_WORKFLOW)
 class ProcessWorkflow:
     @workflow.init
     def __init__(self, input: ProcessInput) -> None:
