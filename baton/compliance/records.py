@@ -122,7 +122,9 @@ class ProcessingRecords:
         data for `processing`; audited. A run's ID is later matched in visibility queries: one
         with a quote, a backslash or a control character is refused."""
         if run is not None and not _RUN_ID.match(run):
-            raise ValueError(f"{run!r} is not a run's workflow ID (1-1000 characters, no quotes or backslashes)")
+            raise ValueError(
+                f"{run!r} is not a run's workflow ID (1-1000 characters, no quotes or backslashes)"
+            )
         await self._schema.ready()
         ref = self.subjects.ref(subject)
         for attempt in range(2):
