@@ -21,6 +21,7 @@ from baton.compliance import (
     RETENTION_SUMMARY,
     AuditLog,
     Deletion,
+    HoldRequest,
     LegalBasis,
     LegalHold,
     Processing,
@@ -414,3 +415,12 @@ async def test_a_run_id_that_could_rewrite_a_visibility_query_is_refused(setting
         assert await records.of_subject(records.subjects.ref(ALICE)) == []
     finally:
         await engine.dispose()
+
+
+def test_a_hold_asked_for_before_notes_still_decodes() -> None:
+    """Retention histories recorded before reasons became notes hold `{"reason": ...}`: they must
+    replay. A hold naming neither is refused."""
+    assert HoldRequest.model_validate({"reason": "case 7", "actor": "dpo"}).reason_note == ""
+    assert HoldRequest(reason_note="ab12", actor="dpo").reason is None
+    with pytest.raises(ValueError, match="names the note"):
+        HoldRequest(actor="dpo")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from temporalio.common import SearchAttributeKey
 
 from .records import Deletion
@@ -72,9 +72,21 @@ HOLD_REASON_LENGTH = 400
 
 class HoldRequest(BaseModel):
     reason_note: str = Field(
-        min_length=1, max_length=32, description="The reason, filed as a subject note (`file_note`)."
+        "", max_length=32, description="The reason, filed as a subject note (`file_note`)."
+    )
+    reason: str | None = Field(
+        None,
+        max_length=HOLD_REASON_LENGTH,
+        description="How holds were asked for before notes: the reason's text. Accepted so that the "
+        "histories of those holds still replay; a new hold names its note.",
     )
     actor: str = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _names_its_reason(self) -> HoldRequest:
+        if not self.reason_note and self.reason is None:
+            raise ValueError("a hold names the note that holds its reason")
+        return self
 
 
 class ReleaseRequest(BaseModel):
