@@ -30,6 +30,7 @@ from baton.compliance import (
     RetentionState,
     open_export,
 )
+from baton.errors import Conflict
 from baton.security.jwt import Identity
 from baton.security.policies import Policy
 from baton.starter.client import BatonClient
@@ -113,10 +114,6 @@ async def _retention_change(baton: BatonClient, subject: str, change: str, *args
     try:
         async with asyncio.timeout(RETENTION_UPDATE_SECONDS):
             result: RetentionState = await getattr(retention, change)(*args)
-    except LookupError as e:
-        raise HTTPException(404, str(e)) from None
-    except ValueError as e:  # a reason of nothing but spaces
-        raise HTTPException(422, str(e)) from None
     except TimeoutError:
         raise HTTPException(
             503,
@@ -129,12 +126,9 @@ async def _retention_change(baton: BatonClient, subject: str, change: str, *args
 @router.post("/requests", status_code=202)
 async def file_request(request: Request, start: SubjectRequestStart, who: Officer) -> SubjectRequestStatus:
     """File an access, erasure or rectification request: a workflow answered within a month."""
-    try:
-        handle = await baton_for(request, who).subject_request(
-            start.kind, start.data_subject, corrected=start.corrected, note=start.note
-        )
-    except ValueError as e:  # a rectification without the right identifier, or the other way round
-        raise HTTPException(422, str(e)) from None
+    handle = await baton_for(request, who).subject_request(
+        start.kind, start.data_subject, corrected=start.corrected, note=start.note
+    )
     return SubjectRequestStatus(request_id=handle.id, status="running")
 
 
@@ -158,7 +152,7 @@ async def access_export(
     baton: BatonClient = request.app.state.baton
     status = await request_status(request, request_id, who)
     if status.result is None or status.result.export_path is None:
-        raise HTTPException(409, f"{request_id} has no export: it is not an answered access request")
+        raise Conflict(f"{request_id} has no export: it is not an answered access request")
     keyring = encryption_codec(baton.temporal.data_converter).keys.keyring
     bundle = open_export(Path(status.result.export_path), keyring)
     await baton_for(request, who).audit("subject_request.download", request_id, {"runs": status.result.runs})

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, Field
 
 from baton.agents import AgentSpec
 from baton.api.limits import RateLimiter
+from baton.errors import AgentAccessDenied
 from baton.persistence.subjects import normalise_subject
 from baton.process.model import CompiledProcess
 from baton.security.jwt import Identity, JwtVerifier, TokenError
@@ -135,7 +136,7 @@ def baton_for(request: Request, who: Identity) -> BatonClient:
 def check_agents(who: Identity, agents: list[AgentSpec]) -> None:
     """403 naming the agents of `agents` the caller may not use, if any."""
     if refused := refused_agents(who, agents):
-        raise HTTPException(403, f"the caller may not use the agents: {', '.join(refused)}")
+        raise AgentAccessDenied(refused, who.subject)
 
 
 def agents_of(process: CompiledProcess) -> list[AgentSpec]:

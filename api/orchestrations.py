@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
@@ -20,6 +20,7 @@ from baton.api.deps import AgentAccess, DataSubject, IdempotencyKey, Reader, Run
 from baton.api.problems import documented
 from baton.api.runs import RunInfo
 from baton.compliance import Processing
+from baton.errors import Conflict, NotFound
 from baton.orchestration.models import (
     ConcurrentInput,
     GroupChatInput,
@@ -171,7 +172,7 @@ async def _run(baton: BatonClient, run_id: str) -> tuple[OrchestrationRun, Workf
     run = OrchestrationRun(baton.temporal.get_workflow_handle(run_id, result_type=OrchestrationResult), baton)
     described = await run.handle.describe()
     if described.workflow_type not in WORKFLOW_TYPES:
-        raise HTTPException(404, f"{run_id} is not an orchestration run")
+        raise NotFound(f"{run_id} is not an orchestration run")
     return run, described.status
 
 
@@ -227,7 +228,7 @@ async def reply(request: Request, run_id: RunId, answer: Reply, who: AgentAccess
     try:
         await run.reply(answer.text, answer.author)
     except WorkflowUpdateFailedError as e:
-        raise HTTPException(409, str(e.cause or e)) from None
+        raise Conflict(str(e.cause or e)) from None
 
 
 @router.post("/{run_id}/cancel", status_code=202, responses=documented(404))

@@ -1,7 +1,7 @@
 """RFC 9457 problem details: every error the API gives is `application/problem+json`.
 
 Validation errors list every bad field (where and what, never the value sent); Baton's own errors
-map to their status here, once; anything unexpected is a 500 that says only that, with the
+(`baton.errors`) carry their status and map here, once; anything unexpected is a 500 that says only that, with the
 details in the server's log, never a stack trace in the answer.
 """
 
@@ -19,17 +19,7 @@ from starlette.exceptions import HTTPException
 from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from baton.agents import AgentNotFound
-from baton.persistence.definitions import DefinitionNotFound, DefinitionRetired
-from baton.persistence.subjects import SubjectKeyError
-from baton.process import ProcessDefinitionError
-from baton.starter.client import (
-    EventRejected,
-    ProcessFinished,
-    ProcessingRequired,
-    RunAlreadyExists,
-    UnknownEvent,
-)
+from baton.errors import BatonError
 
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -44,7 +34,11 @@ class FieldProblem(BaseModel):
 class Problem(BaseModel):
     """An error, as RFC 9457 describes it, with Baton's extensions where they apply."""
 
-    type: str = Field("about:blank", description="A URI naming the kind of problem.")
+    type: str = Field(
+        "about:blank",
+        description="A URI naming the kind of problem: `urn:baton:error:<name>` for Baton's own errors "
+        "(the class `baton.errors` and `BatonHttpClient` raise), else `about:blank`.",
+    )
     title: str = Field(description="The HTTP status phrase.")
     status: int
     detail: str | None = Field(None, description="What went wrong, for a person.")
@@ -53,6 +47,7 @@ class Problem(BaseModel):
     accepted: list[str] | None = Field(
         None, description="An undeclared event: the input events the process declares."
     )
+    agents: list[str] | None = Field(None, description="Agents the caller may not use.")
 
 
 Responses = dict[int | str, dict[str, Any]]
@@ -96,30 +91,11 @@ def install(app: FastAPI) -> None:
         ]
         return problem(422, f"the request does not make a valid {e.title}", errors=errors)
 
-    @app.exception_handler(ProcessDefinitionError)
-    async def bad_definition(request: Request, e: ProcessDefinitionError) -> JSONResponse:
-        return problem(422, f"process {e.process_name!r} is invalid", problems=e.problems)
-
-    @app.exception_handler(EventRejected)
-    async def rejected(request: Request, e: EventRejected) -> JSONResponse:
-        status = 409 if isinstance(e, ProcessFinished) else 400
-        accepted = e.accepted if isinstance(e, UnknownEvent) else None
-        return problem(status, str(e), accepted=accepted, problems=e.problems or None)
-
-    @app.exception_handler(RunAlreadyExists)
-    @app.exception_handler(DefinitionRetired)
-    @app.exception_handler(SubjectKeyError)
-    async def conflict(request: Request, e: Exception) -> JSONResponse:
-        return problem(409, str(e))
-
-    @app.exception_handler(ProcessingRequired)
-    async def purpose_missing(request: Request, e: ProcessingRequired) -> JSONResponse:
-        return problem(422, str(e))
-
-    @app.exception_handler(DefinitionNotFound)
-    @app.exception_handler(AgentNotFound)
-    async def not_found(request: Request, e: LookupError) -> JSONResponse:
-        return problem(404, str(e.args[0]) if e.args else None)
+    @app.exception_handler(BatonError)
+    async def baton_error(request: Request, e: BatonError) -> JSONResponse:
+        if e.status >= 500:
+            log.warning("%s %s: %s", request.method, request.url.path, e)
+        return problem(e.status, e.detail, type=f"urn:baton:error:{e.kind}", **e.extensions())
 
     @app.exception_handler(WorkflowFailureError)
     async def run_failed(request: Request, e: WorkflowFailureError) -> JSONResponse:

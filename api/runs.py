@@ -6,7 +6,7 @@ import base64
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -24,6 +24,7 @@ from baton.api.deps import (
 )
 from baton.api.problems import documented
 from baton.compliance import Processing
+from baton.errors import InvalidRequest, NotFound
 from baton.process import EventAccepted, ProcessResult, ProcessState
 from baton.process.runtime import BATON_PROCESS
 from baton.starter.client import BatonClient, ProcessRun
@@ -111,7 +112,7 @@ async def list_runs(
     try:
         token = base64.urlsafe_b64decode(page_token) if page_token else None
     except ValueError:
-        raise HTTPException(422, "page_token is not one this API gave") from None
+        raise InvalidRequest("page_token is not one this API gave") from None
     baton: BatonClient = request.app.state.baton
     page = baton.temporal.list_workflows(" AND ".join(clauses), page_size=page_size, next_page_token=token)
     try:
@@ -119,7 +120,7 @@ async def list_runs(
     except RPCError as e:
         if e.status != RPCStatusCode.INVALID_ARGUMENT:
             raise
-        raise HTTPException(422, "page_token is not one this API gave") from None
+        raise InvalidRequest("page_token is not one this API gave") from None
     return RunPage(
         runs=[
             ListedRun(
@@ -195,5 +196,5 @@ async def _process_run(baton: BatonClient, run_id: str) -> ProcessRun:
     subject's retention), which these routes and their policy are not for."""
     run = baton.get_run(run_id)
     if (await run.handle.describe()).workflow_type != PROCESS_WORKFLOW:
-        raise HTTPException(404, f"{run_id} is not a process run")
+        raise NotFound(f"{run_id} is not a process run")
     return run

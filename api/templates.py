@@ -22,6 +22,7 @@ from baton.api.deps import (
     check_agents,
 )
 from baton.api.problems import documented
+from baton.errors import NotFound
 from baton.persistence.definitions import DefinitionStore, DeployedDefinition
 from baton.process import ProcessDefinition, ProcessDefinitionError, load_process
 from baton.starter.client import BatonClient
@@ -85,7 +86,7 @@ async def template_versions(request: Request, name: TemplateName, who: Reader) -
     """Every version of the template, the retired ones included."""
     versions = await _store(request).versions(name)
     if not versions:
-        raise HTTPException(404, f"no deployed process {name!r}")
+        raise NotFound(f"no deployed process {name!r}")
     return [TemplateVersion.of(d) for d in versions]
 
 

@@ -20,6 +20,8 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 from temporalio.envconfig import ClientConfig
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
+from baton.errors import ConfigurationError
+
 from .compliance.retention import BATON_RETENTION_DUE
 from .persistence.db import engine_from_settings, parse_url
 from .persistence.payloads import DatabasePayloadDriver
@@ -116,10 +118,6 @@ def with_converter(client: Client, converter: DataConverter) -> Client:
     config = client.config()
     config["data_converter"] = converter
     return Client(**config)
-
-
-class ConfigurationError(ValueError):
-    """Baton cannot start as configured; the message says what to set."""
 
 
 def configured_address(settings: BatonSettings) -> str | None:

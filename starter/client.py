@@ -40,6 +40,7 @@ from baton.compliance import (
     witness_workflow_id,
 )
 from baton.compliance.audit import AuditAnchor, AuditEntry, AuditLog, local_actor
+from baton.errors import Conflict, InvalidRequest, NotFound
 from baton.orchestration.models import (
     ConcurrentInput,
     GroupChatInput,
@@ -94,23 +95,25 @@ def process_workflow_id(process_name: str, key: str | None = None) -> str:
 def run_workflow_id(prefix: str, key: str | None = None) -> str:
     """`<prefix>-<key or uuid>`, the key checked: no personal data, as IDs bypass encryption."""
     if key is not None and not _KEY.match(key):
-        raise ValueError(
+        raise InvalidRequest(
             f"run key {key!r} is invalid: use 1-100 letters, digits, '.', '_' or '-' "
             "(and no personal data: workflow IDs are not encrypted)"
         )
     return f"{prefix}-{key or uuid.uuid4()}"
 
 
-class ProcessingRequired(ValueError):
+class ProcessingRequired(InvalidRequest):
     """A run with a data subject was started without a purpose of processing."""
 
 
-class RunAlreadyExists(ValueError):
+class RunAlreadyExists(Conflict, ValueError):
     """A run with the same key is running already."""
 
 
-class EventRejected(ValueError):
+class EventRejected(InvalidRequest):
     """A process refused an event before anything reached its history; `event` names it."""
+
+    status = 400
 
     def __init__(self, rejection: EventRejection) -> None:
         super().__init__(rejection.message)
@@ -127,9 +130,15 @@ class EventRejected(ValueError):
         )
         return kind(rejection)
 
+    def extensions(self) -> dict[str, Any]:
+        return {"problems": self.problems} if self.problems else {}
+
 
 class UnknownEvent(EventRejected):
     """The process declares no input event by that name; `accepted` lists those it does."""
+
+    def extensions(self) -> dict[str, Any]:
+        return {"accepted": self.accepted}
 
 
 class InvalidEventData(EventRejected):
@@ -138,6 +147,8 @@ class InvalidEventData(EventRejected):
 
 class ProcessFinished(EventRejected):
     """The process has stopped (completed, failed or cancelled) and takes no more events."""
+
+    status = 409
 
 
 _REJECTIONS = {"UnknownEvent", "InvalidEventData", "ProcessFinished"}
@@ -236,7 +247,7 @@ class SubjectRetention:
         """Place a legal hold: nothing of the subject is deleted for retention until `release`.
         The reason stays in the app database (it may name people), not in the workflow's history."""
         if not 0 < len(reason.strip()) <= HOLD_REASON_LENGTH:
-            raise ValueError(f"a legal hold needs a reason of 1 to {HOLD_REASON_LENGTH} characters")
+            raise InvalidRequest(f"a legal hold needs a reason of 1 to {HOLD_REASON_LENGTH} characters")
         note = await self._client.records.file_note(self.ref, reason.strip())
         return await self._update(
             SubjectRetentionWorkflow.hold, HoldRequest(reason_note=note, actor=self._client.actor)
@@ -265,7 +276,7 @@ class SubjectRetention:
             if e.status != RPCStatusCode.NOT_FOUND:
                 raise
             if not (await self.state()).records:
-                raise LookupError(
+                raise NotFound(
                     "this data subject has no processing records: no run was started for them with "
                     "a purpose of processing, or everything of theirs was deleted"
                 ) from None
@@ -702,9 +713,11 @@ class BatonClient:
         right identifier; `note`: what was wrong): a `DataSubjectRequest` workflow on the
         compliance queue, answered within a month (audited, with this client's actor)."""
         if (kind is RequestKind.RECTIFICATION) != (corrected is not None):
-            raise ValueError("a rectification, and only a rectification, names the corrected identifier")
+            raise InvalidRequest("a rectification, and only a rectification, names the corrected identifier")
         if len(note) > NOTE_LENGTH:
-            raise ValueError(f"a rectification note has at most {NOTE_LENGTH} characters, not {len(note)}")
+            raise InvalidRequest(
+                f"a rectification note has at most {NOTE_LENGTH} characters, not {len(note)}"
+            )
         ref = self.subjects.ref(data_subject)
         request = SubjectRequest(
             kind=kind,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio.converter import DataConverter
 
+from baton.errors import Unavailable
 from baton.security.jwt import JwtVerifier
 from baton.settings import BatonSettings
 from baton.temporal import SEARCH_ATTRIBUTES, dev_server_args, dev_server_path
@@ -43,7 +44,7 @@ async def dev_server(
     """Run the dev server (gRPC on 7233, UI on 8233, state in `data_dir/temporal.db`) for a block;
     `ui_codec_endpoint` is the codec server the UI asks to decrypt payloads."""
     if port_open(host, GRPC_PORT):
-        raise RuntimeError(
+        raise Unavailable(
             f"port {GRPC_PORT} on {host} is taken: is another Temporal (or 'baton dev') running? "
             "Stop it, or point BATON_TEMPORAL_ADDRESS at it and run 'baton worker'."
         )
@@ -122,11 +123,11 @@ async def _wait_until_serving(server: subprocess.Popen[bytes], host: str, data_d
     deadline = loop.time() + START_TIMEOUT_S
     while not (port_open(host, GRPC_PORT) and port_open(host, UI_PORT)):
         if server.poll() is not None:
-            raise RuntimeError(
+            raise Unavailable(
                 f"the Temporal dev server exited with status {server.returncode}; see {data_dir / 'temporal.log'}"
             )
         if loop.time() > deadline:
-            raise RuntimeError(f"the Temporal dev server did not start in {START_TIMEOUT_S:.0f} s")
+            raise Unavailable(f"the Temporal dev server did not start in {START_TIMEOUT_S:.0f} s")
         await asyncio.sleep(0.1)
 
 
@@ -174,14 +175,14 @@ async def serving(app: Any, host: str, port: int, what: str) -> AsyncIterator[st
     import uvicorn
 
     if port_open(host, port):
-        raise RuntimeError(f"port {port} on {host} is taken: is another {what} running?")
+        raise Unavailable(f"port {port} on {host} is taken: is another {what} running?")
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
             if task.done():
                 task.result()  # raises why it could not start
-                raise RuntimeError(f"the {what} did not start on {host}:{port}")
+                raise Unavailable(f"the {what} did not start on {host}:{port}")
             await asyncio.sleep(0.05)
         yield f"http://{host}:{port}"
     finally:

@@ -8,10 +8,12 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from baton.errors import InvalidRequest, NotFound
+
 from .spec import AgentSpec
 
 
-class AgentDefinitionError(ValueError):
+class AgentDefinitionError(InvalidRequest):
     """An agent file that cannot be used; the message names the file and every bad field."""
 
     def __init__(self, path: Path, problems: list[str]) -> None:
@@ -20,7 +22,7 @@ class AgentDefinitionError(ValueError):
         super().__init__(f"{path}: " + "; ".join(problems))
 
 
-class AgentNotFound(KeyError):
+class AgentNotFound(NotFound, KeyError):
     def __init__(self, name: str, known: Iterable[str]) -> None:
         self.name = name
         super().__init__(f"no agent named {name!r}; known agents: {', '.join(sorted(known)) or 'none'}")

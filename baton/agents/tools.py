@@ -23,12 +23,14 @@ from typing import Any, TypeVar, overload
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic_core import to_json
 
+from baton.errors import InvalidRequest
+
 from ..llm.messages import ToolSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class ToolArgumentsInvalid(ValueError):
+class ToolArgumentsInvalid(InvalidRequest):
     """The model's arguments do not fit the tool; the message is for the model to fix them."""
 
 

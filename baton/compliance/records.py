@@ -23,6 +23,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from baton.errors import Conflict, InvalidRequest, NotFound
+
 # A module, not its names: `subjects` audits through this package, which is being imported.
 from baton.persistence import subjects as subject_keys
 from baton.persistence.db import as_utc
@@ -95,7 +97,7 @@ RUNNING_RECHECK = timedelta(days=1)
 """How long a record is postponed when a run it covers is still running when it falls due."""
 
 
-class LegalHold(Exception):
+class LegalHold(Conflict):
     """A legal hold keeps everything of the subject: an erasure is refused until it is released."""
 
 
@@ -122,7 +124,7 @@ class ProcessingRecords:
         data for `processing`; audited. A run's ID is later matched in visibility queries: one
         with a quote, a backslash or a control character is refused."""
         if run is not None and not _RUN_ID.match(run):
-            raise ValueError(
+            raise InvalidRequest(
                 f"{run!r} is not a run's workflow ID (1-1000 characters, no quotes or backslashes)"
             )
         await self._schema.ready()
@@ -328,7 +330,7 @@ class ProcessingRecords:
             return ""
         note = await session.get(SubjectNoteRow, note_id)
         if note is None or note.subject_ref != ref:
-            raise LookupError(f"note {note_id} of this subject is not in the database (erased since?)")
+            raise NotFound(f"note {note_id} of this subject is not in the database (erased since?)")
         return note.text
 
     async def rectify(self, old_ref: str, new_ref: str, note_id: str | None, actor: str) -> Rectification:

@@ -10,6 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from baton.errors import Conflict, NotFound
+
 from ..agents.registry import AgentRegistry
 from ..agents.spec import AgentSpec
 from ..process.builder import Process, load_process
@@ -20,11 +22,11 @@ from .models import ProcessDefinitionRow
 from .schema import Schema
 
 
-class DefinitionNotFound(LookupError):
+class DefinitionNotFound(NotFound):
     """No deployed definition has this name (or version), or every version of it is retired."""
 
 
-class DefinitionRetired(ValueError):
+class DefinitionRetired(Conflict, ValueError):
     """The version asked for was retired: new runs cannot take it."""
 
 
@@ -70,7 +72,7 @@ class DefinitionStore:
                 except IntegrityError:
                     continue
                 return version
-        raise RuntimeError(f"could not deploy {definition.name!r}: too many concurrent deploys")
+        raise Conflict(f"could not deploy {definition.name!r}: too many concurrent deploys")
 
     async def get(self, name: str, version: int | None = None) -> DeployedDefinition:
         """The given version of a definition (retired or not), or the latest one not retired

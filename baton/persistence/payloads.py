@@ -29,6 +29,8 @@ from temporalio.converter import (
     StorageDriverStoreContext,
 )
 
+from baton.errors import NotFound
+
 from ..security.codec import SUBJECT, WORKFLOW
 from .models import StoredPayloadRow
 from .schema import Schema
@@ -38,7 +40,7 @@ SWEEP_GRACE = timedelta(hours=1)
 """Entries younger than this are never swept: their run may not have reached Temporal yet."""
 
 
-class PayloadNotFound(LookupError):
+class PayloadNotFound(NotFound):
     """A history references a payload the app database no longer holds."""
 
 

@@ -41,6 +41,8 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from baton.errors import Conflict, InvalidRequest
+
 from ..aio import of_this_loop
 from ..compliance.audit import AuditEntry, AuditLog, local_actor
 from ..security.codec import holds_subject, root_run_id
@@ -56,7 +58,7 @@ REGISTER_ATTEMPTS = 3
 _ERASURE_LOCK = 0x6261746F6E  # PostgreSQL advisory lock: erasures commit in the order of their IDs
 
 
-class SubjectKeyError(Exception):
+class SubjectKeyError(Conflict):
     """A run's data subject cannot be served: unregistered, or registered to someone else."""
 
 
@@ -76,7 +78,7 @@ def normalise_subject(subject: str) -> str:
     case folded. `Alice@Example.com ` and `alice@example.com` are one subject."""
     normal = unicodedata.normalize("NFKC", subject).strip().casefold()
     if not normal:
-        raise ValueError("a data subject needs a non-empty identifier")
+        raise InvalidRequest("a data subject needs a non-empty identifier")
     return normal
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
 
-class ProcessDefinitionError(ValueError):
+from baton.errors import InvalidRequest
+
+
+class ProcessDefinitionError(InvalidRequest):
     """A process definition is invalid; `problems` lists every problem found, not just the first."""
 
     def __init__(self, process_name: str, problems: list[str]) -> None:
@@ -12,3 +16,10 @@ class ProcessDefinitionError(ValueError):
         listing = "\n".join(f"  - {p}" for p in problems)
         noun = "problem" if len(problems) == 1 else "problems"
         super().__init__(f"process {process_name!r} has {len(problems)} {noun}:\n{listing}")
+
+    @property
+    def detail(self) -> str:
+        return f"process {self.process_name!r} is invalid"
+
+    def extensions(self) -> dict[str, Any]:
+        return {"problems": self.problems}

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec, SerializationContext, WithSerializationContext
 
+from baton.errors import BatonError, Conflict
+
 from .keys import DecryptionError, Keyring, LiveKeyring, UnknownKey
 
 if TYPE_CHECKING:  # persistence imports security, not the other way round at run time
@@ -49,11 +51,11 @@ def subject_run_id(workflow_id: str) -> str:
     return workflow_id + SUBJECT_RUN_SUFFIX
 
 
-class PayloadDecryptionError(Exception):
+class PayloadDecryptionError(BatonError):
     """A Baton-encrypted payload that cannot be read: tampered, truncated, or its key is gone."""
 
 
-class PayloadEncryptionError(Exception):
+class PayloadEncryptionError(Conflict):
     """A payload that must not be written: its run's data subject is erased or unknown."""
 
 

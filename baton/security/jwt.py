@@ -36,6 +36,8 @@ import httpx
 import jwt
 from jwt import PyJWK, PyJWKSet
 
+from baton.errors import Unauthenticated
+
 from ..aio import of_this_loop
 
 ALGORITHMS = ("RS256", "ES256")
@@ -52,7 +54,7 @@ UNVERIFIABLE = "the token cannot be verified"
 log = logging.getLogger(__name__)
 
 
-class TokenError(Exception):
+class TokenError(Unauthenticated):
     """A token that proves nothing: missing, malformed, badly signed, expired or for someone else."""
 
 

@@ -33,6 +33,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from baton.errors import BatonError, ConfigurationError, Conflict
+
 from ..settings import BatonSettings
 
 KEY_BYTES = 32
@@ -43,7 +45,7 @@ _FORMAT = 1
 DERIVATION_FILE = "derivation-secret"
 
 
-class DecryptionError(Exception):
+class DecryptionError(BatonError):
     """Sealed data could not be opened: unknown key, wrong context, or tampered bytes."""
 
 
@@ -51,7 +53,7 @@ class UnknownKey(DecryptionError):
     """Sealed with a key this keyring does not hold (a newer one, or one removed)."""
 
 
-class KeySourceError(ValueError):
+class KeySourceError(ConfigurationError):
     """The configured keys are missing or unusable; the message says what to set."""
 
 
@@ -115,7 +117,7 @@ class Keyring:
         return hmac.new(self.derivation_secret, b"baton:" + purpose.encode(), hashlib.sha256).digest()
 
 
-class KeysManagedElsewhere(Exception):
+class KeysManagedElsewhere(Conflict):
     """Baton reads these keys but does not own them: they are rotated in the secret store."""
 
 

@@ -18,12 +18,12 @@ from rich.syntax import Syntax
 from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
-from baton.agents import AgentDefinitionError
+from baton.errors import BatonError
 from baton.persistence.db import engine_from_settings
 from baton.persistence.definitions import DefinitionStore
 from baton.persistence.migrate import upgrade
 from baton.persistence.schema import Schema
-from baton.process import Process, ProcessDefinitionError, load_process
+from baton.process import Process, load_process
 from baton.settings import BatonSettings, get_settings
 from baton.starter.cli.agent import add_agent_commands
 from baton.starter.cli.api import add_api_command
@@ -56,9 +56,9 @@ def main(argv: list[str] | None = None) -> None:
         code = asyncio.run(args.handler(args)) or 0
     except KeyboardInterrupt:
         code = 130
-    except (UsageError, ProcessDefinitionError, AgentDefinitionError) as e:
+    except BatonError as e:
         err.print(f"[red]error:[/] {escape(str(e))}")
-        code = 2
+        code = e.exit_code
     except WorkflowFailureError as e:
         err.print(f"[red]the run failed:[/] {escape(str(e.cause))}")
         code = 1

@@ -1,5 +1,7 @@
 """The one error type for mistakes on the command line."""
 
+from baton.errors import InvalidRequest
 
-class UsageError(Exception):
+
+class UsageError(InvalidRequest):
     """A mistake on the command line: reported in one line, exit status 2."""
