@@ -4,6 +4,7 @@ needs, the client acting for the caller, and the check that the caller may use e
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Path, Request
@@ -15,7 +16,7 @@ from baton.agents import AgentSpec
 from baton.api.limits import RateLimiter
 from baton.errors import AgentAccessDenied
 from baton.persistence.subjects import normalise_subject
-from baton.process.model import CompiledProcess
+from baton.security.grants import TENANT_PATTERN
 from baton.security.jwt import Identity, JwtVerifier, TokenError
 from baton.security.policies import Policy, refused_agents, satisfies
 from baton.starter.client import BatonClient
@@ -69,6 +70,14 @@ async def identity(
     if len(who.subject) > SUBJECT_CHARS:  # it could not be audited
         raise HTTPException(401, f"the token's subject is longer than {SUBJECT_CHARS} characters")
     request.state.principal = who.subject
+    claim = request.app.state.baton.settings.api_tenant_claim
+    if claim is not None:
+        tenant = who.claims.get(claim)
+        if not isinstance(tenant, str) or not re.match(TENANT_PATTERN, tenant):
+            raise HTTPException(
+                403, f"the token names no tenant: its {claim!r} claim is missing or not a tenant's name"
+            )
+        request.state.tenant = tenant
     limiter: RateLimiter = request.app.state.limiter
     if (wait := await limiter.retry_after(who.subject)) is not None:
         raise HTTPException(
@@ -128,23 +137,14 @@ def policy_of(route: APIRoute) -> Policy | None:
 
 
 def baton_for(request: Request, who: Identity) -> BatonClient:
-    """The client, acting for the caller (so the audit trail names them)."""
+    """The client, acting for the caller: the audit trail names them, the runs it starts carry
+    their roles (workers check them against each agent's) and tenant, and it sees only that
+    tenant's runs."""
     client: BatonClient = request.app.state.baton
-    return client.acting_for(who.subject)
+    return client.acting_for(who.subject, who.roles, getattr(request.state, "tenant", None))
 
 
 def check_agents(who: Identity, agents: list[AgentSpec]) -> None:
     """403 naming the agents of `agents` the caller may not use, if any."""
     if refused := refused_agents(who, agents):
         raise AgentAccessDenied(refused, who.subject)
-
-
-def agents_of(process: CompiledProcess) -> list[AgentSpec]:
-    """Every agent a process's steps run, its sub-processes' included."""
-    found: list[AgentSpec] = []
-    for step in process.steps.values():
-        if step.agent is not None:
-            found.append(step.agent)
-        if step.process is not None:
-            found += agents_of(step.process)
-    return found

@@ -15,19 +15,14 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 
-from baton.agents import AgentSpec
 from baton.api.deps import AgentAccess, DataSubject, IdempotencyKey, Reader, RunId, baton_for, check_agents
 from baton.api.problems import documented
 from baton.api.runs import RunInfo
 from baton.compliance import Processing
 from baton.errors import Conflict, NotFound
 from baton.orchestration.models import (
-    ConcurrentInput,
-    GroupChatInput,
     HumanInput,
-    MagenticInput,
     ManagerSpec,
-    OrchestrationInput,
     OrchestrationProgress,
     OrchestrationResult,
 )
@@ -140,18 +135,6 @@ def _pending(baton: BatonClient, start: OrchestrationStart) -> PendingOrchestrat
     raise AssertionError(f"unknown pattern {start.pattern}")
 
 
-def agents_in(input: OrchestrationInput) -> list[AgentSpec]:
-    """Every agent an orchestration runs: its agents, and its aggregator or manager."""
-    extra: list[AgentSpec | None] = []
-    if isinstance(input, ConcurrentInput):
-        extra = [input.aggregator]
-    elif isinstance(input, GroupChatInput):
-        extra = [input.manager.agent]
-    elif isinstance(input, MagenticInput):
-        extra = [input.manager]
-    return [*input.agents, *(agent for agent in extra if agent is not None)]
-
-
 @router.post("", status_code=201, responses=documented(404))
 async def start_orchestration(
     request: Request, start: OrchestrationStart, who: AgentAccess, idempotent: IdempotencyKey
@@ -160,7 +143,7 @@ async def start_orchestration(
     request gets the run the first one started."""
     baton = baton_for(request, who)
     pending = _pending(baton, start)
-    check_agents(who, agents_in(pending.input))
+    check_agents(who, pending.input.all_agents())
     run = await pending.start(
         key=idempotent, if_exists="return", data_subject=start.data_subject, processing=start.processing
     )
@@ -169,8 +152,8 @@ async def start_orchestration(
 
 async def _run(baton: BatonClient, run_id: str) -> tuple[OrchestrationRun, WorkflowExecutionStatus | None]:
     """The orchestration run and its status; 404 for a run that is not an orchestration."""
+    described = await baton.describe_run(run_id)
     run = OrchestrationRun(baton.temporal.get_workflow_handle(run_id, result_type=OrchestrationResult), baton)
-    described = await run.handle.describe()
     if described.workflow_type not in WORKFLOW_TYPES:
         raise NotFound(f"{run_id} is not an orchestration run")
     return run, described.status
@@ -180,7 +163,7 @@ async def _run(baton: BatonClient, run_id: str) -> tuple[OrchestrationRun, Workf
 async def orchestration(request: Request, run_id: RunId, who: Reader) -> Orchestration:
     """Status, round, the transcript so far, the question a person is asked, and the result once
     it has completed."""
-    run, status = await _run(request.app.state.baton, run_id)
+    run, status = await _run(baton_for(request, who), run_id)
     progress = await run.progress()
     result = await run.result() if status == WorkflowExecutionStatus.COMPLETED else None
     return Orchestration(run_id=run_id, progress=progress, result=result)
@@ -197,7 +180,7 @@ async def stream(request: Request, run_id: RunId, who: Reader) -> StreamingRespo
     """The transcript as it grows, as Server-Sent Events a browser's `EventSource` follows:
     `turn` for each turn (JSON), `waiting` when a person is asked (the question), `end` once the
     run has ended (its status)."""
-    run, _ = await _run(request.app.state.baton, run_id)
+    run, _ = await _run(baton_for(request, who), run_id)
     return StreamingResponse(_events(request, run), media_type="text/event-stream")
 
 

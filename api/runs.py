@@ -18,7 +18,6 @@ from baton.api.deps import (
     IdempotencyKey,
     Reader,
     RunId,
-    agents_of,
     baton_for,
     check_agents,
 )
@@ -26,7 +25,7 @@ from baton.api.problems import documented
 from baton.compliance import Processing
 from baton.errors import InvalidRequest, NotFound
 from baton.process import EventAccepted, ProcessResult, ProcessState
-from baton.process.runtime import BATON_PROCESS
+from baton.process.runtime import BATON_PROCESS, BATON_TENANT
 from baton.starter.client import BatonClient, ProcessRun
 from baton.workflows.process import PROCESS_WORKFLOW
 
@@ -113,7 +112,9 @@ async def list_runs(
         token = base64.urlsafe_b64decode(page_token) if page_token else None
     except ValueError:
         raise InvalidRequest("page_token is not one this API gave") from None
-    baton: BatonClient = request.app.state.baton
+    baton = baton_for(request, who)
+    if baton.tenant is not None:
+        clauses.append(f"{BATON_TENANT.name} = '{baton.tenant}'")  # the claim was checked: no quote
     page = baton.temporal.list_workflows(" AND ".join(clauses), page_size=page_size, next_page_token=token)
     try:
         await page.fetch_next_page()
@@ -152,7 +153,7 @@ async def start_run(
     header), a repeated start returns the run the first one started."""
     baton = baton_for(request, who)
     process = await baton.definitions.load_process(run.template, baton.settings, run.version, baton.agents)
-    check_agents(who, agents_of(process.compiled))
+    check_agents(who, process.compiled.agents())
     key = run.key or idempotent
     started = await baton.start_process(
         process,
@@ -173,7 +174,7 @@ async def start_run(
 @router.get("/{run_id}", responses=documented(404))
 async def run_state(request: Request, run_id: RunId, who: Reader) -> ProcessState:
     """What the run is doing and what it holds."""
-    return await (await _process_run(request.app.state.baton, run_id)).state()
+    return await (await _process_run(baton_for(request, who), run_id)).state()
 
 
 @router.post("/{run_id}/events", responses=documented(404, 400, 409))
@@ -194,7 +195,6 @@ async def cancel_run(request: Request, run_id: RunId, who: AgentAccess) -> RunIn
 async def _process_run(baton: BatonClient, run_id: str) -> ProcessRun:
     """The process run; 404 for any other workflow (an agent run, the audit witness, a
     subject's retention), which these routes and their policy are not for."""
-    run = baton.get_run(run_id)
-    if (await run.handle.describe()).workflow_type != PROCESS_WORKFLOW:
+    if (await baton.describe_run(run_id)).workflow_type != PROCESS_WORKFLOW:
         raise NotFound(f"{run_id} is not a process run")
-    return run
+    return baton.get_run(run_id)

@@ -145,6 +145,13 @@ class BatonSettings(BaseSettings):
         description="OIDC issuer whose tokens the codec server (and API) accept. Default: the dev issuer.",
     )
     oidc_audience: str = Field("baton", description="The audience tokens must be issued for.")
+    api_tenant_claim: str | None = Field(
+        None,
+        min_length=1,
+        description="The access-token claim that names the caller's tenant (e.g. `tid`). When set, "
+        "every token must carry it; callers see and start only their tenant's runs, and another "
+        "tenant's run answers 404. Unset: one tenant.",
+    )
     api_rate_limit: int = Field(
         600,
         ge=1,

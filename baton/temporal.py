@@ -27,14 +27,14 @@ from .persistence.db import engine_from_settings, parse_url
 from .persistence.payloads import DatabasePayloadDriver
 from .persistence.schema import Schema
 from .persistence.subjects import SubjectKeys
-from .process.runtime import BATON_PROCESS
+from .process.runtime import BATON_PROCESS, BATON_TENANT
 from .security.codec import EncryptionCodec
 from .security.keys import LiveKeyring, key_provider
 from .settings import BatonSettings, loopback_host
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 EMBEDDED_CONNECT_ATTEMPTS = 50
-SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [BATON_PROCESS, BATON_RETENTION_DUE]
+SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [BATON_PROCESS, BATON_TENANT, BATON_RETENTION_DUE]
 
 DEV_SERVER_DYNAMIC_CONFIG = {"history.transferProcessorMaxPollRPS": "200"}
 """Dynamic config of the embedded dev server. Its single history shard reads transfer tasks

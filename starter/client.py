@@ -6,15 +6,25 @@ import copy
 import logging
 import re
 import uuid
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic_core import to_jsonable_python
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -60,13 +70,15 @@ from baton.persistence.schema import Schema
 from baton.persistence.subjects import SubjectKeys
 from baton.process import EventAccepted, Process, ProcessResult, ProcessState
 from baton.process.runtime import (
+    BATON_TENANT,
     EventRejection,
     ProcessInput,
     SendEvent,
     check_event,
     process_search_attributes,
 )
-from baton.security.codec import subject_run_id
+from baton.security.codec import EncryptionCodec, subject_run_id
+from baton.security.grants import GRANT_MEMO, RunGrant
 from baton.settings import BatonSettings, get_settings
 from baton.temporal import ConfigurationError, connect, encryption_codec
 from baton.workflows.agent import AgentWorkflow
@@ -87,19 +99,22 @@ IfExists = Literal["fail", "return"]
 runs), or return that run, running or finished (an idempotent start)."""
 
 
-def process_workflow_id(process_name: str, key: str | None = None) -> str:
+def process_workflow_id(process_name: str, key: str | None = None, tenant: str | None = None) -> str:
     """`process-<name>-<key or uuid>`. Keys must not carry personal data: IDs bypass encryption."""
-    return run_workflow_id(f"process-{process_name}", key)
+    return run_workflow_id(f"process-{process_name}", key, tenant)
 
 
-def run_workflow_id(prefix: str, key: str | None = None) -> str:
-    """`<prefix>-<key or uuid>`, the key checked: no personal data, as IDs bypass encryption."""
-    if key is not None and not _KEY.match(key):
+def run_workflow_id(prefix: str, key: str | None = None, tenant: str | None = None) -> str:
+    """`<prefix>-<key or uuid>`, the key checked: no personal data, as IDs bypass encryption.
+    A tenant's keys are its own (`<prefix>-<tenant>.<key>`): two tenants' keys never meet."""
+    if key is None:
+        return f"{prefix}-{uuid.uuid4()}"
+    if not _KEY.match(key):
         raise InvalidRequest(
             f"run key {key!r} is invalid: use 1-100 letters, digits, '.', '_' or '-' "
             "(and no personal data: workflow IDs are not encrypted)"
         )
-    return f"{prefix}-{key or uuid.uuid4()}"
+    return f"{prefix}-{tenant}.{key}" if tenant else f"{prefix}-{key}"
 
 
 class ProcessingRequired(InvalidRequest):
@@ -344,6 +359,8 @@ class BatonClient:
         settings: BatonSettings | None = None,
         *,
         actor: str | None = None,
+        roles: Iterable[str] = (),
+        tenant: str | None = None,
         search_attributes: bool = True,
     ) -> None:
         self.temporal = client
@@ -351,6 +368,10 @@ class BatonClient:
         self.actor = actor or local_actor()
         """Who this client acts for, in the audit trail: a service or person's name (the API
         passes its caller's); by default the OS user at this host."""
+        self.roles = sorted(roles)
+        """The actor's roles: runs it starts may use the agents these admit (checked by workers)."""
+        self.tenant = tenant
+        """The tenant whose runs this client starts and sees (the API's caller's); None for all."""
         self._search_attributes = search_attributes
         self._engine: AsyncEngine | None = None
         self._agents: AgentRegistry | None = None
@@ -359,18 +380,25 @@ class BatonClient:
         self._app_schema: Schema | None = None
 
     @classmethod
-    async def connect(cls, settings: BatonSettings | None = None, *, actor: str | None = None) -> BatonClient:
+    async def connect(
+        cls,
+        settings: BatonSettings | None = None,
+        *,
+        actor: str | None = None,
+        roles: Iterable[str] = (),
+        tenant: str | None = None,
+    ) -> BatonClient:
         settings = settings or get_settings()
-        return cls(await connect(settings), settings, actor=actor)
+        return cls(await connect(settings), settings, actor=actor, roles=roles, tenant=tenant)
 
-    def acting_for(self, actor: str) -> BatonClient:
-        """This client acting for `actor` in the audit trail (the HTTP API's caller), on the same
-        connections, agents, records and audit trail. Close only the original."""
+    def acting_for(self, actor: str, roles: Iterable[str] = (), tenant: str | None = None) -> BatonClient:
+        """This client acting for `actor`, with `roles`, in `tenant` (the HTTP API's caller), on
+        the same connections, agents, records and audit trail. Close only the original."""
         _ = self.records  # made here, so that every copy shares them
         _ = self.audit_trail
         _ = self.agents
         acting = copy.copy(self)
-        acting.actor = actor
+        acting.actor, acting.roles, acting.tenant = actor, sorted(roles), tenant
         return acting
 
     async def audit_anchors(self) -> list[AuditAnchor]:
@@ -423,7 +451,7 @@ class BatonClient:
         # The same check as the workflow's for later events, on the data as it will travel (JSON).
         if rejection := check_event(process.compiled, event, to_jsonable_python(data)):
             raise EventRejected.of(rejection)
-        workflow_id = process_workflow_id(process.name, key)
+        workflow_id = process_workflow_id(process.name, key, self.tenant)
         try:
             handle = await self._start(
                 workflow_id,
@@ -467,7 +495,7 @@ class BatonClient:
         `processing` (default: the agent's): as for `start_process`."""
         spec = self.agents[agent] if isinstance(agent, str) else agent
         return await self._start(
-            run_workflow_id(f"agent-{spec.name}", key),
+            run_workflow_id(f"agent-{spec.name}", key, self.tenant),
             if_exists,
             data_subject,
             processing or spec.processing,
@@ -495,7 +523,7 @@ class BatonClient:
         `processing`: as for `start_process`."""
         pattern, workflow_type = ORCHESTRATION_WORKFLOWS[type(input)]
         handle = await self._start(
-            run_workflow_id(pattern, key),
+            run_workflow_id(pattern, key, self.tenant),
             if_exists,
             data_subject,
             processing,
@@ -659,6 +687,7 @@ class BatonClient:
             record = await self.records.record(data_subject, processing, workflow_id, self.actor)
         # What is started, never whose data: the subject is in the run's ID only as `~ds`.
         await self.audit("run.start", workflow_id, {"summary": options.get("static_summary", "")})
+        options |= self._acting_options(workflow_id, options.get("search_attributes"))
         if if_exists == "return":  # the run the key started, whether it runs or has finished
             options |= {
                 "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
@@ -685,6 +714,21 @@ class BatonClient:
                     e,
                 )
         return handle
+
+    def _acting_options(self, workflow_id: str, attributes: TypedSearchAttributes | None) -> dict[str, Any]:
+        """Who the run acts for: a grant its workers check before it uses an agent (signed when
+        this client holds Baton's keys), and its tenant among its search attributes."""
+        options: dict[str, Any] = {}
+        codec = self.temporal.data_converter.payload_codec
+        if isinstance(codec, EncryptionCodec):
+            grant = RunGrant.sign(codec.keys, workflow_id, self.actor, self.roles, self.tenant)
+            options["memo"] = {GRANT_MEMO: grant}
+        if self.tenant is not None and self._search_attributes:
+            pairs = list(attributes or TypedSearchAttributes.empty)
+            options["search_attributes"] = TypedSearchAttributes(
+                [*pairs, SearchAttributePair(BATON_TENANT, self.tenant)]
+            )
+        return options
 
     async def record_processing(
         self, data_subject: str, processing: Processing, run: str | None = None
@@ -791,6 +835,21 @@ class BatonClient:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = self._app_schema = self._records = self._audit_log = None
+
+    async def describe_run(self, workflow_id: str) -> WorkflowExecutionDescription:
+        """What Temporal knows of a run: `NotFound` when there is no such run, or when it belongs
+        to another tenant than this client's (which must not learn that it exists)."""
+        try:
+            described = await self.temporal.get_workflow_handle(workflow_id).describe()
+        except RPCError as e:
+            if e.status != RPCStatusCode.NOT_FOUND:
+                raise
+            described = None
+        if described is None or (
+            self.tenant is not None and described.typed_search_attributes.get(BATON_TENANT) != self.tenant
+        ):
+            raise NotFound(f"no run {workflow_id}")
+        return described
 
     def get_run(self, workflow_id: str) -> ProcessRun:
         """A handle on an existing run, by workflow ID."""

@@ -26,12 +26,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 from schemathesis.checks import content_type_conformance, response_schema_conformance, status_code_conformance
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from baton.agents import AgentSpec
+from baton.agents.runtime import AGENT_WORKFLOW, AgentRunInput
 from baton.compliance import AuditLog
 from baton.persistence.db import create_engine
 from baton.persistence.schema import Schema
+from baton.process import ProcessBuilder
+from baton.security.codec import EncryptionCodec
 from baton.security.dev_issuer import DevIssuer
+from baton.security.grants import GRANT_MEMO, RunGrant
 from baton.security.policies import POLICIES, Policy
 from baton.settings import BatonSettings
 from baton.starter.devserver import api_server
@@ -158,6 +165,118 @@ async def test_an_agent_with_roles_is_listed_and_run_only_for_those_roles(
     assert answered.status_code == 200, answered.text
     body = answered.json()
     assert body["run_id"].startswith("agent-Ledger-") and body["result"]["answer"]
+
+
+async def test_workers_refuse_an_agent_to_a_run_whose_principal_may_not_use_it(
+    temporal: WorkflowEnvironment, api_settings: BatonSettings
+) -> None:
+    """A Temporal client that bypasses the API (with Baton's data converter, even) cannot use an
+    agent its principal may not: the worker checks the run's signed grant against the roles of
+    its own agent file, whatever the request says."""
+    async with ProcessEnvironment(settings=api_settings, client=temporal.client) as env:
+        ledger = env.client.agents["Ledger"]
+        codec = env.temporal.data_converter.payload_codec
+        assert isinstance(codec, EncryptionCodec)
+        signed_for_other_run = RunGrant.sign(codec.keys, "agent-Ledger-other", "bob", ["Finance"], None)
+        attempts: list[tuple[AgentSpec, RunGrant | None]] = [
+            (ledger, None),  # no grant at all
+            (ledger.model_copy(update={"roles": []}), None),  # the request lowers the agent's roles
+            (ledger, signed_for_other_run),  # a grant replayed from another run
+        ]
+        run_id = f"agent-Ledger-{uuid.uuid4().hex}"
+        mine = RunGrant.sign(codec.keys, run_id, "mallory", ["Agent"], None)
+        attempts.append(
+            (ledger, mine.model_copy(update={"roles": ["Finance"]}))
+        )  # a role added after signing
+        for spec, grant in attempts:
+            with pytest.raises(WorkflowFailureError) as failed:
+                await env.temporal.execute_workflow(
+                    AGENT_WORKFLOW,
+                    AgentRunInput(agent=spec, input="the books", llm_queue=api_settings.llm_queue),
+                    id=run_id
+                    if grant is not None and grant.principal == "mallory"
+                    else f"agent-Ledger-{uuid.uuid4().hex}",
+                    task_queue=api_settings.workflows_queue,
+                    memo={GRANT_MEMO: grant} if grant is not None else None,
+                )
+            cause = failed.value.cause
+            assert isinstance(cause, ApplicationError) and cause.type == "AgentAccessDenied", cause
+            assert "may not use the agents: Ledger" in cause.message
+
+        plain = env.client  # acts for this OS user, without roles
+        with pytest.raises(WorkflowFailureError) as failed:
+            await plain.run_agent("Ledger", "the books")
+        assert "may not use the agents: Ledger" in str(failed.value.cause)
+        builder = ProcessBuilder("Bookkeeping")
+        books = builder.add_agent(ledger)
+        builder.on_input_event("Start").send_event_to(books)
+        books.on_function_result().stop_process()
+        process = builder.build()
+        with pytest.raises(WorkflowFailureError) as failed:
+            await (await plain.start_process(process, "Start", "the books")).result()
+        assert "may not use the agents: Ledger" in str(failed.value.cause)
+        finance = env.client.acting_for("bob", ["Finance"])
+        assert (await finance.run_agent("Ledger", "the books")).answer
+        assert (await (await finance.start_process(process, "Start", "the books")).result()).supersteps == 1
+        assert (await env.client.acting_for("root", ["Admin"]).run_agent("Ledger", "x")).answer
+        assert (await plain.run_agent("Helper", "anyone may")).answer
+
+
+async def test_a_tenant_sees_and_starts_only_its_own_runs(
+    temporal: WorkflowEnvironment, api_settings: BatonSettings
+) -> None:
+    """With a tenant claim configured, runs carry their tenant; another tenant's run is 404 (not
+    403: its existence is not told), lists hold only the caller's, keys never meet, and a token
+    without the claim is refused."""
+    settings = api_settings.model_copy(update={"api_tenant_claim": "tid"})
+    issuer = DevIssuer.load(settings)
+
+    def tenant(tid: str | None, sub: str = "alice") -> dict[str, str]:
+        claims = {"tid": tid} if tid is not None else {}
+        roles = ["Agent", "TemplateManager"]
+        return {"Authorization": f"Bearer {issuer.issue(sub, roles, 600, claims)}"}
+
+    async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
+        async with api_server(settings, port=free_port(), client=env.client) as url:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as api:
+                process = approval_process(f"Tenancy{uuid.uuid4().hex[:6]}").build(["tests"])
+                created = await api.post(
+                    "/v1/templates",
+                    content=process.to_yaml(),
+                    headers={**tenant("acme"), "Content-Type": "application/yaml"},
+                )
+                assert created.status_code == 201, created.text
+                start = {"template": process.name, "event": "Start", "data": "x", "key": "k1"}
+                mine = await api.post("/v1/runs", json=start, headers=tenant("acme"))
+                assert mine.status_code == 201, mine.text
+                run_id = mine.json()["run_id"]
+                assert run_id.endswith("-acme.k1")
+                theirs = await api.post("/v1/runs", json=start, headers=tenant("globex"))
+                assert theirs.status_code == 201 and theirs.json()["run_id"] != run_id
+
+                assert (await api.get(f"/v1/runs/{run_id}", headers=tenant("acme", "bob"))).status_code == 200
+                for method, path in [
+                    ("GET", f"/v1/runs/{run_id}"),
+                    ("POST", f"/v1/runs/{run_id}/events"),
+                    ("POST", f"/v1/runs/{run_id}/cancel"),
+                ]:
+                    body = {"name": "Approve", "data": True} if path.endswith("events") else None
+                    other = await api.request(method, path, json=body, headers=tenant("globex"))
+                    assert other.status_code == 404, (method, path, other.text)
+                    assert other.json()["detail"] == f"no run {run_id}"
+
+                async def listed(tid: str) -> set[str]:
+                    page = await api.get("/v1/runs", params={"process": process.name}, headers=tenant(tid))
+                    return {run["run_id"] for run in page.json()["runs"]}
+
+                assert await listed("acme") == {run_id}
+                assert await listed("globex") == {theirs.json()["run_id"]}
+                assert await listed("initech") == set()
+
+                no_claim = await api.get("/v1/runs", headers=tenant(None))
+                assert no_claim.status_code == 403 and "'tid'" in no_claim.json()["detail"]
+                bad = await api.get("/v1/runs", headers=tenant("acme' OR 'a'='a"))
+                assert bad.status_code == 403
 
 
 async def test_templates_are_created_shown_and_refused_with_every_problem(

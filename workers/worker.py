@@ -26,10 +26,12 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from baton.activities.access import AccessActivities
 from baton.activities.compliance import ComplianceActivities
 from baton.activities.llm import LlmActivities, llm_activities
 from baton.activities.steps import StepActivities
 from baton.activities.tools import run_tool
+from baton.agents import AgentRegistry
 from baton.agents.tools import import_modules
 from baton.compliance import (
     ANCHOR_AUDIT_CHAIN_ACTIVITY,
@@ -75,7 +77,8 @@ def build_workers(
     """One worker per queue.
 
     The workflows queue runs the workflows, and step activities too, because a step marked
-    `local` runs as a local activity in the workflow worker. The LLM queue runs LLM and tool
+    `local` runs as a local activity in the workflow worker, as does the check that a run may
+    use its agents. The LLM queue runs LLM and tool
     calls (it needs `llm`). The compliance queue runs the compliance workflows and their
     activities. Any other queue (the steps queue, or a step's own `task_queue`) runs step
     activities.
@@ -123,7 +126,13 @@ def build_workers(
                 ],
             }
         elif queue == settings.workflows_queue:
+            codec = client.data_converter.payload_codec
+            access = AccessActivities(
+                codec.keys if isinstance(codec, EncryptionCodec) else None,
+                AgentRegistry.from_dirs(settings.agent_dirs),
+            )
             kwargs["workflows"] = [ProcessWorkflow, AgentWorkflow, *ORCHESTRATIONS]
+            kwargs["activities"] = [steps.run_step, access.check_agent_access]
         elif queue == settings.llm_queue:
             if llm is None:
                 raise ValueError("the LLM queue's worker needs the LLM activities")

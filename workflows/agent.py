@@ -3,6 +3,7 @@
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from baton.agents.access import authorize_agents
     from baton.agents.loop import run_agent
     from baton.agents.runtime import AGENT_WORKFLOW, AgentRunInput, AgentRunResult
 
@@ -13,4 +14,5 @@ class AgentWorkflow:
     @workflow.run
     async def run(self, input: AgentRunInput) -> AgentRunResult:
         workflow.set_current_details(f"agent {input.agent.name} on {input.agent.model}")
+        await authorize_agents([input.agent])
         return await run_agent(input.agent, input.input, llm_queue=input.llm_queue)

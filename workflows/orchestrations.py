@@ -16,6 +16,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from baton.agents.access import authorize_agents
     from baton.agents.spec import AgentSpec
     from baton.llm.messages import ToolSpec
     from baton.orchestration.chat import Chat, transcript_text
@@ -94,8 +95,10 @@ class _Orchestration:
         chat.add(self._reply.author, self._reply.text)
         return self._reply.text
 
-    def _start(self, input: OrchestrationInput, carried: CarriedChat | None = None) -> Chat:
-        """The run's transcript, new or carried over from before continue-as-new."""
+    async def _start(self, input: OrchestrationInput, carried: CarriedChat | None = None) -> Chat:
+        """The run's transcript, new or carried over from before continue-as-new, once the run's
+        principal is known to be allowed its agents."""
+        await authorize_agents(input.all_agents())
         self._chat = Chat(input.task, input.llm_queue, input.max_context_turns, carried)
         return self._chat
 
@@ -119,7 +122,7 @@ class SequentialOrchestration(_Orchestration):
     @workflow.run
     async def run(self, input: SequentialInput) -> OrchestrationResult:
         with self._reporting():
-            chat = self._start(input)
+            chat = await self._start(input)
             previous = input.task
             for agent in input.agents:
                 chat.round += 1
@@ -136,7 +139,7 @@ class ConcurrentOrchestration(_Orchestration):
     @workflow.run
     async def run(self, input: ConcurrentInput) -> OrchestrationResult:
         with self._reporting():
-            chat = self._start(input)
+            chat = await self._start(input)
             chat.round = 1
             outcomes = await asyncio.gather(
                 *(chat.turn(agent, conversation=input.task) for agent in input.agents), return_exceptions=True
@@ -174,7 +177,7 @@ class GroupChatOrchestration(_Orchestration):
     @workflow.run
     async def run(self, input: GroupChatInput) -> OrchestrationResult:
         with self._reporting():
-            chat = self._start(input, input.carried)
+            chat = await self._start(input, input.carried)
             manager = manager_for(input.manager)
             started_at = chat.round
             while True:
@@ -229,7 +232,7 @@ class HandoffOrchestration(_Orchestration):
     @workflow.run
     async def run(self, input: HandoffInput) -> OrchestrationResult:
         with self._reporting():
-            chat = self._start(input)
+            chat = await self._start(input)
             current = input.agent(input.start or input.agents[0].name)
             handoffs = 0
             while True:
@@ -293,7 +296,7 @@ class MagenticOrchestration(_Orchestration):
     @workflow.run
     async def run(self, input: MagenticInput) -> OrchestrationResult:
         with self._reporting():
-            chat = self._start(input)
+            chat = await self._start(input)
             names = [a.name for a in input.agents]
             await self._plan(chat, input, "Make a plan")
             stalls = resets = 0

@@ -10,13 +10,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from baton.agents.access import authorize_agents, run_grant
     from baton.agents.loop import as_prompt, run_agent
     from baton.process.model import CompiledStep, Route, Target
     from baton.process.runtime import (
         BATON_PROCESS,
+        BATON_TENANT,
         RUN_STEP_ACTIVITY,
         CarriedState,
         EventAccepted,
@@ -34,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         check_event,
         process_search_attributes,
     )
+    from baton.security.grants import GRANT_MEMO
 
 
 MAX_REJECTED_SHOWN = 20
@@ -78,6 +82,7 @@ class ProcessWorkflow:
     async def run(self, input: ProcessInput) -> ProcessResult:
         process = self._process
         supersteps_this_run = 0
+        await authorize_agents(process.agents())
         try:
             while not self._stopped:
                 invocations = self._take_ready()
@@ -295,11 +300,8 @@ class ProcessWorkflow:
                 id=self._child_id(step.name),
                 task_queue=options.task_queue,
                 static_summary=f"sub-process {step.name} ({function})",
-                search_attributes=(
-                    process_search_attributes(step.process.name)
-                    if BATON_PROCESS in workflow.info().typed_search_attributes
-                    else None
-                ),
+                search_attributes=self._child_search_attributes(step.process.name),
+                memo={GRANT_MEMO: grant} if (grant := run_grant()) else None,
             )
             return StepOutcome(result=result.output, state={})
         if step.kind == "agent":
@@ -338,6 +340,14 @@ class ProcessWorkflow:
             retry_policy=policy,
             summary=summary,
         )
+
+    def _child_search_attributes(self, process: str) -> TypedSearchAttributes | None:
+        """The child's process, and the parent's tenant; none when the parent has none (a
+        Temporal where Baton's search attributes are not registered)."""
+        parent = workflow.info().typed_search_attributes
+        if BATON_PROCESS not in parent:
+            return None
+        return process_search_attributes(process, parent.get(BATON_TENANT))
 
     def _child_id(self, step: str) -> str:
         """`<parent>/<step>/<superstep>`: a child's ID starts with its root run's, so the codec

@@ -68,6 +68,10 @@ class OrchestrationInput(BaseModel):
             raise ValueError(f"agent names must be unique; repeated: {', '.join(duplicates)}")
         return self
 
+    def all_agents(self) -> list[AgentSpec]:
+        """Every agent the run may use: its agents, and its aggregator or manager."""
+        return list(self.agents)
+
     def agent(self, name: str) -> AgentSpec:
         """The agent called `name`; a clear, final failure for a name not in the run."""
         found = next((a for a in self.agents if a.name == name), None)
@@ -92,6 +96,9 @@ class ConcurrentInput(OrchestrationInput):
     on_failure: Literal["fail", "continue"] = Field(
         "fail", description="continue: aggregate what succeeded (fails only when every agent failed)."
     )
+
+    def all_agents(self) -> list[AgentSpec]:
+        return [*self.agents, *([self.aggregator] if self.aggregator else [])]
 
 
 class ManagerSpec(BaseModel):
@@ -121,6 +128,9 @@ class GroupChatInput(OrchestrationInput):
     )
     human: HumanInput = Field(default_factory=HumanInput)
     carried: CarriedChat | None = None
+
+    def all_agents(self) -> list[AgentSpec]:
+        return [*self.agents, *([self.manager.agent] if self.manager.agent else [])]
 
 
 class HandoffInput(OrchestrationInput):
@@ -152,6 +162,9 @@ class MagenticInput(OrchestrationInput):
     max_rounds: int = Field(20, ge=1)
     max_stalls: int = Field(3, ge=1, description="Rounds without progress before the plan is redone.")
     max_resets: int = Field(2, ge=0, description="Re-plans before the run gives up.")
+
+    def all_agents(self) -> list[AgentSpec]:
+        return [*self.agents, self.manager]
 
 
 class CarriedChat(BaseModel):

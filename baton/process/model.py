@@ -147,6 +147,16 @@ class CompiledProcess(BaseModel):
     steps: dict[str, CompiledStep]
     routes: list[Route]
 
+    def agents(self) -> list[AgentSpec]:
+        """Every agent the process's steps run, its sub-processes' included."""
+        found: list[AgentSpec] = []
+        for step in self.steps.values():
+            if step.agent is not None:
+                found.append(step.agent)
+            if step.process is not None:
+                found += step.process.agents()
+        return found
+
     def routes_for(self, when: RouteTrigger, source: str | None, name: str | None) -> list[Route]:
         """Routes that an event of this kind, from this source and with this name, triggers."""
         return [

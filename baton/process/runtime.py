@@ -14,13 +14,19 @@ RUN_STEP_ACTIVITY = "baton.run_step"
 """Stable activity name of step execution: renaming it would break running workflows."""
 
 BATON_PROCESS = SearchAttributeKey.for_keyword("BatonProcess")
+BATON_TENANT = SearchAttributeKey.for_keyword("BatonTenant")
+"""The tenant a run belongs to, when the API serves several (`api_tenant_claim`)."""
 """Search attribute naming the process of a run: a process name, never personal data."""
 
 ProcessStatus = Literal["running", "waiting", "completed", "failed", "cancelled"]
 
 
-def process_search_attributes(process_name: str) -> TypedSearchAttributes:
-    return TypedSearchAttributes([SearchAttributePair(BATON_PROCESS, process_name)])
+def process_search_attributes(process_name: str, tenant: str | None = None) -> TypedSearchAttributes:
+    """A process run's search attributes: its process, and the tenant it belongs to, if any."""
+    pairs: list[SearchAttributePair[str]] = [SearchAttributePair(BATON_PROCESS, process_name)]
+    if tenant is not None:
+        pairs.append(SearchAttributePair(BATON_TENANT, tenant))
+    return TypedSearchAttributes(pairs)
 
 
 class Message(BaseModel):

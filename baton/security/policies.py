@@ -57,7 +57,13 @@ def satisfies(who: Identity, policy: Policy) -> bool:
 def may_use(who: Identity, agent: AgentSpec) -> bool:
     """Whether `who` may use `agent`: any caller when it names no roles, else one of its roles
     or Admin."""
-    return not agent.roles or who.has_any_role([*agent.roles, Role.ADMIN])
+    return roles_admit(who.roles, agent.roles)
+
+
+def roles_admit(held: Iterable[str], required: Iterable[str]) -> bool:
+    """Whether a principal holding `held` may use an agent that names `required`."""
+    required = set(required)
+    return not required or not required.union([Role.ADMIN]).isdisjoint(held)
 
 
 def refused_agents(who: Identity, agents: Iterable[AgentSpec]) -> list[str]:
