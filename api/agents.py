@@ -5,36 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, Field
 
-from baton.agents import AgentRunResult, AgentSpec
-from baton.api.deps import AgentAccess, AgentName, DataSubject, IdempotencyKey, baton_for, check_agents
+from baton.agents import AgentSpec
+from baton.api.deps import AgentAccess, AgentName, IdempotencyKey, baton_for, check_agents
 from baton.api.problems import documented
-from baton.api.runs import RunInfo
-from baton.compliance import Processing
 from baton.security.policies import may_use
+from baton.starter.api_models import AgentRunRequest, AgentRunStarted, AgentSummary
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=documented(401, 403, 429))
-
-
-class AgentSummary(BaseModel):
-    name: str
-    description: str
-    model: str
-    tools: list[str]
-    roles: list[str] = Field(description="Roles that may use it; empty: anyone with AgentAccess.")
-
-
-class AgentRunRequest(BaseModel):
-    input: str = Field(min_length=1, max_length=100_000, description="What the agent is asked.")
-    data_subject: DataSubject | None = Field(
-        None, description="Whose personal data the run holds (erasable)."
-    )
-    processing: Processing | None = Field(None, description="Why; default: the agent's own.")
-
-
-class AgentRunStarted(RunInfo):
-    result: AgentRunResult | None = Field(None, description="With `?wait=true`: the answer.")
 
 
 @router.get("")

@@ -17,7 +17,7 @@ from fastapi import Path as InPath
 from pydantic import BaseModel, Field
 from temporalio.client import WorkflowExecutionStatus
 
-from baton.api.deps import Allowed, DataSubject, baton_for
+from baton.api.deps import Allowed, baton_for
 from baton.api.problems import documented
 from baton.compliance import (
     AuditRecord,
@@ -33,6 +33,7 @@ from baton.compliance import (
 from baton.errors import Conflict
 from baton.security.jwt import Identity
 from baton.security.policies import Policy
+from baton.starter.api_models import DataSubject
 from baton.starter.client import BatonClient
 from baton.temporal import encryption_codec
 

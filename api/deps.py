@@ -10,36 +10,18 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Path, Request
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, Field
 
 from baton.agents import AgentSpec
 from baton.api.limits import RateLimiter
 from baton.errors import AgentAccessDenied
-from baton.persistence.subjects import normalise_subject
 from baton.security.grants import TENANT_PATTERN
 from baton.security.jwt import Identity, JwtVerifier, TokenError
 from baton.security.policies import Policy, refused_agents, satisfies
+from baton.starter.api_models import MAX_VERSION
 from baton.starter.client import BatonClient
 
 SUBJECT_CHARS = 200
 """The longest token subject the audit trail records."""
-MAX_VERSION = 2_147_483_647
-
-
-def _identifier(subject: str) -> str:
-    normalise_subject(subject)  # refused here (422) if nothing is left of it once normalised
-    return subject
-
-
-DataSubject = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=200,
-        description="A data subject's identifier (never echoed, never in a URL).",
-    ),
-    AfterValidator(_identifier),
-]
 RunId = Annotated[str, Path(min_length=1, max_length=1000, description="The run's workflow ID.")]
 PROCESS_NAME = r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$"
 """A process's name, as `ProcessDefinition.name` admits it (no quote: safe in a visibility query)."""

@@ -8,93 +8,34 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 
-from baton.api.deps import AgentAccess, DataSubject, IdempotencyKey, Reader, RunId, baton_for, check_agents
+from baton.api.deps import AgentAccess, IdempotencyKey, Reader, RunId, baton_for, check_agents
 from baton.api.problems import documented
-from baton.api.runs import RunInfo
-from baton.compliance import Processing
 from baton.errors import Conflict, NotFound
 from baton.orchestration.models import (
-    HumanInput,
     ManagerSpec,
-    OrchestrationProgress,
     OrchestrationResult,
+)
+from baton.starter.api_models import (
+    ConcurrentStart,
+    GroupChatStart,
+    HandoffStart,
+    MagenticStart,
+    Orchestration,
+    OrchestrationStart,
+    Reply,
+    RunInfo,
+    SequentialStart,
 )
 from baton.starter.client import ORCHESTRATION_WORKFLOWS, BatonClient, OrchestrationRun, PendingOrchestration
 
 router = APIRouter(prefix="/v1/orchestrations", tags=["orchestrations"], responses=documented(401, 403, 429))
 WORKFLOW_TYPES = {workflow_type for _, workflow_type in ORCHESTRATION_WORKFLOWS.values()}
 STREAM_POLL_SECONDS = 0.5
-AgentName = Annotated[str, Field(min_length=1, max_length=64)]
-
-
-class _Start(BaseModel):
-    task: str = Field(min_length=1, max_length=100_000)
-    agents: list[AgentName] = Field(min_length=1, max_length=50, description="Agents by name, in order.")
-    data_subject: DataSubject | None = Field(
-        None, description="Whose personal data the run holds (erasable)."
-    )
-    processing: Processing | None = Field(None, description="Why; needed with a data subject.")
-
-
-class SequentialStart(_Start):
-    pattern: Literal["sequential"]
-    pass_transcript: bool = Field(False, description="Each agent sees every answer so far, not the last.")
-
-
-class ConcurrentStart(_Start):
-    pattern: Literal["concurrent"]
-    aggregator: AgentName | None = Field(None, description="An agent that combines the answers.")
-    on_failure: Literal["fail", "continue"] = "fail"
-
-
-class GroupChatStart(_Start):
-    pattern: Literal["group-chat"]
-    manager: Literal["round-robin", "llm", "custom"] = "round-robin"
-    manager_agent: AgentName = Field(
-        "ProjectManager", description="For an llm manager: the agent that picks."
-    )
-    manager_name: str | None = Field(None, description="For a custom manager: its registered name.")
-    ask_human_every: int | None = Field(None, ge=1)
-    max_rounds: int = Field(10, ge=1, le=100_000)
-    approval_phrase: str | None = "APPROVED"
-    human: HumanInput = Field(default_factory=HumanInput)
-
-
-class HandoffStart(_Start):
-    pattern: Literal["handoff"]
-    routes: dict[AgentName, list[AgentName]] | None = Field(None, description="Default: anyone to anyone.")
-    max_handoffs: int = Field(10, ge=1)
-    human: HumanInput = Field(default_factory=HumanInput)
-
-
-class MagenticStart(_Start):
-    pattern: Literal["magentic"]
-    manager: AgentName = "ProjectManager"
-    max_rounds: int = Field(20, ge=1)
-
-
-OrchestrationStart = Annotated[
-    SequentialStart | ConcurrentStart | GroupChatStart | HandoffStart | MagenticStart,
-    Field(discriminator="pattern"),
-]
-
-
-class Orchestration(BaseModel):
-    run_id: str
-    progress: OrchestrationProgress
-    result: OrchestrationResult | None = Field(None, description="Once it has completed.")
-
-
-class Reply(BaseModel):
-    text: str = Field(min_length=1, max_length=100_000)
-    author: str = Field("user", max_length=100, description="Who answers (a role or a pseudonym, not PII).")
 
 
 def _pending(baton: BatonClient, start: OrchestrationStart) -> PendingOrchestration:

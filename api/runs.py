@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, Field
 from temporalio.service import RPCError, RPCStatusCode
 
 from baton.api.deps import (
-    MAX_VERSION,
     PROCESS_NAME,
     AgentAccess,
-    DataSubject,
     IdempotencyKey,
     Reader,
     RunId,
@@ -22,10 +18,18 @@ from baton.api.deps import (
     check_agents,
 )
 from baton.api.problems import documented
-from baton.compliance import Processing
 from baton.errors import InvalidRequest, NotFound
-from baton.process import EventAccepted, ProcessResult, ProcessState
+from baton.process import EventAccepted, ProcessState
 from baton.process.runtime import BATON_PROCESS, BATON_TENANT
+from baton.starter.api_models import (
+    EventRequest,
+    ListedRun,
+    RunInfo,
+    RunPage,
+    RunRequest,
+    RunStarted,
+    RunStatus,
+)
 from baton.starter.client import BatonClient, ProcessRun
 from baton.workflows.process import PROCESS_WORKFLOW
 
@@ -40,55 +44,6 @@ STATUSES = {
     "terminated": "Terminated",
     "timed_out": "TimedOut",
 }
-
-
-class RunInfo(BaseModel):
-    """A run that was started: where to follow it."""
-
-    run_id: str
-    ui_url: str = Field(description="The run in the Temporal UI.")
-
-
-class RunStarted(RunInfo):
-    result: ProcessResult | None = Field(None, description="With `?wait=true`: what the run returned.")
-
-
-class RunRequest(BaseModel):
-    template: str = Field(min_length=1, max_length=100, description="A deployed process template.")
-    version: int | None = Field(None, ge=1, le=MAX_VERSION, description="Default: the latest.")
-    event: str = Field(min_length=1, max_length=200, description="The input event that starts it.")
-    data: Any = None
-    key: str | None = Field(
-        None,
-        pattern=r"^[A-Za-z0-9._-]{1,100}$",
-        description="Run key: the workflow ID is `process-<name>-<key>` (no personal data), and a "
-        "repeated start with the same key returns the run it started.",
-    )
-    data_subject: DataSubject | None = Field(
-        None, description="Whose personal data the run holds (erasable)."
-    )
-    processing: Processing | None = Field(None, description="Why; default: the template's own.")
-
-
-RunStatus = Literal["running", "completed", "failed", "canceled", "terminated", "timed_out"]
-
-
-class ListedRun(BaseModel):
-    run_id: str
-    process: str | None = Field(description="The process's name (the `BatonProcess` search attribute).")
-    status: str
-    started_at: datetime | None
-    closed_at: datetime | None = None
-
-
-class RunPage(BaseModel):
-    runs: list[ListedRun]
-    next_page_token: str | None = Field(None, description="Pass it as `page_token` for the next page.")
-
-
-class EventRequest(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    data: Any = None
 
 
 @router.get("")

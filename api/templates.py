@@ -4,12 +4,10 @@ TemplateManagement policy; reading them, Read."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated, Any
 
 import yaml
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, Field
 
 from baton.api.deps import (
     MAX_VERSION,
@@ -22,33 +20,13 @@ from baton.api.deps import (
 )
 from baton.api.problems import documented
 from baton.errors import NotFound
-from baton.persistence.definitions import DefinitionStore, DeployedDefinition
-from baton.process import ProcessDefinition, ProcessDefinitionError, load_process
+from baton.persistence.definitions import DefinitionStore
+from baton.process import ProcessDefinitionError, load_process
+from baton.starter.api_models import Template, TemplateVersion
 from baton.starter.client import BatonClient
 
 router = APIRouter(prefix="/v1/templates", tags=["templates"], responses=documented(401, 403, 429))
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
-
-
-class TemplateVersion(BaseModel):
-    name: str
-    version: int
-    created_at: datetime
-    retired_at: datetime | None = Field(None, description="Retired: new runs no longer take it.")
-
-    @classmethod
-    def of(cls, deployed: DeployedDefinition) -> TemplateVersion:
-        return cls(
-            name=deployed.name,
-            version=deployed.version,
-            created_at=deployed.created_at,
-            retired_at=deployed.retired_at,
-        )
-
-
-class Template(TemplateVersion):
-    definition: ProcessDefinition
-    mermaid: str = Field(description="The process as a Mermaid flowchart.")
 
 
 def _store(request: Request) -> DefinitionStore:

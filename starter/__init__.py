@@ -12,14 +12,17 @@ from .client import (
     UnknownEvent,
     process_workflow_id,
 )
+from .http import BatonHttpClient, RateLimited
 
 __all__ = [
     "BatonClient",
+    "BatonHttpClient",
     "EventRejected",
     "InvalidEventData",
     "ProcessFinished",
     "ProcessRun",
     "ProcessingRequired",
+    "RateLimited",
     "RunAlreadyExists",
     "SubjectRetention",
     "UnknownEvent",

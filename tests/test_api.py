@@ -33,6 +33,7 @@ from temporalio.testing import WorkflowEnvironment
 from baton.agents import AgentSpec
 from baton.agents.runtime import AGENT_WORKFLOW, AgentRunInput
 from baton.compliance import AuditLog
+from baton.errors import AccessDenied, InvalidRequest, NotFound, Unauthenticated
 from baton.persistence.db import create_engine
 from baton.persistence.schema import Schema
 from baton.process import ProcessBuilder
@@ -41,6 +42,8 @@ from baton.security.dev_issuer import DevIssuer
 from baton.security.grants import GRANT_MEMO, RunGrant
 from baton.security.policies import POLICIES, Policy
 from baton.settings import BatonSettings
+from baton.starter import BatonHttpClient
+from baton.starter.api_models import SequentialStart
 from baton.starter.devserver import api_server
 from baton.testing import ProcessEnvironment
 from baton.workers.worker import build_workers
@@ -853,3 +856,60 @@ async def test_run_routes_touch_process_runs_only(
         "/v1/runs", json={"template": "T", "event": "Start", "key": "a b"}, headers=agent
     )
     assert bad_key.status_code == 422
+
+
+async def test_a_service_drives_baton_through_the_typed_http_client(
+    api: httpx.AsyncClient, api_settings: BatonSettings
+) -> None:
+    """`BatonHttpClient` against the real API: typed answers, and errors of the same
+    `baton.errors` families `BatonClient` raises, the problem+json kept on them."""
+    issuer = DevIssuer.load(api_settings)
+    url = str(api.base_url)
+
+    async def fresh_token() -> str:  # a token source, called for every request
+        return issuer.issue("svc", ["Agent", "TemplateManager"], 600)
+
+    async with BatonHttpClient(url, fresh_token) as baton:
+        definition = approval_process(f"Http{uuid.uuid4().hex[:6]}").build(["tests"])
+        deployed = await baton.deploy(definition.to_yaml())
+        assert (deployed.name, deployed.version) == (definition.name, 1)
+        with pytest.raises(InvalidRequest) as invalid:
+            await baton.deploy(
+                {"name": "Broken", "steps": [{"name": "A", "step": "os:system"}], "routes": []}
+            )
+        assert invalid.value.problem["problems"]  # type: ignore[attr-defined]
+
+        started = await baton.start_process(definition.name, "Start", "hello", key="order-17")
+        again = await baton.start_process(definition.name, "Start", "hello", key="order-17")
+        assert again.run_id == started.run_id
+        with pytest.raises(InvalidRequest) as unknown:
+            await baton.send_event(started.run_id, "Nonsense")
+        problem = unknown.value.problem  # type: ignore[attr-defined]
+        assert problem["type"] == "urn:baton:error:UnknownEvent" and "ApprovalReceived" in problem["accepted"]
+        accepted = await baton.send_event(started.run_id, "ApprovalReceived", {"approved": True})
+        assert (accepted.name, accepted.deliveries) == ("ApprovalReceived", 1)
+        for _ in range(100):
+            state = await baton.state(started.run_id)
+            if state.status == "completed":
+                break
+            await asyncio.sleep(0.1)
+        assert state.status == "completed"
+        listed = await baton.list_runs(definition.name)
+        assert [run.run_id for run in listed.runs] == [started.run_id]
+        with pytest.raises(NotFound):
+            await baton.state("process-Nobody-1")
+
+        assert {a.name for a in await baton.agents()} == {"Helper", "Reviewer"}
+        assert (await baton.run_agent("Helper", "hello")).answer
+        with pytest.raises(AccessDenied, match="Ledger"):
+            await baton.run_agent("Ledger", "the books")
+        run = await baton.orchestrate(
+            SequentialStart(pattern="sequential", task="plan", agents=["Helper", "Reviewer"])
+        )
+        turns = [turn async for turn in baton.follow(run.run_id)]
+        assert [t.speaker for t in turns if not isinstance(t, str)] == ["user", "Helper", "Reviewer"]
+        assert (await baton.orchestration(run.run_id)).progress.status == "completed"
+
+    async with BatonHttpClient(url, "not-a-token") as anonymous:
+        with pytest.raises(Unauthenticated):
+            await anonymous.agents()
