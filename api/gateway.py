@@ -21,12 +21,16 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from importlib.resources import files
 from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from starlette.routing import BaseRoute
@@ -80,8 +84,14 @@ def create_api(
         summary="Durable AI-agent processes and orchestrations on Temporal.",
         lifespan=lifespan,
         responses=problems.documented(422),
+        docs_url=None,  # served below, from this package's copy of Swagger UI: no CDN
+        redoc_url=None,
     )
     problems.install(app)
+    app.mount(
+        DOCS_ASSETS, StaticFiles(directory=str(files("fastapi_offline") / "static")), name="docs-assets"
+    )
+    app.add_api_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
     app.middleware("http")(_audit_call)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route(
@@ -105,6 +115,22 @@ def create_api(
         app.include_router(router)
     app.openapi = lambda: _problems_documented(app)  # type: ignore[method-assign]
     return app
+
+
+DOCS_ASSETS = "/docs-assets"
+
+
+async def swagger_ui() -> HTMLResponse:
+    """Swagger UI: every route, tried with a bearer token (Authorize). Its scripts and styles
+    come from this server, so the page works where browsers may not reach a CDN."""
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="Baton API",
+        swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
 
 
 def _problems_documented(app: FastAPI) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from baton.starter.api_models import SequentialStart
 from baton.starter.devserver import api_server
 from baton.testing import ProcessEnvironment
 from baton.workers.worker import build_workers
+from tests.browser import chromium
 from tests.oidc_issuer import OidcIssuer
 from tests.steps import approval_process, upper_only
 
@@ -913,3 +914,35 @@ async def test_a_service_drives_baton_through_the_typed_http_client(
     async with BatonHttpClient(url, "not-a-token") as anonymous:
         with pytest.raises(Unauthenticated):
             await anonymous.agents()
+
+
+async def test_swagger_ui_renders_from_the_api_itself_and_calls_an_endpoint(
+    api: httpx.AsyncClient, api_settings: BatonSettings, tmp_path: Path
+) -> None:
+    """/docs in headless Chromium: Swagger UI loads from the API's own assets (no CDN), takes a
+    bearer token, and its Try it out / Execute calls GET /v1/agents and shows the answer."""
+    html = (await api.get("/docs")).text
+    assert "cdn" not in html and "/docs-assets/swagger-ui-bundle.js" in html
+    token = DevIssuer.load(api_settings).issue("browser", ["Agent"], 600)
+    async with chromium(tmp_path / "profile") as page:
+        await page.goto(f"{api.base_url}/docs")
+        await page.wait_for("document.querySelector('.swagger-ui .info .title') !== null")
+        assert "Baton API" in await page.evaluate("document.querySelector('.info .title').innerText")
+        await page.evaluate(
+            "ui.authActions.authorize({HTTPBearer: {name: 'HTTPBearer', "
+            f"schema: {{type: 'http', scheme: 'bearer'}}, value: '{token}'}}}})"
+        )
+        opblock = "[...document.querySelectorAll('.opblock-get')].find(b => b.querySelector('[data-path=\"/v1/agents\"]'))"
+        await page.evaluate(f"{opblock}.querySelector('.opblock-summary-control').click()")
+        await page.wait_for(f"{opblock}.querySelector('.try-out__btn') !== null")
+        await page.evaluate(f"{opblock}.querySelector('.try-out__btn').click()")
+        await page.wait_for(f"{opblock}.querySelector('.execute') !== null")
+        await page.evaluate(f"{opblock}.querySelector('.execute').click()")
+        await page.wait_for(f"{opblock}.querySelector('.live-responses-table tbody .response-col_status') !== null")
+        status = await page.evaluate(
+            f"{opblock}.querySelector('.live-responses-table tbody .response-col_status').innerText"
+        )
+        body = await page.evaluate(f"{opblock}.querySelector('.live-responses-table .microlight').innerText")
+        await page.screenshot(tmp_path / "docs.png")
+    assert status.strip() == "200", body
+    assert '"Helper"' in body and '"Ledger"' not in body
