@@ -40,17 +40,21 @@ BEARER = HTTPBearer(
 async def identity(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
 ) -> Identity:
-    """The caller, from a valid bearer token (401 otherwise)."""
+    """The caller, from a valid bearer token (401 otherwise). Calls that prove no one count
+    against their IP address's budget instead, so a flood of bad tokens is refused (429) too."""
+    limiter: RateLimiter = request.app.state.limiter
     token = credentials.credentials if credentials is not None else None
-    if not token:
-        raise HTTPException(401, "a bearer token is required", {"WWW-Authenticate": "Bearer"})
-    verifier: JwtVerifier = request.app.state.verifier
     try:
+        if not token:
+            raise TokenError("a bearer token is required")
+        verifier: JwtVerifier = request.app.state.verifier
         who = await verifier.verify(token)
+        if len(who.subject) > SUBJECT_CHARS:  # it could not be audited
+            raise TokenError(f"the token's subject is longer than {SUBJECT_CHARS} characters")
     except TokenError as e:
-        raise HTTPException(401, str(e), {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
-    if len(who.subject) > SUBJECT_CHARS:  # it could not be audited
-        raise HTTPException(401, f"the token's subject is longer than {SUBJECT_CHARS} characters")
+        await _within_budget(limiter, f"ip:{request.client.host if request.client else 'unknown'}")
+        error = 'Bearer error="invalid_token"' if token else "Bearer"
+        raise HTTPException(401, str(e), {"WWW-Authenticate": error}) from None
     request.state.principal = who.subject
     claim = request.app.state.baton.settings.api_tenant_claim
     if claim is not None:
@@ -60,14 +64,18 @@ async def identity(
                 403, f"the token names no tenant: its {claim!r} claim is missing or not a tenant's name"
             )
         request.state.tenant = tenant
-    limiter: RateLimiter = request.app.state.limiter
-    if (wait := await limiter.retry_after(who.subject)) is not None:
+    await _within_budget(limiter, who.subject)
+    return who
+
+
+async def _within_budget(limiter: RateLimiter, key: str) -> None:
+    """429 with Retry-After once `key` (a principal, or an address) has used its calls this minute."""
+    if (wait := await limiter.retry_after(key)) is not None:
         raise HTTPException(
             429,
             f"more than {limiter.per_minute} calls a minute; try again in {wait} s",
             {"Retry-After": str(wait)},
         )
-    return who
 
 
 class Allowed:
