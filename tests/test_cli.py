@@ -139,7 +139,7 @@ async def test_run_left_without_input_says_how_to_answer_later(env: ProcessEnvir
 
     send = ["process", "send", "process-CliApproval-cli-3", "--event", "ApprovalReceived"]
     refused = await baton(env.settings, *send, "--data", "{}", BATON_TEMPORAL_ADDRESS=address)
-    assert refused.returncode == 1 and "approved: required field missing" in refused.stderr
+    assert refused.returncode == 2 and "approved: required field missing" in refused.stderr  # invalid input
     sent = await baton(env.settings, *send, "--data", '{"approved": true}', BATON_TEMPORAL_ADDRESS=address)
     assert sent.returncode == 0, sent.stdout + sent.stderr
     assert "sent ApprovalReceived to process-CliApproval-cli-3" in sent.stdout
