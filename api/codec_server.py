@@ -37,6 +37,7 @@ read what it shows, as before: the embedded setup is for one person's machine.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Sequence
@@ -127,12 +128,13 @@ def create_app(
     app.state.dev_capability = secrets.token_urlsafe(32) if dev_routes else None
 
     async def decode(request: Request, who: Allowed, namespace: Namespace) -> dict[str, Any]:
-        payloads = await _resolve_stored(request, await _payloads(request, who), who)
-        _check_metadata(payloads, who)
-        try:
-            decoded = await request.app.state.codec.decode(payloads)
-        except PayloadDecryptionError as e:
-            raise Refused(422, str(e), who.subject) from None
+        async with _failure_audited(request, who, "decode", namespace):
+            payloads = await _resolve_stored(request, await _payloads(request, who), who)
+            _check_metadata(payloads, who)
+            try:
+                decoded = await request.app.state.codec.decode(payloads)
+            except PayloadDecryptionError as e:
+                raise Refused(422, str(e), who.subject) from None
         # Only what decrypted names its run, and authentically so (the run is in the AES-GCM context).
         counts: dict[str | None, int] = {}
         for payload in payloads:
@@ -167,8 +169,9 @@ def create_app(
                 "'baton process send' or BatonClient",
                 who.subject,
             )
-        payloads = await _payloads(request, who)
-        encoded = await request.app.state.codec.encode(payloads)
+        async with _failure_audited(request, who, "encode", namespace):
+            payloads = await _payloads(request, who)
+            encoded = await request.app.state.codec.encode(payloads)
         await request.app.state.audit.append(
             request_entry(
                 request,
@@ -327,6 +330,32 @@ def _text_problem(value: str, column: InstrumentedAttribute[Any]) -> str | None:
     if not value.isprintable():
         return "has control characters"
     return None
+
+
+@contextlib.asynccontextmanager
+async def _failure_audited(
+    request: Request, who: Identity, operation: str, namespace: str
+) -> AsyncIterator[None]:
+    """Audit a decode or encode that fails on the server (a 500) before its error is answered;
+    refusals are audited by `_audit_refusal`."""
+    try:
+        yield
+    except HTTPException:
+        raise
+    except Exception as e:
+        entry = request_entry(
+            request,
+            who.subject,
+            f"payload.{operation}.failed",
+            {"status": 500, "error": type(e).__name__},
+            resource=None,
+            namespace=namespace,
+        )
+        try:
+            await request.app.state.audit.append(entry)
+        except Exception:  # the audit trail may be what failed; the log says what is missing
+            audit_log.exception("the failed %s by %s could not be audited", operation, who.subject)
+        raise
 
 
 async def _audit_refusal(request: Request, refused: Refused) -> Response:

@@ -186,23 +186,31 @@ async def _audit_call(request: Request, call_next: Callable[[Request], Awaitable
     The entry is written while the answer goes out, not before (the audit trail's group commit
     takes it): what a call starts or changes was audited before it was done, by the client
     acting for the caller; this entry records the call itself. Entries still being written when
-    the API stops are waited for."""
-    response = await call_next(request)
+    the API stops are waited for. A call that fails on the server is audited with status 500
+    before its error goes on to the handler that answers it."""
     if not request.url.path.startswith("/v1/"):
-        return response
-    denied = response.status_code in (401, 403, 429)
+        return await call_next(request)
+    try:
+        response = await call_next(request)
+    except Exception:
+        _audit_answer(request, 500)
+        raise
+    _audit_answer(request, response.status_code)
+    return response
+
+
+def _audit_answer(request: Request, status: int) -> None:
     entry = request_entry(
         request,
         getattr(request.state, "principal", None) or ANONYMOUS,
-        "api.denied" if denied else "api.call",
-        {"method": request.method, "status": response.status_code},
+        "api.denied" if status in (401, 403, 429) else "api.call",
+        {"method": request.method, "status": status},
         resource=request.url.path[:TEXT_CHARS],
     )
     writing: set[asyncio.Task[None]] = request.app.state.audit_writes
     task = asyncio.create_task(_write(request.app.state.baton, entry, f"{request.method} {request.url.path}"))
     writing.add(task)
     task.add_done_callback(writing.discard)
-    return response
 
 
 async def _write(baton: BatonClient, entry: AuditEntry, call: str) -> None:

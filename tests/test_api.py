@@ -22,6 +22,7 @@ import hypothesis
 import jwt
 import pytest
 import schemathesis
+import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
@@ -963,3 +964,33 @@ async def test_swagger_ui_renders_from_the_api_itself_and_calls_an_endpoint(
         await page.screenshot(tmp_path / "docs.png")
     assert status.strip() == "200", body
     assert '"Helper"' in body and '"Ledger"' not in body
+
+
+async def test_a_call_that_fails_on_the_server_is_a_bare_500_and_still_audited(
+    api: httpx.AsyncClient, api_settings: BatonSettings
+) -> None:
+    """A real fault (the templates table gone from the app database): 500 problem+json that says
+    only that, no stack trace, and the call is in the audit trail with its status."""
+    manager = as_(api_settings, "TemplateManager", sub="ops-500")
+    assert (await api.get("/v1/templates", headers=manager)).status_code == 200
+    engine = create_engine(api_settings.resolved_database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("DROP TABLE process_definitions"))
+    finally:
+        await engine.dispose()
+    failed = await api.get("/v1/templates", headers=manager)
+    assert failed.status_code == 500 and failed.headers["content-type"] == "application/problem+json"
+    assert failed.json()["detail"] == "the request failed on the server; its log has the details"
+    assert "Traceback" not in failed.text and "process_definitions" not in failed.text
+    await audited(api_settings, ("ops-500", "api.call", "/v1/templates"))
+    engine = create_engine(api_settings.resolved_database_url)
+    try:
+        statuses = [
+            entry.detail["status"]
+            for entry in await AuditLog(Schema(engine)).tail(1000)
+            if entry.actor == "ops-500" and entry.action == "api.call"
+        ]
+    finally:
+        await engine.dispose()
+    assert sorted(statuses) == [200, 500]

@@ -384,6 +384,32 @@ async def test_offloaded_payloads_are_fetched_from_the_store_and_decrypted(
     ] == [(run, {"payloads": 2})]
 
 
+async def test_a_decode_that_fails_on_the_server_is_a_bare_500_and_audited(
+    db_server: str, db_settings: BatonSettings, issuer: DevIssuer
+) -> None:
+    """A real fault (the payload table gone while an offloaded payload is read): 500 without the
+    database's words, and the attempt in the audit trail with its caller."""
+    document = "Zebracorn manual: " + base64.b64encode(secrets.token_bytes(48 * 1024)).decode()
+    payloads = await sealed(db_settings, document, run=unique("process-Large"))
+    engine = create_engine(db_settings.resolved_database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("ALTER TABLE stored_payloads RENAME TO stored_payloads_away"))
+        try:
+            response = await decode(
+                db_server, body(*payloads), **bearer(issuer.issue("carol-500", ["Admin"]))
+            )
+        finally:
+            async with engine.begin() as conn:
+                await conn.execute(sa.text("ALTER TABLE stored_payloads_away RENAME TO stored_payloads"))
+    finally:
+        await engine.dispose()
+    assert response.status_code == 500
+    assert "stored_payloads" not in response.text and "Traceback" not in response.text
+    rows = await audit_rows(db_settings, actor="carol-500")
+    assert [(r["action"], r["detail"]["status"]) for r in rows] == [("payload.decode.failed", 500)]
+
+
 @pytest.mark.parametrize(
     ("reference", "expected"),
     [
