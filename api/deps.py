@@ -10,15 +10,16 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Path, Request
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from temporalio.client import WorkflowExecutionDescription
 
 from baton.agents import AgentSpec
 from baton.api.limits import RateLimiter
 from baton.errors import AgentAccessDenied
 from baton.security.grants import TENANT_PATTERN
 from baton.security.jwt import Identity, JwtVerifier, TokenError
-from baton.security.policies import Policy, refused_agents, satisfies
+from baton.security.policies import Policy, refused_agents, roles_admit, satisfies
 from baton.starter.api_models import MAX_VERSION
-from baton.starter.client import BatonClient
+from baton.starter.client import BatonClient, grant_of
 
 SUBJECT_CHARS = 200
 """The longest token subject the audit trail records."""
@@ -132,6 +133,22 @@ def baton_for(request: Request, who: Identity) -> BatonClient:
     tenant's runs."""
     client: BatonClient = request.app.state.baton
     return client.acting_for(who.subject, who.roles, getattr(request.state, "tenant", None))
+
+
+async def check_steering(baton: BatonClient, who: Identity, run: WorkflowExecutionDescription) -> None:
+    """403 naming the agents of `run` the caller may not use: who sends a run events, answers it
+    or cancels it steers its agents, and must be allowed them as its starter was."""
+    grant = await grant_of(run)
+    if grant is None:  # started without Baton's keys: its workers let it use open agents only
+        return
+    agents = baton.agents
+    refused = [
+        name
+        for name, roles in grant.agents.items()
+        if not roles_admit(who.roles, agents[name].roles if name in agents else roles)
+    ]
+    if refused:
+        raise AgentAccessDenied(refused, who.subject)
 
 
 def check_agents(who: Identity, agents: list[AgentSpec]) -> None:

@@ -13,13 +13,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 
-from baton.api.deps import AgentAccess, IdempotencyKey, Reader, RunId, baton_for, check_agents
+from baton.api.deps import AgentAccess, IdempotencyKey, Reader, RunId, baton_for, check_agents, check_steering
 from baton.api.problems import documented
 from baton.errors import Conflict, NotFound
 from baton.orchestration.models import (
     ManagerSpec,
     OrchestrationResult,
 )
+from baton.security.jwt import Identity
 from baton.starter.api_models import (
     ConcurrentStart,
     GroupChatStart,
@@ -91,12 +92,17 @@ async def start_orchestration(
     return RunInfo(run_id=run.id, ui_url=run.ui_url)
 
 
-async def _run(baton: BatonClient, run_id: str) -> tuple[OrchestrationRun, WorkflowExecutionStatus | None]:
-    """The orchestration run and its status; 404 for a run that is not an orchestration."""
+async def _run(
+    baton: BatonClient, run_id: str, steered_by: Identity | None = None
+) -> tuple[OrchestrationRun, WorkflowExecutionStatus | None]:
+    """The orchestration run and its status; 404 for a run that is not an orchestration.
+    `steered_by`: the caller who would change it, refused (403) the run's agents it may not use."""
     described = await baton.describe_run(run_id)
-    run = OrchestrationRun(baton.temporal.get_workflow_handle(run_id, result_type=OrchestrationResult), baton)
     if described.workflow_type not in WORKFLOW_TYPES:
         raise NotFound(f"{run_id} is not an orchestration run")
+    if steered_by is not None:
+        await check_steering(baton, steered_by, described)
+    run = OrchestrationRun(baton.temporal.get_workflow_handle(run_id, result_type=OrchestrationResult), baton)
     return run, described.status
 
 
@@ -148,7 +154,7 @@ def _event(name: str, data: str) -> str:
 @router.post("/{run_id}/reply", status_code=204, responses=documented(404, 409))
 async def reply(request: Request, run_id: RunId, answer: Reply, who: AgentAccess) -> None:
     """Answer the question the run is waiting on; 409 when it is not waiting."""
-    run, _ = await _run(baton_for(request, who), run_id)
+    run, _ = await _run(baton_for(request, who), run_id, steered_by=who)
     try:
         await run.reply(answer.text, answer.author)
     except WorkflowUpdateFailedError as e:
@@ -158,6 +164,6 @@ async def reply(request: Request, run_id: RunId, answer: Reply, who: AgentAccess
 @router.post("/{run_id}/cancel", status_code=202, responses=documented(404))
 async def cancel(request: Request, run_id: RunId, who: AgentAccess) -> RunInfo:
     """Ask the run to stop."""
-    run, _ = await _run(baton_for(request, who), run_id)
+    run, _ = await _run(baton_for(request, who), run_id, steered_by=who)
     await run.cancel()
     return RunInfo(run_id=run.id, ui_url=run.ui_url)

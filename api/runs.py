@@ -16,11 +16,13 @@ from baton.api.deps import (
     RunId,
     baton_for,
     check_agents,
+    check_steering,
 )
 from baton.api.problems import documented
 from baton.errors import InvalidRequest, NotFound
 from baton.process import EventAccepted, ProcessState
 from baton.process.runtime import BATON_PROCESS, BATON_TENANT
+from baton.security.jwt import Identity
 from baton.starter.api_models import (
     EventRequest,
     ListedRun,
@@ -136,20 +138,25 @@ async def run_state(request: Request, run_id: RunId, who: Reader) -> ProcessStat
 async def send_event(request: Request, run_id: RunId, event: EventRequest, who: AgentAccess) -> EventAccepted:
     """Send an input event: one the process does not declare is refused (400, naming those it
     does), and so is data that does not fit; a finished run takes none (409)."""
-    return await (await _process_run(baton_for(request, who), run_id)).send_event(event.name, event.data)
+    run = await _process_run(baton_for(request, who), run_id, steered_by=who)
+    return await run.send_event(event.name, event.data)
 
 
 @router.post("/{run_id}/cancel", status_code=202, responses=documented(404))
 async def cancel_run(request: Request, run_id: RunId, who: AgentAccess) -> RunInfo:
     """Ask the run to stop; its running steps hear of it."""
-    run = await _process_run(baton_for(request, who), run_id)
+    run = await _process_run(baton_for(request, who), run_id, steered_by=who)
     await run.cancel()
     return RunInfo(run_id=run.id, ui_url=run.ui_url)
 
 
-async def _process_run(baton: BatonClient, run_id: str) -> ProcessRun:
+async def _process_run(baton: BatonClient, run_id: str, steered_by: Identity | None = None) -> ProcessRun:
     """The process run; 404 for any other workflow (an agent run, the audit witness, a
-    subject's retention), which these routes and their policy are not for."""
-    if (await baton.describe_run(run_id)).workflow_type != PROCESS_WORKFLOW:
+    subject's retention), which these routes and their policy are not for. `steered_by`: the
+    caller who would change it, refused (403) the run's agents it may not use."""
+    described = await baton.describe_run(run_id)
+    if described.workflow_type != PROCESS_WORKFLOW:
         raise NotFound(f"{run_id} is not a process run")
+    if steered_by is not None:
+        await check_steering(baton, steered_by, described)
     return baton.get_run(run_id)

@@ -343,6 +343,25 @@ AgentRef = AgentSpec | str
 """An agent given as a spec, or by name in the agent registry."""
 
 
+async def grant_of(run: WorkflowExecutionDescription) -> RunGrant | None:
+    """The grant a run carries (who started it, and the agents it uses), if it has one."""
+    try:
+        return await run.memo_value(GRANT_MEMO, None, type_hint=RunGrant)
+    except ValueError:  # a memo that is not a grant: as if there were none
+        return None
+
+
+def agents_used(input: Any) -> list[AgentSpec]:
+    """The agents a run with this workflow input may use."""
+    if isinstance(input, ProcessInput):
+        return input.process.agents()
+    if isinstance(input, OrchestrationInput):
+        return input.all_agents()
+    if isinstance(input, AgentRunInput):
+        return [input.agent]
+    return []
+
+
 class BatonClient:
     """Starts processes and finds runs, against a running Temporal.
 
@@ -687,7 +706,7 @@ class BatonClient:
             record = await self.records.record(data_subject, processing, workflow_id, self.actor)
         # What is started, never whose data: the subject is in the run's ID only as `~ds`.
         await self.audit("run.start", workflow_id, {"summary": options.get("static_summary", "")})
-        options |= self._acting_options(workflow_id, options.get("search_attributes"))
+        options |= self._acting_options(workflow_id, options.get("search_attributes"), agents_used(arg))
         if if_exists == "return":  # the run the key started, whether it runs or has finished
             options |= {
                 "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
@@ -715,13 +734,16 @@ class BatonClient:
                 )
         return handle
 
-    def _acting_options(self, workflow_id: str, attributes: TypedSearchAttributes | None) -> dict[str, Any]:
+    def _acting_options(
+        self, workflow_id: str, attributes: TypedSearchAttributes | None, agents: list[AgentSpec]
+    ) -> dict[str, Any]:
         """Who the run acts for: a grant its workers check before it uses an agent (signed when
         this client holds Baton's keys), and its tenant among its search attributes."""
         options: dict[str, Any] = {}
         codec = self.temporal.data_converter.payload_codec
         if isinstance(codec, EncryptionCodec):
-            grant = RunGrant.sign(codec.keys, workflow_id, self.actor, self.roles, self.tenant)
+            used = {agent.name: agent.roles for agent in agents}
+            grant = RunGrant.sign(codec.keys, workflow_id, self.actor, self.roles, self.tenant, used)
             options["memo"] = {GRANT_MEMO: grant}
         if self.tenant is not None and self._search_attributes:
             pairs = list(attributes or TypedSearchAttributes.empty)

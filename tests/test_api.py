@@ -32,7 +32,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from baton.agents import AgentSpec
+from baton.agents import AgentRegistry, AgentSpec
 from baton.agents.runtime import AGENT_WORKFLOW, AgentRunInput
 from baton.compliance import AuditLog
 from baton.errors import AccessDenied, InvalidRequest, NotFound, Unauthenticated
@@ -51,7 +51,7 @@ from baton.testing import ProcessEnvironment
 from baton.workers.worker import build_workers
 from tests.browser import chromium
 from tests.oidc_issuer import OidcIssuer
-from tests.steps import approval_process, upper_only
+from tests.steps import Upper, approval_process, upper_only
 
 OPEN_AGENT = """
 name: Helper
@@ -226,6 +226,50 @@ async def test_workers_refuse_an_agent_to_a_run_whose_principal_may_not_use_it(
         assert (await (await finance.start_process(process, "Start", "the books")).result()).supersteps == 1
         assert (await env.client.acting_for("root", ["Admin"]).run_agent("Ledger", "x")).answer
         assert (await plain.run_agent("Helper", "anyone may")).answer
+
+
+async def test_who_steers_a_run_must_be_allowed_its_agents(
+    api: httpx.AsyncClient, api_settings: BatonSettings
+) -> None:
+    """Sending a run an event, answering it or cancelling it steers its agents: a caller without
+    a role of one of them gets 403 naming it, as the run's starter would have."""
+    finance = as_(api_settings, "Agent", "TemplateManager", "Finance", sub="carol")
+    agent = as_(api_settings, "Agent", sub="dave")
+    builder = ProcessBuilder(f"Books{uuid.uuid4().hex[:6]}")
+    upper, books = builder.add_step(Upper), builder.add_agent("Ledger")
+    builder.on_input_event("Start").send_event_to(upper)
+    builder.on_input_event("Close").send_event_to(books)
+    books.on_function_result().stop_process()
+    yaml_text = builder.build(["tests"], agents=AgentRegistry.from_dirs(api_settings.agent_dirs)).to_yaml()
+    created = await api.post(
+        "/v1/templates", content=yaml_text, headers={**finance, "Content-Type": "application/yaml"}
+    )
+    assert created.status_code == 201, created.text
+    started = await api.post(
+        "/v1/runs", json={"template": builder.name, "event": "Start", "data": "q3"}, headers=finance
+    )
+    run_id = started.json()["run_id"]
+    for path, body in [
+        (f"/v1/runs/{run_id}/events", {"name": "Close", "data": "q3"}),
+        (f"/v1/runs/{run_id}/cancel", None),
+    ]:
+        refused = await api.post(path, json=body, headers=agent)
+        assert refused.status_code == 403, (path, refused.text)
+        assert (
+            refused.json()["agents"] == ["Ledger"]
+            and refused.json()["type"] == "urn:baton:error:AgentAccessDenied"
+        )
+    assert (await api.get(f"/v1/runs/{run_id}", headers=agent)).status_code == 200  # reading is not steering
+    sent = await api.post(f"/v1/runs/{run_id}/events", json={"name": "Close", "data": "q3"}, headers=finance)
+    assert sent.status_code == 200, sent.text
+
+    orchestration = await api.post(
+        "/v1/orchestrations",
+        json={"pattern": "sequential", "task": "t", "agents": ["Helper", "Ledger"]},
+        headers=finance,
+    )
+    cancel = await api.post(f"/v1/orchestrations/{orchestration.json()['run_id']}/cancel", headers=agent)
+    assert cancel.status_code == 403 and cancel.json()["agents"] == ["Ledger"]
 
 
 async def test_a_tenant_sees_and_starts_only_its_own_runs(

@@ -41,14 +41,29 @@ class RunGrant(BaseModel):
     roles: list[str] = Field(default_factory=list, max_length=100)
     tenant: str | None = Field(None, pattern=TENANT_PATTERN)
     workflow_id: str = Field(description="The root run this grant is for.")
+    agents: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="The agents the run uses and the roles each named when it started: who steers "
+        "the run (sends it events, answers it, cancels it) must be allowed them too.",
+    )
     signature: str = ""
 
     @classmethod
     def sign(
-        cls, keys: LiveKeyring, workflow_id: str, principal: str, roles: list[str], tenant: str | None
+        cls,
+        keys: LiveKeyring,
+        workflow_id: str,
+        principal: str,
+        roles: list[str],
+        tenant: str | None,
+        agents: dict[str, list[str]] | None = None,
     ) -> RunGrant:
         grant = cls(
-            principal=principal, roles=sorted(roles), tenant=tenant, workflow_id=root_run_id(workflow_id)
+            principal=principal,
+            roles=sorted(roles),
+            tenant=tenant,
+            workflow_id=root_run_id(workflow_id),
+            agents=agents or {},
         )
         return grant.model_copy(update={"signature": grant._mac(keys)})
 
