@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
@@ -34,6 +34,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from baton.api import agents, compliance, orchestrations, problems, runs, templates
 from baton.api.audit import TEXT_CHARS, request_entry
@@ -92,7 +93,7 @@ def create_api(
         DOCS_ASSETS, StaticFiles(directory=str(files("fastapi_offline") / "static")), name="docs-assets"
     )
     app.add_api_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
-    app.middleware("http")(_audit_call)
+    app.add_middleware(CallAudit)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route(
         "/readyz",
@@ -180,23 +181,37 @@ async def readyz(request: Request) -> Any:
     return Readiness(temporal=True, database=True)
 
 
-async def _audit_call(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """Audit every call under /v1 with who, what and the outcome; refusals as `api.denied`.
+class CallAudit:
+    """ASGI middleware: audit every call under /v1 with who, what and the outcome; refusals as
+    `api.denied`.
 
-    The entry is written while the answer goes out, not before (the audit trail's group commit
-    takes it): what a call starts or changes was audited before it was done, by the client
-    acting for the caller; this entry records the call itself. Entries still being written when
+    The entry is written after the answer goes out, not before, and shares the commit of the
+    next entry written (`AuditLog.append_soon`, within a quarter second): what a call starts or
+    changes was audited before it was done, by the client acting for the caller; this entry
+    records the call itself. Entries still being written when
     the API stops are waited for. A call that fails on the server is audited with status 500
-    before its error goes on to the handler that answers it."""
-    if not request.url.path.startswith("/v1/"):
-        return await call_next(request)
-    try:
-        response = await call_next(request)
-    except Exception:
-        _audit_answer(request, 500)
-        raise
-    _audit_answer(request, response.status_code)
-    return response
+    before its error goes on to the handler that answers it. Plain ASGI, not Starlette's
+    `BaseHTTPMiddleware`, which costs each call a task and a memory stream."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:  # on the way out, answered or failed (a 500)
+            _audit_answer(Request(scope), status)
 
 
 def _audit_answer(request: Request, status: int) -> None:
@@ -215,6 +230,6 @@ def _audit_answer(request: Request, status: int) -> None:
 
 async def _write(baton: BatonClient, entry: AuditEntry, call: str) -> None:
     try:
-        await baton.audit_trail.append(entry)
+        await baton.audit_trail.append_soon(entry)
     except Exception:  # the call happened; its answer stands, and the log says what is missing
         log.exception("the API call %s could not be audited", call)

@@ -6,11 +6,12 @@ On one embedded dev server (Baton's configuration) with one worker and the SQLit
     per-call audit entry, JSON both ways), interleaved, after a warm-up;
   - a bearer token checked by `JwtVerifier.verify` with its keys in hand (the dev issuer's ES256
     key, the JWKS cached): a token not seen before, and one seen (remembered for a minute);
-  - reads of a run's state: `ProcessRun.state()` against `GET /v1/runs/{id}`, 16 in flight each.
+  - reads of a run's state: `ProcessRun.state()` against `GET /v1/runs/{id}`, 16 in flight each;
+  - the floor: an HTTP round trip that does nothing (`GET /healthz`), client and server here.
 The API server runs on this process's event loop, as `baton dev` runs it: its CPU is in the numbers.
 
 Run: .venv/bin/python bench/api_overhead.py
-The last line: api_overhead start_wait_p50_added_ms=<> jwt_verify_ms=<> jwt_remembered_ms=<>
+The last line: api_overhead start_wait_p50_added_ms=<> http_round_trip_ms=<> jwt_verify_ms=<> jwt_remembered_ms=<>
 state_reads_per_s_api=<> state_reads_per_s_client=<>
 """
 
@@ -100,13 +101,20 @@ async def main() -> None:
                 )
                 return time.perf_counter() - start
 
+            async def floor_call() -> float:  # the HTTP round trip alone: uvicorn, Starlette, httpx
+                start = time.perf_counter()
+                assert (await http.get("/healthz")).status_code == 200
+                return time.perf_counter() - start
+
             for _ in range(WARMUP):
                 await client_run()
                 await api_run()
-            client_times, api_times = [], []
+                await floor_call()
+            client_times, api_times, floor_times = [], [], []
             for _ in range(SEQUENTIAL):
                 client_times.append(await client_run())
                 api_times.append(await api_run())
+                floor_times.append(await floor_call())
 
             issuer = DevIssuer.load(settings)
             verifier = issuer.verifier()
@@ -126,15 +134,18 @@ async def main() -> None:
             api_reads = await reads_per_second(lambda: http.get(f"/v1/runs/{run.id}", headers=headers))
 
     client_p50, api_p50 = statistics.median(client_times) * 1000, statistics.median(api_times) * 1000
+    floor_p50 = statistics.median(floor_times) * 1000
     print(
-        f"start-and-wait p50: BatonClient {client_p50:.1f} ms, HTTP API {api_p50:.1f} ms ({SEQUENTIAL} each)"
+        f"start-and-wait p50: BatonClient {client_p50:.1f} ms, HTTP API {api_p50:.1f} ms ({SEQUENTIAL} each); "
+        f"an HTTP round trip alone (GET /healthz) {floor_p50:.1f} ms"
     )
     print(f"JWT verification (ES256, keys cached): {verify_ms:.3f} ms new token, {remembered_ms:.4f} ms seen")
     print(
         f"run state reads, {IN_FLIGHT} in flight: BatonClient {client_reads:.0f}/s, HTTP API {api_reads:.0f}/s"
     )
     print(
-        f"api_overhead start_wait_p50_added_ms={api_p50 - client_p50:.1f} jwt_verify_ms={verify_ms:.3f} "
+        f"api_overhead start_wait_p50_added_ms={api_p50 - client_p50:.1f} http_round_trip_ms={floor_p50:.1f} "
+        f"jwt_verify_ms={verify_ms:.3f} "
         f"jwt_remembered_ms={remembered_ms:.4f} "
         f"state_reads_per_s_api={api_reads:.0f} state_reads_per_s_client={client_reads:.0f}"
     )

@@ -47,6 +47,8 @@ from baton.security.pii import PiiMasker, default_masker
 GENESIS = "0" * 64
 """The `prev_hash` of the first entry."""
 MAX_BATCH = 500
+DEFER_SECONDS = 0.25
+"""The longest an `append_soon` waits for another append to share its commit."""
 WRITE_ATTEMPTS = 20
 _APPEND_LOCK = 0x62617564  # PostgreSQL advisory lock key: writers queue here ("baud")
 _VERIFY_BATCH = 5000
@@ -128,6 +130,8 @@ class _Queue:
 
     waiting: list[tuple[AuditEntry, asyncio.Future[AuditRecord]]] = field(default_factory=list)
     writer: asyncio.Task[None] | None = None
+    flush: asyncio.TimerHandle | None = None
+    """Starts the writer for deferred appends (`append_soon`) that nothing else wrote first."""
 
 
 class AuditLog:
@@ -145,6 +149,15 @@ class AuditLog:
 
     async def append(self, *entries: AuditEntry) -> list[AuditRecord]:
         """Add `entries` to the chain, in order; return them as recorded, once committed."""
+        return list(await asyncio.gather(*self._enqueue(entries, defer=False)))
+
+    async def append_soon(self, *entries: AuditEntry) -> list[AuditRecord]:
+        """As `append`, but the commit waits up to `DEFER_SECONDS` for other appends to share it:
+        for records of what has happened already (an API call's outcome), which no one waits on
+        before going on. The next `append` takes them along in its own commit."""
+        return list(await asyncio.gather(*self._enqueue(entries, defer=True)))
+
+    def _enqueue(self, entries: Sequence[AuditEntry], defer: bool) -> list[asyncio.Future[AuditRecord]]:
         loop = asyncio.get_running_loop()
         masked = [self._masked(entry) for entry in entries]  # all checked before any is queued
         queue = self._queues.setdefault(loop, _Queue())
@@ -153,9 +166,18 @@ class AuditLog:
             future: asyncio.Future[AuditRecord] = loop.create_future()
             queue.waiting.append((entry, future))
             futures.append(future)
-        if queue.writer is None or queue.writer.done():
+        if not defer:
+            self._start_writer(queue, loop)
+        elif queue.flush is None:
+            queue.flush = loop.call_later(DEFER_SECONDS, self._start_writer, queue, loop)
+        return futures
+
+    def _start_writer(self, queue: _Queue, loop: asyncio.AbstractEventLoop) -> None:
+        if queue.flush is not None:
+            queue.flush.cancel()
+            queue.flush = None
+        if queue.waiting and (queue.writer is None or queue.writer.done()):
             queue.writer = loop.create_task(self._write_waiting(queue))
-        return list(await asyncio.gather(*futures))
 
     def _masked(self, entry: AuditEntry) -> AuditEntry:
         """The entry as recorded: its detail masked, and refused (ValueError) here, alone, if
