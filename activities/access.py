@@ -13,7 +13,7 @@ from baton.agents.spec import AgentSpec
 from baton.errors import AgentAccessDenied
 from baton.security.grants import InvalidGrant
 from baton.security.keys import LiveKeyring
-from baton.security.policies import roles_admit
+from baton.security.policies import needed_roles, refused_agents
 
 
 class AccessActivities:
@@ -23,22 +23,21 @@ class AccessActivities:
 
     @activity.defn(name=CHECK_AGENT_ACCESS_ACTIVITY)
     async def check_agent_access(self, check: AgentAccessCheck) -> None:
-        """Refuse (`AgentAccessDenied`, not retried) the agents the run's principal may not use."""
-        required = {}
-        for agent in check.agents:
-            known = self._agents.get(agent.name)
-            required[agent.name] = known.roles if known is not None else agent.roles
-        if not any(required.values()):
+        """Refuse (`AgentAccessDenied`, not retried) the agents the run's principal may not use:
+        all of those that need a role when its grant is missing or proves nothing."""
+        gated = [agent for agent in check.agents if needed_roles(agent, self._agents)]
+        if not gated:
             return
         grant, roles = check.grant, list[str]()
         if grant is not None and self._keys is not None:
             try:
-                grant.verify(self._keys, check.workflow_id)
+                grant.check_start(
+                    self._keys, check.workflow_id, check.started_at, [a.name for a in check.agents]
+                )
                 roles = grant.roles
             except InvalidGrant as e:
                 activity.logger.warning("run %s: %s", check.workflow_id, e)
                 grant = None
-        refused = [name for name, needed in required.items() if not roles_admit(roles, needed)]
-        if refused:
+        if refused := refused_agents(roles, gated, self._agents):
             denied = AgentAccessDenied(refused, grant.principal if grant else None)
             raise ApplicationError(str(denied), refused, type="AgentAccessDenied", non_retryable=True)

@@ -11,6 +11,7 @@ from baton.api.deps import AgentAccess, AgentName, IdempotencyKey, baton_for, ch
 from baton.api.problems import documented
 from baton.security.policies import may_use
 from baton.starter.api_models import AgentRunRequest, AgentRunStarted, AgentSummary
+from baton.starter.client import BatonClient
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=documented(401, 403, 429))
 
@@ -22,15 +23,16 @@ async def list_agents(request: Request, who: AgentAccess) -> list[AgentSummary]:
     return [
         AgentSummary(name=a.name, description=a.description, model=a.model, tools=a.tools, roles=a.roles)
         for a in (registry[name] for name in sorted(registry))
-        if may_use(who, a)
+        if may_use(who.roles, a, registry)
     ]
 
 
 @router.get("/{name}", responses=documented(404))
 async def show_agent(request: Request, name: AgentName, who: AgentAccess) -> AgentSpec:
     """One agent's specification."""
-    agent: AgentSpec = request.app.state.baton.agents[name]
-    check_agents(who, [agent])
+    baton: BatonClient = request.app.state.baton
+    agent = baton.agents[name]
+    check_agents(who, [agent], baton.agents)
     return agent
 
 
@@ -48,7 +50,7 @@ async def run_agent(
     `Idempotency-Key` header, a repeated request gets the run the first one started."""
     baton = baton_for(request, who)
     agent = baton.agents[name]
-    check_agents(who, [agent])
+    check_agents(who, [agent], baton.agents)
     handle = await baton.start_agent(
         agent,
         run.input,

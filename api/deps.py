@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Path, Request
@@ -14,10 +15,10 @@ from temporalio.client import WorkflowExecutionDescription
 
 from baton.agents import AgentSpec
 from baton.api.limits import RateLimiter
-from baton.errors import AgentAccessDenied
+from baton.errors import AccessDenied, AgentAccessDenied, BatonError
 from baton.security.grants import TENANT_PATTERN
 from baton.security.jwt import Identity, JwtVerifier, TokenError
-from baton.security.policies import Policy, refused_agents, roles_admit, satisfies
+from baton.security.policies import Policy, Role, refused_agents, satisfies
 from baton.starter.api_models import MAX_VERSION
 from baton.starter.client import BatonClient, grant_of
 
@@ -57,15 +58,15 @@ async def identity(
         error = 'Bearer error="invalid_token"' if token else "Bearer"
         raise HTTPException(401, str(e), {"WWW-Authenticate": error}) from None
     request.state.principal = who.subject
+    await _within_budget(limiter, f"sub:{who.subject}")
     claim = request.app.state.baton.settings.api_tenant_claim
     if claim is not None:
         tenant = who.claims.get(claim)
-        if not isinstance(tenant, str) or not re.match(TENANT_PATTERN, tenant):
+        if not isinstance(tenant, str) or not re.fullmatch(TENANT_PATTERN, tenant):
             raise HTTPException(
                 403, f"the token names no tenant: its {claim!r} claim is missing or not a tenant's name"
             )
         request.state.tenant = tenant
-    await _within_budget(limiter, who.subject)
     return who
 
 
@@ -137,21 +138,26 @@ def baton_for(request: Request, who: Identity) -> BatonClient:
 
 async def check_steering(baton: BatonClient, who: Identity, run: WorkflowExecutionDescription) -> None:
     """403 naming the agents of `run` the caller may not use: who sends a run events, answers it
-    or cancels it steers its agents, and must be allowed them as its starter was."""
-    grant = await grant_of(run)
-    if grant is None:  # started without Baton's keys: its workers let it use open agents only
+    or cancels it steers its agents, and must be allowed them as its starter was. A run whose
+    grant cannot be read or was not signed with Baton's keys is refused to all but Admin."""
+    try:
+        grant = await grant_of(run)
+        if grant is not None and (keys := baton.keys) is not None:
+            grant.verify(keys)
+    except (BatonError, ValueError):
+        if Role.ADMIN in who.roles:
+            return
+        raise AccessDenied(
+            f"the grant of run {run.id} cannot be verified: only an Admin may steer it"
+        ) from None
+    if grant is None:  # started before runs carried grants, or without Baton's keys (open agents only)
         return
-    agents = baton.agents
-    refused = [
-        name
-        for name, roles in grant.agents.items()
-        if not roles_admit(who.roles, agents[name].roles if name in agents else roles)
-    ]
-    if refused:
+    used = [AgentSpec(name=name, instructions="-", roles=roles) for name, roles in grant.agents.items()]
+    if refused := refused_agents(who.roles, used, baton.agents):
         raise AgentAccessDenied(refused, who.subject)
 
 
-def check_agents(who: Identity, agents: list[AgentSpec]) -> None:
+def check_agents(who: Identity, agents: list[AgentSpec], registry: Mapping[str, AgentSpec]) -> None:
     """403 naming the agents of `agents` the caller may not use, if any."""
-    if refused := refused_agents(who, agents):
+    if refused := refused_agents(who.roles, agents, registry):
         raise AgentAccessDenied(refused, who.subject)

@@ -181,6 +181,10 @@ async def readyz(request: Request) -> Any:
     return Readiness(temporal=True, database=True)
 
 
+CLIENT_CLOSED = 499
+"""The status audited for a call whose client left before it was answered (nginx's number)."""
+
+
 class CallAudit:
     """ASGI middleware: audit every call under /v1 with who, what and the outcome; refusals as
     `api.denied`.
@@ -210,8 +214,13 @@ class CallAudit:
 
         try:
             await self.app(scope, receive, sending)
-        finally:  # on the way out, answered or failed (a 500)
-            _audit_answer(Request(scope), status)
+        except asyncio.CancelledError:  # the client went away before the answer
+            _audit_answer(Request(scope), CLIENT_CLOSED if status == 500 else status)
+            raise
+        except Exception:
+            _audit_answer(Request(scope), status)  # 500 unless the answer had begun
+            raise
+        _audit_answer(Request(scope), status)
 
 
 def _audit_answer(request: Request, status: int) -> None:

@@ -37,6 +37,7 @@ from baton.starter.client import ORCHESTRATION_WORKFLOWS, BatonClient, Orchestra
 router = APIRouter(prefix="/v1/orchestrations", tags=["orchestrations"], responses=documented(401, 403, 429))
 WORKFLOW_TYPES = {workflow_type for _, workflow_type in ORCHESTRATION_WORKFLOWS.values()}
 STREAM_POLL_SECONDS = 0.5
+KEEPALIVE_SECONDS = 15.0
 
 
 def _pending(baton: BatonClient, start: OrchestrationStart) -> PendingOrchestration:
@@ -85,7 +86,7 @@ async def start_orchestration(
     request gets the run the first one started."""
     baton = baton_for(request, who)
     pending = _pending(baton, start)
-    check_agents(who, pending.input.all_agents())
+    check_agents(who, pending.input.all_agents(), baton.agents)
     run = await pending.start(
         key=idempotent, if_exists="return", data_subject=start.data_subject, processing=start.processing
     )
@@ -126,17 +127,23 @@ async def orchestration(request: Request, run_id: RunId, who: Reader) -> Orchest
 async def stream(request: Request, run_id: RunId, who: Reader) -> StreamingResponse:
     """The transcript as it grows, as Server-Sent Events a browser's `EventSource` follows:
     `turn` for each turn (JSON), `waiting` when a person is asked (the question), `end` once the
-    run has ended (its status)."""
+    run has ended (its status), and a `: keepalive` comment after 15 s without news."""
     run, _ = await _run(baton_for(request, who), run_id)
     return StreamingResponse(_events(request, run), media_type="text/event-stream")
 
 
 async def _events(request: Request, run: OrchestrationRun) -> AsyncIterator[str]:
     sent, asked = 0, None
+    quiet_since = asyncio.get_running_loop().time()
     while not await request.is_disconnected():
         progress = await run.progress()
         for turn in progress.transcript[sent:]:
             yield _event("turn", turn.model_dump_json())
+        if len(progress.transcript) > sent:
+            quiet_since = asyncio.get_running_loop().time()
+        elif asyncio.get_running_loop().time() - quiet_since > KEEPALIVE_SECONDS:
+            yield ": keepalive\n\n"  # a comment: proxies and clients see the stream is alive
+            quiet_since = asyncio.get_running_loop().time()
         sent = len(progress.transcript)
         if progress.waiting_for != asked and progress.waiting_for is not None:
             yield _event("waiting", json.dumps({"question": progress.waiting_for}))

@@ -110,7 +110,7 @@ async def start_run(
     header), a repeated start returns the run the first one started."""
     baton = baton_for(request, who)
     process = await baton.definitions.load_process(run.template, baton.settings, run.version, baton.agents)
-    check_agents(who, process.compiled.agents())
+    check_agents(who, process.compiled.agents(), baton.agents)
     key = run.key or idempotent
     started = await baton.start_process(
         process,

@@ -87,7 +87,7 @@ async def create_template(request: Request, who: TemplateManagement) -> Template
     problem listed at once (422)."""
     baton = baton_for(request, who)
     process = load_process(await _definition(request), baton.settings.step_modules, baton.agents)
-    check_agents(who, process.compiled.agents())
+    check_agents(who, process.compiled.agents(), baton.agents)
     store = _store(request)
     version = await store.deploy(process.to_definition())
     await baton.audit("template.create", None, {"version": version}, resource=f"template:{process.name}")

@@ -192,6 +192,12 @@ class BatonSettings(BaseSettings):
         description="Where data-subject access exports are written, sealed with the keyring "
         "(default: <data dir>/exports). Shared storage when several compliance workers run.",
     )
+    client_roles: list[str] = Field(
+        default_factory=list,
+        description="Roles a BatonClient acts with when it is given none (the CLI, scripts): runs "
+        "it starts may use the agents these admit. Such a client holds Baton's keys, so it is "
+        "trusted as far as the API is.",
+    )
     codec_roles: list[str] = Field(
         default_factory=lambda: ["Admin"],
         description="Roles allowed to decrypt payloads through the codec server.",

@@ -10,6 +10,7 @@ from collections.abc import Generator, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Generic, Literal, TypeVar
 
+from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,7 +30,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from baton.agents import AgentRegistry, AgentRunResult, AgentSpec
-from baton.agents.runtime import AgentRunInput
+from baton.agents.runtime import AGENT_WORKFLOW, AgentRunInput
 from baton.compliance import (
     HOLD_REASON_LENGTH,
     NOTE_LENGTH,
@@ -50,7 +51,7 @@ from baton.compliance import (
     witness_workflow_id,
 )
 from baton.compliance.audit import AuditAnchor, AuditEntry, AuditLog, local_actor
-from baton.errors import Conflict, InvalidRequest, NotFound
+from baton.errors import BatonError, Conflict, InvalidRequest, NotFound
 from baton.orchestration.models import (
     ConcurrentInput,
     GroupChatInput,
@@ -79,15 +80,15 @@ from baton.process.runtime import (
 )
 from baton.security.codec import EncryptionCodec, subject_run_id
 from baton.security.grants import GRANT_MEMO, RunGrant
+from baton.security.keys import LiveKeyring
 from baton.settings import BatonSettings, get_settings
 from baton.temporal import ConfigurationError, connect, encryption_codec
-from baton.workflows.agent import AgentWorkflow
 from baton.workflows.compliance import (
     AuditWitnessWorkflow,
     DataSubjectRequestWorkflow,
     SubjectRetentionWorkflow,
 )
-from baton.workflows.process import ProcessWorkflow
+from baton.workflows.process import PROCESS_WORKFLOW, ProcessWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +126,10 @@ class RunAlreadyExists(Conflict, ValueError):
     """A run with the same key is running already."""
 
 
-class EventRejected(InvalidRequest):
-    """A process refused an event before anything reached its history; `event` names it."""
+class EventRejected(BatonError):
+    """A process refused an event before anything reached its history; `event` names it. An
+    `InvalidRequest` (400) when the event or its data is wrong, a `Conflict` (409) once the
+    process has finished."""
 
     status = 400
 
@@ -140,27 +143,28 @@ class EventRejected(InvalidRequest):
     @staticmethod
     def of(rejection: EventRejection) -> EventRejected:
         """The error that says why: `UnknownEvent`, `InvalidEventData` or `ProcessFinished`."""
-        kind = {"UnknownEvent": UnknownEvent, "InvalidEventData": InvalidEventData}.get(
-            rejection.reason, ProcessFinished
-        )
-        return kind(rejection)
+        kinds: dict[str, type[EventRejected]] = {
+            "UnknownEvent": UnknownEvent,
+            "InvalidEventData": InvalidEventData,
+        }
+        return kinds.get(rejection.reason, ProcessFinished)(rejection)
 
     def extensions(self) -> dict[str, Any]:
         return {"problems": self.problems} if self.problems else {}
 
 
-class UnknownEvent(EventRejected):
+class UnknownEvent(EventRejected, InvalidRequest):
     """The process declares no input event by that name; `accepted` lists those it does."""
 
     def extensions(self) -> dict[str, Any]:
         return {"accepted": self.accepted}
 
 
-class InvalidEventData(EventRejected):
+class InvalidEventData(EventRejected, InvalidRequest):
     """The event's data does not fit a parameter it fills; `problems` name each target and field."""
 
 
-class ProcessFinished(EventRejected):
+class ProcessFinished(EventRejected, Conflict):
     """The process has stopped (completed, failed or cancelled) and takes no more events."""
 
     status = 409
@@ -387,8 +391,9 @@ class BatonClient:
         self.actor = actor or local_actor()
         """Who this client acts for, in the audit trail: a service or person's name (the API
         passes its caller's); by default the OS user at this host."""
-        self.roles = sorted(roles)
-        """The actor's roles: runs it starts may use the agents these admit (checked by workers)."""
+        self.roles = sorted(roles or self.settings.client_roles)
+        """The actor's roles (by default `client_roles`): runs it starts may use the agents these
+        admit (checked by workers)."""
         self.tenant = tenant
         """The tenant whose runs this client starts and sees (the API's caller's); None for all."""
         self._search_attributes = search_attributes
@@ -419,6 +424,12 @@ class BatonClient:
         acting = copy.copy(self)
         acting.actor, acting.roles, acting.tenant = actor, sorted(roles), tenant
         return acting
+
+    @property
+    def keys(self) -> LiveKeyring | None:
+        """Baton's keyring, when this client's data converter encrypts (it signs runs' grants)."""
+        codec = self.temporal.data_converter.payload_codec
+        return codec.keys if isinstance(codec, EncryptionCodec) else None
 
     async def audit_anchors(self) -> list[AuditAnchor]:
         """The audit chain's anchors, as the audit witness keeps them in its Temporal history."""
@@ -477,7 +488,7 @@ class BatonClient:
                 if_exists,
                 data_subject,
                 processing or process.processing,
-                ProcessWorkflow.run,
+                PROCESS_WORKFLOW,
                 ProcessInput(
                     process=process.compiled,
                     event=event,
@@ -486,6 +497,7 @@ class BatonClient:
                     llm_queue=self.settings.llm_queue,
                 ),
                 task_queue=self.settings.workflows_queue,
+                result_type=ProcessResult,
                 search_attributes=process_search_attributes(process.name)
                 if self._search_attributes
                 else None,
@@ -518,9 +530,10 @@ class BatonClient:
             if_exists,
             data_subject,
             processing or spec.processing,
-            AgentWorkflow.run,
+            AGENT_WORKFLOW,
             AgentRunInput(agent=spec, input=input, llm_queue=self.settings.llm_queue),
             task_queue=self.settings.workflows_queue,
+            result_type=AgentRunResult,
             static_summary=f"agent {spec.name} ({spec.model})",
         )
 
@@ -677,7 +690,7 @@ class BatonClient:
         if_exists: IfExists,
         data_subject: str | None,
         processing: Processing | None,
-        workflow: Any,
+        workflow_type: str,
         arg: Any,
         **options: Any,
     ) -> Any:
@@ -691,8 +704,15 @@ class BatonClient:
 
         A binding outlives a start that failed: the run may have started all the same (a
         timeout), or under another client (the same key and subject at once), and a binding only
-        ever admits its own subject."""
+        ever admits its own subject.
+
+        With `if_exists="return"`, the run found under the ID must be of the same kind (workflow
+        type, process, tenant): a key that another kind of run took is a `Conflict`, never that
+        run's answer."""
         record = None
+        # Who the run acts for, made (and so checked) before anything is recorded.
+        final_id = subject_run_id(workflow_id) if data_subject is not None else workflow_id
+        options |= self._acting_options(final_id, options.get("search_attributes"), agents_used(arg))
         if data_subject is not None:
             if processing is None:
                 raise ProcessingRequired(
@@ -700,28 +720,31 @@ class BatonClient:
                     "processing=Processing(purpose=..., legal_basis=...) or declare it in the process "
                     "or agent definition"
                 )
-            workflow_id = (
-                await self.subjects.register(subject_run_id(workflow_id), data_subject)
-            ).workflow_id
+            workflow_id = (await self.subjects.register(final_id, data_subject)).workflow_id
             record = await self.records.record(data_subject, processing, workflow_id, self.actor)
         # What is started, never whose data: the subject is in the run's ID only as `~ds`.
         await self.audit("run.start", workflow_id, {"summary": options.get("static_summary", "")})
-        options |= self._acting_options(workflow_id, options.get("search_attributes"), agents_used(arg))
         if if_exists == "return":  # the run the key started, whether it runs or has finished
             options |= {
                 "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
                 "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
             }
         try:
-            handle = await self.temporal.start_workflow(workflow, arg, id=workflow_id, **options)
+            handle = await self.temporal.start_workflow(workflow_type, arg, id=workflow_id, **options)
         except Exception as e:
             if if_exists == "return" and isinstance(e, WorkflowAlreadyStartedError):  # it has finished
-                return self.temporal.get_workflow_handle(workflow_id, result_type=options.get("result_type"))
+                handle = self.temporal.get_workflow_handle(
+                    workflow_id, result_type=options.get("result_type")
+                )
+                await self._same_kind(handle, workflow_type, options.get("search_attributes"))
+                return handle
             try:
                 await self.audit("run.start_failed", workflow_id, {"error": type(e).__name__})
             except Exception:  # the start's own error is the one to raise
                 log.exception("the failed start of run %s could not be audited", workflow_id)
             raise
+        if if_exists == "return":  # perhaps a run this start did not make
+            await self._same_kind(handle, workflow_type, options.get("search_attributes"))
         if record is not None:
             try:
                 await self._retention_changed(record.subject_ref)
@@ -734,16 +757,31 @@ class BatonClient:
                 )
         return handle
 
+    async def _same_kind(
+        self, handle: WorkflowHandle[Any, Any], workflow_type: str, attributes: TypedSearchAttributes | None
+    ) -> None:
+        """`Conflict` unless the run under a key is of the kind a start asked for: its workflow
+        type, and its process and tenant (IDs of different kinds can meet: `process-a-b-c` is
+        process `a-b` with key `c`, and process `a` with key `b-c`)."""
+        described = await handle.describe()
+        found = described.typed_search_attributes
+        if described.workflow_type != workflow_type or any(
+            found.get(pair.key) != pair.value for pair in attributes or ()
+        ):
+            raise Conflict(f"run key taken: {handle.id} is another kind of run, or another tenant's")
+
     def _acting_options(
         self, workflow_id: str, attributes: TypedSearchAttributes | None, agents: list[AgentSpec]
     ) -> dict[str, Any]:
         """Who the run acts for: a grant its workers check before it uses an agent (signed when
         this client holds Baton's keys), and its tenant among its search attributes."""
         options: dict[str, Any] = {}
-        codec = self.temporal.data_converter.payload_codec
-        if isinstance(codec, EncryptionCodec):
+        if self.keys is not None:
             used = {agent.name: agent.roles for agent in agents}
-            grant = RunGrant.sign(codec.keys, workflow_id, self.actor, self.roles, self.tenant, used)
+            try:
+                grant = RunGrant.sign(self.keys, workflow_id, self.actor, self.roles, self.tenant, used)
+            except ValidationError as e:
+                raise InvalidRequest(f"the run cannot say whom it acts for: {e.errors()[0]['msg']}") from None
             options["memo"] = {GRANT_MEMO: grant}
         if self.tenant is not None and self._search_attributes:
             pairs = list(attributes or TypedSearchAttributes.empty)

@@ -16,6 +16,7 @@ async with BatonHttpClient("https://baton.example.com", token=access_token) as b
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ from baton.agents import AgentRunResult
 from baton.compliance import Processing
 from baton.errors import (
     AccessDenied,
+    AgentAccessDenied,
     BatonError,
     Conflict,
     InvalidRequest,
@@ -34,7 +36,8 @@ from baton.errors import (
     Unavailable,
 )
 from baton.orchestration.models import ChatTurn
-from baton.process import EventAccepted, ProcessResult, ProcessState
+from baton.process import EventAccepted, ProcessDefinitionError, ProcessResult, ProcessState
+from baton.process.runtime import EventRejection
 from baton.starter.api_models import (
     AgentRunRequest,
     AgentRunStarted,
@@ -51,11 +54,13 @@ from baton.starter.api_models import (
     Template,
     TemplateVersion,
 )
+from baton.starter.client import EventRejected
 
 Model = TypeVar("Model")
 TokenSource = Callable[[], Awaitable[str]]
 """Gives a current access token on each call (a client-credentials flow that refreshes, say)."""
 
+KIND_PREFIX = "urn:baton:error:"
 _FAMILIES: dict[int, type[BatonError]] = {
     400: InvalidRequest,
     401: Unauthenticated,
@@ -85,16 +90,42 @@ def api_error(response: httpx.Response) -> BatonError:
     if not isinstance(problem, dict):
         problem = {}
     detail = str(problem.get("detail") or problem.get("title") or response.reason_phrase)
-    error: BatonError
-    if response.status_code == 429:
+    error = _named(str(problem.get("type", "")), problem, detail)
+    if error is None and response.status_code == 429:
         retry_after = response.headers.get("Retry-After", "")
         error = RateLimited(detail, int(retry_after) if retry_after.isdigit() else None)
-    else:
+    elif error is None:
         family = _FAMILIES.get(
             response.status_code, Unavailable if response.status_code >= 500 else BatonError
         )
         error = family(detail)
     error.problem = problem  # type: ignore[attr-defined]  # every field the API sent
+    return error
+
+
+def _named(kind: str, problem: dict[str, Any], detail: str) -> BatonError | None:
+    """The very error the API names (`urn:baton:error:<kind>`) where a caller acts on its fields:
+    a refused event (`accepted`, `problems`), refused agents, an invalid definition. Others are
+    raised as their family."""
+    kind = kind.removeprefix(KIND_PREFIX)
+    error: BatonError
+    if kind in ("UnknownEvent", "InvalidEventData", "ProcessFinished"):
+        rejection = EventRejection(
+            reason=kind,
+            process="",
+            event="",
+            accepted=list(problem.get("accepted") or []),
+            problems=list(problem.get("problems") or []),
+        )
+        error = EventRejected.of(rejection)
+    elif kind == "AgentAccessDenied":
+        error = AgentAccessDenied(list(problem.get("agents") or []))
+    elif kind == "ProcessDefinitionError":
+        named = re.match(r"process '(.*)' is invalid", detail)
+        error = ProcessDefinitionError(named.group(1) if named else "", list(problem.get("problems") or []))
+    else:
+        return None
+    error.args = (detail,)  # the API's words, not a message made again without the names it knew
     return error
 
 
@@ -161,8 +192,11 @@ class BatonHttpClient:
     async def follow(self, run_id: str) -> AsyncIterator[ChatTurn | str]:
         """The transcript as it grows: each turn, and a question (a `str`) when a person is asked;
         ends when the run does."""
-        async with self._http.stream(
-            "GET", f"/v1/orchestrations/{run_id}/stream", headers=await self._headers()
+        async with self._http.stream(  # no read timeout: a turn or a person may take minutes
+            "GET",
+            f"/v1/orchestrations/{run_id}/stream",
+            headers=await self._headers(),
+            timeout=httpx.Timeout(self._http.timeout.connect, read=None),
         ) as response:
             if response.is_error:
                 await response.aread()
@@ -295,7 +329,7 @@ class BatonHttpClient:
         if wait:
             params = {**(params or {}), "wait": "true"}
         if isinstance(body, BaseModel):
-            content = body.model_dump_json(exclude_none=True)
+            content = body.model_dump_json(exclude_unset=True)
         elif body is not None:
             content = json.dumps(body)
         if content is not None:

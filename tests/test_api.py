@@ -14,6 +14,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,20 +36,21 @@ from temporalio.testing import WorkflowEnvironment
 from baton.agents import AgentRegistry, AgentSpec
 from baton.agents.runtime import AGENT_WORKFLOW, AgentRunInput
 from baton.compliance import AuditLog
-from baton.errors import AccessDenied, InvalidRequest, NotFound, Unauthenticated
+from baton.errors import AccessDenied, AgentAccessDenied, Conflict, InvalidRequest, NotFound, Unauthenticated
 from baton.persistence.db import create_engine
 from baton.persistence.schema import Schema
 from baton.process import ProcessBuilder
-from baton.security.codec import EncryptionCodec
+from baton.process.runtime import ProcessInput
 from baton.security.dev_issuer import DevIssuer
 from baton.security.grants import GRANT_MEMO, RunGrant
 from baton.security.policies import POLICIES, Policy
 from baton.settings import BatonSettings
-from baton.starter import BatonHttpClient
+from baton.starter import BatonClient, BatonHttpClient, ProcessFinished, UnknownEvent
 from baton.starter.api_models import SequentialStart
 from baton.starter.devserver import api_server
 from baton.testing import ProcessEnvironment
 from baton.workers.worker import build_workers
+from baton.workflows.process import PROCESS_WORKFLOW
 from tests.browser import chromium
 from tests.oidc_issuer import OidcIssuer
 from tests.steps import Upper, approval_process, upper_only
@@ -64,6 +66,13 @@ description: Only for finance.
 instructions: Keep the books.
 roles: [Finance]
 """
+VAULT_AGENT = """
+name: Vault
+description: Only for treasury; its tool is no one else's.
+instructions: Size markets.
+tools: [market_size]
+roles: [Treasury]
+"""
 REVIEWER_AGENT = """
 name: Reviewer
 description: Reviews.
@@ -78,6 +87,7 @@ def api_settings(settings: BatonSettings, tmp_path: Path) -> BatonSettings:
     agents.mkdir()
     (agents / "helper.yaml").write_text(OPEN_AGENT)
     (agents / "ledger.yaml").write_text(FINANCE_AGENT)
+    (agents / "vault.yaml").write_text(VAULT_AGENT)
     (agents / "reviewer.yaml").write_text(REVIEWER_AGENT)
     return settings.model_copy(update={"agent_dirs": [agents]})
 
@@ -178,36 +188,76 @@ async def test_workers_refuse_an_agent_to_a_run_whose_principal_may_not_use_it(
 ) -> None:
     """A Temporal client that bypasses the API (with Baton's data converter, even) cannot use an
     agent its principal may not: the worker checks the run's signed grant against the roles of
-    its own agent file, whatever the request says."""
+    its own agent files, whatever the request says."""
     async with ProcessEnvironment(settings=api_settings, client=temporal.client) as env:
-        ledger = env.client.agents["Ledger"]
-        codec = env.temporal.data_converter.payload_codec
-        assert isinstance(codec, EncryptionCodec)
-        signed_for_other_run = RunGrant.sign(codec.keys, "agent-Ledger-other", "bob", ["Finance"], None)
-        attempts: list[tuple[AgentSpec, RunGrant | None]] = [
-            (ledger, None),  # no grant at all
-            (ledger.model_copy(update={"roles": []}), None),  # the request lowers the agent's roles
-            (ledger, signed_for_other_run),  # a grant replayed from another run
+        ledger, helper = env.client.agents["Ledger"], env.client.agents["Helper"]
+        keys = env.client.keys
+        assert keys is not None
+
+        def signed(run_id: str, held: list[str], agents: list[AgentSpec], **changes: Any) -> RunGrant:
+            grant = RunGrant.sign(keys, run_id, "mallory", held, None, {a.name: a.roles for a in agents})
+            return grant.model_copy(update=changes)
+
+        def run_id() -> str:
+            return f"agent-x-{uuid.uuid4().hex}"
+
+        borrowing = AgentSpec(name="Bookish", instructions="Count.", tools=["market_size"])
+        attempts: list[tuple[str, AgentSpec, Any, str]] = [
+            ("no grant at all", ledger, lambda _: None, "Ledger"),
+            (
+                "the request lowers the roles",
+                ledger.model_copy(update={"roles": []}),
+                lambda _: None,
+                "Ledger",
+            ),
+            (
+                "a grant of another run",
+                ledger,
+                lambda _: signed("agent-other", ["Finance"], [ledger]),
+                "Ledger",
+            ),
+            (
+                "a role added after signing",
+                ledger,
+                lambda r: signed(r, ["Agent"], [ledger], roles=["Finance"]),
+                "Ledger",
+            ),
+            ("a grant for other agents", ledger, lambda r: signed(r, ["Finance"], [helper]), "Ledger"),
+            (
+                "a grant signed long before",
+                ledger,
+                lambda r: signed(
+                    r, ["Finance"], [ledger], issued_at=datetime.now(UTC) - timedelta(minutes=30)
+                ),
+                "Ledger",
+            ),
+            (
+                "another name, a gated agent's tool",
+                borrowing,
+                lambda r: signed(r, ["Agent"], [borrowing]),
+                "Bookish",
+            ),
+            (
+                "an open agent's name, a gated agent's tool",
+                helper.model_copy(update={"tools": ["market_size"]}),
+                lambda r: signed(r, ["Agent"], [helper]),
+                "Helper",
+            ),
         ]
-        run_id = f"agent-Ledger-{uuid.uuid4().hex}"
-        mine = RunGrant.sign(codec.keys, run_id, "mallory", ["Agent"], None)
-        attempts.append(
-            (ledger, mine.model_copy(update={"roles": ["Finance"]}))
-        )  # a role added after signing
-        for spec, grant in attempts:
+        for case, spec, grant_for, refused in attempts:
+            workflow_id = run_id()
+            grant = grant_for(workflow_id)
             with pytest.raises(WorkflowFailureError) as failed:
                 await env.temporal.execute_workflow(
                     AGENT_WORKFLOW,
                     AgentRunInput(agent=spec, input="the books", llm_queue=api_settings.llm_queue),
-                    id=run_id
-                    if grant is not None and grant.principal == "mallory"
-                    else f"agent-Ledger-{uuid.uuid4().hex}",
+                    id=workflow_id,
                     task_queue=api_settings.workflows_queue,
                     memo={GRANT_MEMO: grant} if grant is not None else None,
                 )
             cause = failed.value.cause
-            assert isinstance(cause, ApplicationError) and cause.type == "AgentAccessDenied", cause
-            assert "may not use the agents: Ledger" in cause.message
+            assert isinstance(cause, ApplicationError) and cause.type == "AgentAccessDenied", case
+            assert f"may not use the agents: {refused}" in cause.message, case
 
         plain = env.client  # acts for this OS user, without roles
         with pytest.raises(WorkflowFailureError) as failed:
@@ -226,6 +276,8 @@ async def test_workers_refuse_an_agent_to_a_run_whose_principal_may_not_use_it(
         assert (await (await finance.start_process(process, "Start", "the books")).result()).supersteps == 1
         assert (await env.client.acting_for("root", ["Admin"]).run_agent("Ledger", "x")).answer
         assert (await plain.run_agent("Helper", "anyone may")).answer
+        operator = BatonClient(env.temporal, api_settings.model_copy(update={"client_roles": ["Finance"]}))
+        assert (await operator.run_agent("Ledger", "the books")).answer  # BATON_CLIENT_ROLES
 
 
 async def test_who_steers_a_run_must_be_allowed_its_agents(
@@ -270,6 +322,62 @@ async def test_who_steers_a_run_must_be_allowed_its_agents(
     )
     cancel = await api.post(f"/v1/orchestrations/{orchestration.json()['run_id']}/cancel", headers=agent)
     assert cancel.status_code == 403 and cancel.json()["agents"] == ["Ledger"]
+
+
+async def test_a_run_whose_grant_was_forged_is_steered_by_an_admin_only(
+    temporal: WorkflowEnvironment, api_settings: BatonSettings
+) -> None:
+    """A run started around the API with a grant Baton's keys did not sign: the API cannot know
+    whose agents it steers, so only an Admin may send it events or cancel it."""
+    async with ProcessEnvironment(settings=api_settings, client=temporal.client) as env:
+        async with api_server(api_settings, port=free_port(), client=env.client) as url:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as api:
+                process = approval_process(f"Forged{uuid.uuid4().hex[:6]}").build(["tests"])
+                run = await env.client.start_process(process, "Start", "x")
+                forged = RunGrant(
+                    principal="mallory", workflow_id="x", issued_at=datetime.now(UTC), signature="0" * 64
+                )
+                other = await env.temporal.start_workflow(
+                    PROCESS_WORKFLOW,
+                    ProcessInput(
+                        process=process.compiled,
+                        event="Start",
+                        data="y",
+                        steps_queue=api_settings.steps_queue,
+                    ),
+                    id=f"process-{process.name}-forged",
+                    task_queue=api_settings.workflows_queue,
+                    memo={GRANT_MEMO: forged},
+                )
+                event = {"name": "ApprovalReceived", "data": {"approved": True}}
+                refused = await api.post(
+                    f"/v1/runs/{other.id}/events", json=event, headers=as_(api_settings, "Agent")
+                )
+                assert refused.status_code == 403 and "cannot be verified" in refused.json()["detail"]
+                allowed = await api.post(
+                    f"/v1/runs/{other.id}/events", json=event, headers=as_(api_settings, "Admin")
+                )
+                assert allowed.status_code == 200, allowed.text
+                mine = await api.post(
+                    f"/v1/runs/{run.id}/events", json=event, headers=as_(api_settings, "Agent")
+                )
+                assert mine.status_code == 200, mine.text  # a run Baton's client signed: no agents, anyone
+
+
+async def test_a_run_key_taken_by_another_kind_of_run_is_a_conflict_not_its_answer(
+    temporal: WorkflowEnvironment, api_settings: BatonSettings
+) -> None:
+    """`process-a-b-c` is process `a-b` with key `c` and process `a` with key `b-c`: the second
+    start with `if_exists="return"` must not hand over the first one's run."""
+    suffix = uuid.uuid4().hex[:6]
+    first, second = upper_only(f"K{suffix}-b").build(["tests"]), upper_only(f"K{suffix}").build(["tests"])
+    async with ProcessEnvironment(settings=api_settings, client=temporal.client) as env:
+        run = await env.client.start_process(first, "Start", "x", key="c", if_exists="return")
+        assert run.id == f"process-K{suffix}-b-c"
+        with pytest.raises(Conflict, match="another kind of run"):
+            await env.client.start_process(second, "Start", "x", key="b-c", if_exists="return")
+        again = await env.client.start_process(first, "Start", "x", key="c", if_exists="return")
+        assert again.id == run.id  # the same kind: the same run
 
 
 async def test_a_tenant_sees_and_starts_only_its_own_runs(
@@ -325,8 +433,9 @@ async def test_a_tenant_sees_and_starts_only_its_own_runs(
 
                 no_claim = await api.get("/v1/runs", headers=tenant(None))
                 assert no_claim.status_code == 403 and "'tid'" in no_claim.json()["detail"]
-                bad = await api.get("/v1/runs", headers=tenant("acme' OR 'a'='a"))
-                assert bad.status_code == 403
+                for bad_tenant in ["acme' OR 'a'='a", "acme\n", "eu-acme", "x" * 65]:
+                    bad = await api.get("/v1/runs", headers=tenant(bad_tenant))
+                    assert bad.status_code == 403, bad_tenant
 
 
 async def test_templates_are_created_shown_and_refused_with_every_problem(
@@ -943,10 +1052,10 @@ async def test_a_service_drives_baton_through_the_typed_http_client(
         started = await baton.start_process(definition.name, "Start", "hello", key="order-17")
         again = await baton.start_process(definition.name, "Start", "hello", key="order-17")
         assert again.run_id == started.run_id
-        with pytest.raises(InvalidRequest) as unknown:
+        with pytest.raises(UnknownEvent) as unknown:  # the very error BatonClient raises
             await baton.send_event(started.run_id, "Nonsense")
-        problem = unknown.value.problem  # type: ignore[attr-defined]
-        assert problem["type"] == "urn:baton:error:UnknownEvent" and "ApprovalReceived" in problem["accepted"]
+        assert isinstance(unknown.value, InvalidRequest) and "ApprovalReceived" in unknown.value.accepted
+        assert unknown.value.problem["type"] == "urn:baton:error:UnknownEvent"  # type: ignore[attr-defined]
         accepted = await baton.send_event(started.run_id, "ApprovalReceived", {"approved": True})
         assert (accepted.name, accepted.deliveries) == ("ApprovalReceived", 1)
         for _ in range(100):
@@ -955,6 +1064,9 @@ async def test_a_service_drives_baton_through_the_typed_http_client(
                 break
             await asyncio.sleep(0.1)
         assert state.status == "completed"
+        with pytest.raises(ProcessFinished) as finished:
+            await baton.send_event(started.run_id, "ApprovalReceived", {"approved": True})
+        assert isinstance(finished.value, Conflict)
         listed = await baton.list_runs(definition.name)
         assert [run.run_id for run in listed.runs] == [started.run_id]
         with pytest.raises(NotFound):
@@ -962,8 +1074,9 @@ async def test_a_service_drives_baton_through_the_typed_http_client(
 
         assert {a.name for a in await baton.agents()} == {"Helper", "Reviewer"}
         assert (await baton.run_agent("Helper", "hello")).answer
-        with pytest.raises(AccessDenied, match="Ledger"):
+        with pytest.raises(AgentAccessDenied) as denied:
             await baton.run_agent("Ledger", "the books")
+        assert isinstance(denied.value, AccessDenied) and denied.value.agents == ["Ledger"]
         run = await baton.orchestrate(
             SequentialStart(pattern="sequential", task="plan", agents=["Helper", "Reviewer"])
         )

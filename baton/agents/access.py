@@ -1,19 +1,20 @@
 """Workflow side of per-agent authorization: before a run uses agents, its grant is checked.
 
 A run's principal (`baton.security.grants.RunGrant`, in the run's memo) must be allowed to use
-every agent the run names: an agent that names roles needs one of them, or Admin. The check is a
-local activity (`activities.access`), because it needs the worker's keys and agent files, which
-workflow code may not read; its answer is recorded in the run's history, so a replay does not ask
-again. The roles that count are those of the worker's own agent files where an agent is defined
-there, not the ones a request carries.
+every agent the run names (`baton.security.policies.needed_roles`: the roles of the worker's own
+agent files, not the ones a request carries, and those of gated agents whose tools a spec
+brings). The check is a local activity (`activities.access`), because it needs the worker's keys
+and agent files, which workflow code may not read; its answer is recorded in the run's history,
+so a replay does not ask again. It runs once, when a run is started by a client: sub-processes
+and continued runs are started by the checked run's own code, which no client can do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
@@ -25,17 +26,21 @@ AGENTS_AUTHORIZED = "agents-authorized"
 """Patch: runs whose history began before the check replay without it."""
 
 
-class AgentRoles(BaseModel):
+class AgentUse(BaseModel):
+    """An agent as the check reads it (not its instructions: the run's history keeps this)."""
+
     name: str
-    roles: list[str] = Field(default_factory=list)
+    roles: list[str]
+    tools: list[str]
 
 
 class AgentAccessCheck(BaseModel):
     """May the run's principal use these agents? The `baton.check_agent_access` input."""
 
     workflow_id: str
+    started_at: datetime
     grant: RunGrant | None
-    agents: list[AgentRoles]
+    agents: list[AgentUse]
 
 
 def run_grant() -> RunGrant | None:
@@ -49,15 +54,19 @@ def run_grant() -> RunGrant | None:
 async def authorize_agents(agents: Iterable[AgentSpec]) -> None:
     """Fail the run (`AgentAccessDenied`, not retried) unless its principal may use every agent
     of `agents` (workflow code)."""
-    named = {agent.name: agent.roles for agent in agents}
-    if not named or not workflow.patched(AGENTS_AUTHORIZED):
+    named = {agent.name: agent for agent in agents}
+    info = workflow.info()
+    if not named or info.parent is not None or info.continued_run_id is not None:
+        return
+    if not workflow.patched(AGENTS_AUTHORIZED):
         return
     await workflow.execute_local_activity(
         CHECK_AGENT_ACCESS_ACTIVITY,
         AgentAccessCheck(
-            workflow_id=workflow.info().workflow_id,
+            workflow_id=info.workflow_id,
+            started_at=info.start_time,
             grant=run_grant(),
-            agents=[AgentRoles(name=name, roles=roles) for name, roles in named.items()],
+            agents=[AgentUse(name=a.name, roles=a.roles, tools=a.tools) for a in named.values()],
         ),
         start_to_close_timeout=timedelta(seconds=10),
         retry_policy=RetryPolicy(maximum_attempts=3, non_retryable_error_types=["AgentAccessDenied"]),

@@ -6,17 +6,31 @@ read-only Read policy. Every route names one policy; this table is the only plac
 which roles satisfy it (README's roles table is generated from it by the tests).
 
 An agent may further name the roles allowed to use it (`AgentSpec.roles`): a caller needs one of
-them, or Admin, for every agent a request names, wherever it names it.
+them, or Admin, for every agent a request names, wherever it names it (`needed_roles` says what
+counts: the registered agent file's roles, and those of the gated agents whose tools it brings).
+The HTTP API checks it per request, the workers again per run (`activities.access`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
+from typing import Protocol
 
 from baton.agents import AgentSpec
 
 from .jwt import Identity
+
+
+class AgentUse(Protocol):
+    """What the checks read of an agent: an `AgentSpec`, or its summary in a run's check."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def roles(self) -> list[str]: ...
+    @property
+    def tools(self) -> list[str]: ...
 
 
 class Role(StrEnum):
@@ -54,18 +68,35 @@ def satisfies(who: Identity, policy: Policy) -> bool:
     return who.has_any_role(POLICIES[policy])
 
 
-def may_use(who: Identity, agent: AgentSpec) -> bool:
-    """Whether `who` may use `agent`: any caller when it names no roles, else one of its roles
-    or Admin."""
-    return roles_admit(who.roles, agent.roles)
+def may_use(held: Iterable[str], agent: AgentUse, registry: Mapping[str, AgentSpec]) -> bool:
+    """Whether a principal holding the roles `held` may use `agent`: for each set of roles the
+    agent needs (`needed_roles`), one of them, or Admin."""
+    held = set(held)
+    return Role.ADMIN in held or all(not roles.isdisjoint(held) for roles in needed_roles(agent, registry))
 
 
-def roles_admit(held: Iterable[str], required: Iterable[str]) -> bool:
-    """Whether a principal holding `held` may use an agent that names `required`."""
-    required = set(required)
-    return not required or not required.union([Role.ADMIN]).isdisjoint(held)
+def needed_roles(agent: AgentUse, registry: Mapping[str, AgentSpec]) -> list[set[str]]:
+    """What using `agent` takes: one role of each set. The roles of the agent file of its name in
+    `registry` where there is one (a request cannot lower them), else its own; and, for each
+    tool it brings that only agents with roles are given in `registry`, one of those agents'
+    roles (a spec under another name cannot borrow a gated agent's tools)."""
+    registered = registry.get(agent.name)
+    own = registered.roles if registered is not None else agent.roles
+    needs = [set(own)] if own else []
+    given = set(registered.tools) if registered is not None else set()
+    for tool in dict.fromkeys(agent.tools):
+        if tool in given:
+            continue
+        holders = [other for other in registry.values() if tool in other.tools]
+        if holders and all(other.roles for other in holders):
+            needs.append({role for other in holders for role in other.roles})
+    return needs
 
 
-def refused_agents(who: Identity, agents: Iterable[AgentSpec]) -> list[str]:
-    """The names of the agents `who` may not use, in order, each once."""
-    return list(dict.fromkeys(agent.name for agent in agents if not may_use(who, agent)))
+def refused_agents(
+    held: Iterable[str], agents: Iterable[AgentUse], registry: Mapping[str, AgentSpec]
+) -> list[str]:
+    """The names of the agents of `agents` a principal holding `held` may not use, in order,
+    each once."""
+    held = set(held)
+    return list(dict.fromkeys(agent.name for agent in agents if not may_use(held, agent, registry)))
