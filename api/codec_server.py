@@ -49,6 +49,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.middleware.cors import CORSMiddleware
 from google.protobuf import json_format
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import String
 from sqlalchemy.orm import InstrumentedAttribute
 from temporalio.api.common.v1 import Payload, Payloads
@@ -64,6 +65,7 @@ from baton.persistence.payloads import DatabasePayloadDriver, PayloadNotFound
 from baton.security.codec import ENCODING, WORKFLOW, PayloadDecryptionError
 from baton.security.jwt import Identity, JwtVerifier, TokenError
 from baton.settings import BatonSettings, loopback_host
+from baton.telemetry.metrics import CODEC_REQUESTS, memory_watched, metrics_text
 from baton.temporal import encryption_codec, payload_store, settings_converter
 
 DEV_USER = "dev"
@@ -105,7 +107,10 @@ def create_app(
             await (
                 store.schema.ready()
             )  # the embedded SQLite migrates itself; PostgreSQL by `baton db upgrade`
-            async with httpx.AsyncClient(timeout=10) as http:
+            async with (
+                httpx.AsyncClient(timeout=10) as http,
+                memory_watched(settings.memory_warning_mb * 2**20),
+            ):
                 app.state.verifier = verifier or verifier_for(settings, http)
                 app.state.codec = encryption_codec(serving)
                 app.state.payload_store = store
@@ -158,6 +163,7 @@ def create_app(
             )
         for run, count in counts.items():
             audit_log.info("decode by %s in %s, workflow %s: %d payloads", who.subject, namespace, run, count)
+        CODEC_REQUESTS.labels("decode", "ok").inc()
         return json_format.MessageToDict(Payloads(payloads=decoded))
 
     async def encode(request: Request, who: Allowed, namespace: Namespace) -> dict[str, Any]:
@@ -183,11 +189,13 @@ def create_app(
             )
         )
         audit_log.info("encode by %s in %s: %d payloads", who.subject, namespace, len(payloads))
+        CODEC_REQUESTS.labels("encode", "ok").inc()
         return json_format.MessageToDict(Payloads(payloads=encoded))
 
     for prefix in ["", *(["/dev/{capability}"] if dev_routes else [])]:
         app.add_api_route(f"{prefix}/decode", decode, methods=["POST"])
         app.add_api_route(f"{prefix}/encode", encode, methods=["POST"])
+    app.add_api_route("/metrics", _metrics, methods=["GET"])
     return app
 
 
@@ -332,6 +340,11 @@ def _text_problem(value: str, column: InstrumentedAttribute[Any]) -> str | None:
     return None
 
 
+async def _metrics() -> Response:
+    """Prometheus metrics of this process: decodes and encodes by outcome, memory, the SDK's."""
+    return Response(await metrics_text(), media_type=CONTENT_TYPE_LATEST)
+
+
 @contextlib.asynccontextmanager
 async def _failure_audited(
     request: Request, who: Identity, operation: str, namespace: str
@@ -343,6 +356,7 @@ async def _failure_audited(
     except HTTPException:
         raise
     except Exception as e:
+        CODEC_REQUESTS.labels(operation, "failed").inc()
         entry = request_entry(
             request,
             who.subject,
@@ -360,6 +374,7 @@ async def _failure_audited(
 
 async def _audit_refusal(request: Request, refused: Refused) -> Response:
     operation = request.url.path.rsplit("/", 1)[-1]  # decode or encode: the routes that refuse
+    CODEC_REQUESTS.labels(operation if operation in ("decode", "encode") else "other", "refused").inc()
     namespace = request.headers.get("x-namespace", "default")
     if _text_problem(namespace, AuditEventRow.namespace):
         namespace = "(invalid)"

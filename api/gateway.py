@@ -25,12 +25,13 @@ from importlib.resources import files
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from starlette.routing import BaseRoute
@@ -46,6 +47,7 @@ from baton.security.jwt import JwtVerifier
 from baton.security.policies import POLICIES
 from baton.settings import BatonSettings
 from baton.starter.client import BatonClient
+from baton.telemetry.metrics import memory_watched, metrics_text
 
 log = logging.getLogger(__name__)
 ANONYMOUS = "anonymous"
@@ -66,7 +68,10 @@ def create_api(
         baton = client or await BatonClient.connect(settings)
         redis = Redis.from_url(settings.redis_url.get_secret_value()) if settings.redis_url else None
         try:
-            async with httpx.AsyncClient(timeout=10) as http:
+            async with (
+                httpx.AsyncClient(timeout=10) as http,
+                memory_watched(settings.memory_warning_mb * 2**20),
+            ):
                 app.state.verifier = verifier or verifier_for(settings, http)
                 app.state.baton = baton
                 app.state.limiter = RateLimiter(settings.api_rate_limit, redis)
@@ -95,6 +100,7 @@ def create_api(
     app.add_api_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
     app.add_middleware(CallAudit)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
+    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
     app.add_api_route(
         "/readyz",
         readyz,
@@ -168,6 +174,11 @@ def _publish_policies(routes: list[BaseRoute]) -> None:
 async def healthz() -> dict[str, str]:
     """The process answers."""
     return {"status": "alive"}
+
+
+async def metrics() -> Response:
+    """Prometheus metrics of this process (labels never name a run, a user or free text)."""
+    return Response(await metrics_text(), media_type=CONTENT_TYPE_LATEST)
 
 
 async def readyz(request: Request) -> Any:

@@ -192,6 +192,19 @@ class BatonSettings(BaseSettings):
         description="Where data-subject access exports are written, sealed with the keyring "
         "(default: <data dir>/exports). Shared storage when several compliance workers run.",
     )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Where `baton worker` serves `/metrics` (Prometheus) and `/healthz`; unset: "
+        "not served. The API and the codec server serve `/metrics` on their own port.",
+    )
+    metrics_host: str = Field("127.0.0.1", description="The address the worker's metrics listen on.")
+    memory_warning_mb: int = Field(
+        1024,
+        ge=1,
+        description="A process whose resident memory passes this logs a warning (the seed's 1 GB).",
+    )
     client_roles: list[str] = Field(
         default_factory=list,
         description="Roles a BatonClient acts with when it is given none (the CLI, scripts): runs "

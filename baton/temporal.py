@@ -31,6 +31,7 @@ from .process.runtime import BATON_PROCESS, BATON_TENANT
 from .security.codec import EncryptionCodec
 from .security.keys import LiveKeyring, key_provider
 from .settings import BatonSettings, loopback_host
+from .telemetry.metrics import sdk_runtime
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 EMBEDDED_CONNECT_ATTEMPTS = 50
@@ -178,6 +179,7 @@ async def connect(settings: BatonSettings) -> Client:
         else config.get("api_key"),
         tls=tls,
         data_converter=settings_converter(settings, engine_from_settings(settings)),
+        runtime=sdk_runtime(),
     )
 
 
@@ -208,7 +210,9 @@ async def connect_embedded(
     attempts = 0
     while True:
         try:
-            return await Client.connect(f"127.0.0.1:{port}", namespace="default", data_converter=converter)
+            return await Client.connect(
+                f"127.0.0.1:{port}", namespace="default", data_converter=converter, runtime=sdk_runtime()
+            )
         except RuntimeError as e:
             attempts += 1
             if "not healthy" not in str(e) or attempts == EMBEDDED_CONNECT_ATTEMPTS:

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         SequentialInput,
         Status,
     )
+    from baton.telemetry.metrics import ORCHESTRATION_ROUNDS
 
 
 # No `from __future__ import annotations`: see workflows/process.py.
@@ -46,6 +47,7 @@ class _Orchestration:
 
     def __init__(self) -> None:
         self._chat: Chat | None = None
+        self._first_round = 0
         self._status: Status = "running"
         self._question: str | None = None
         self._reply: HumanReply | None = None
@@ -100,6 +102,7 @@ class _Orchestration:
         principal is known to be allowed its agents."""
         await authorize_agents(input.all_agents())
         self._chat = Chat(input.task, input.llm_queue, input.max_context_turns, carried)
+        self._first_round = self._chat.round
         return self._chat
 
     @contextmanager
@@ -113,6 +116,9 @@ class _Orchestration:
         except BaseException as e:
             self._status = "cancelled" if is_cancelled_exception(e) else "failed"
             raise
+        finally:  # the rounds this run made, counted once (not when it replays)
+            if self._chat is not None and not workflow.unsafe.is_replaying():
+                ORCHESTRATION_ROUNDS.labels(self.pattern).inc(self._chat.round - self._first_round)
 
 
 @workflow.defn(name="SequentialOrchestration")

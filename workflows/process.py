@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         process_search_attributes,
     )
     from baton.security.grants import GRANT_MEMO
+    from baton.telemetry.metrics import PROCESS_RUNS, STEP_DURATION
 
 
 MAX_REJECTED_SHOWN = 20
@@ -82,6 +83,8 @@ class ProcessWorkflow:
     async def run(self, input: ProcessInput) -> ProcessResult:
         process = self._process
         supersteps_this_run = 0
+        if input.carried is None:
+            _count_run(process.name, "started")
         await authorize_agents(process.agents())
         try:
             while not self._stopped:
@@ -117,11 +120,14 @@ class ProcessWorkflow:
                     )
         except ApplicationError as e:
             self._status, self._error = "failed", e.message
+            _count_run(process.name, "failed")
             raise
         except asyncio.CancelledError:
             self._status = "cancelled"
+            _count_run(process.name, "cancelled")
             raise
         self._status = "completed"
+        _count_run(process.name, "completed")
         workflow.set_current_details(f"completed after {self._superstep} supersteps")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return ProcessResult(
@@ -243,7 +249,7 @@ class ProcessWorkflow:
         self._current = [f"{step.name}.{function}" for step, function, _ in invocations]
         workflow.set_current_details(f"superstep {self._superstep}: running {', '.join(self._current)}")
         outcomes = await asyncio.gather(
-            *(self._run_step(input, step, function, args) for step, function, args in invocations),
+            *(self._timed_step(input, step, function, args) for step, function, args in invocations),
             return_exceptions=True,
         )
         self._current = []
@@ -280,6 +286,17 @@ class ProcessWorkflow:
                 f"event {event.name} of {where}",
             )
         self._route(process.routes_for("result", step.name, function), outcome.result, f"result of {where}")
+
+    async def _timed_step(
+        self, input: ProcessInput, step: CompiledStep, function: str, args: dict[str, Any]
+    ) -> StepOutcome:
+        """The step, its duration measured (`baton_process_step_duration_seconds`), once."""
+        started = workflow.time()
+        try:
+            return await self._run_step(input, step, function, args)
+        finally:
+            if not workflow.unsafe.is_replaying():
+                STEP_DURATION.labels(self._process.name, step.name).observe(workflow.time() - started)
 
     async def _run_step(
         self, input: ProcessInput, step: CompiledStep, function: str, args: dict[str, Any]
@@ -398,3 +415,9 @@ def _failure(step: str, function: str, error: FailureError) -> StepFailure:
             step=step, function=function, error_type=cause.type or "Error", message=cause.message
         )
     return StepFailure(step=step, function=function, error_type=type(cause).__name__, message=str(cause))
+
+
+def _count_run(process: str, outcome: str) -> None:
+    """`baton_process_runs_total`, once: not again when the run replays."""
+    if not workflow.unsafe.is_replaying():
+        PROCESS_RUNS.labels(process, outcome).inc()

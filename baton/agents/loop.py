@@ -23,6 +23,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from ..llm.messages import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec, Usage
+from ..telemetry.metrics import AGENT_DURATION, AGENT_ERRORS, AGENT_SUCCESS
 from .runtime import LLM_COMPLETE_ACTIVITY, RUN_TOOL_ACTIVITY, AgentRunResult, ToolInvocation, ToolOutcome
 from .spec import AgentSpec
 
@@ -46,7 +47,64 @@ async def run_agent(
     prompt, which comes from the agent). `label` prefixes the activity summaries in the UI.
     `control_tools` are offered besides the agent's own; calling one ends the turn at once and
     the call is returned as `control`, for the calling workflow to act on (a handoff, say).
+
+    Each execution is measured (`baton_agent_execution_*`) and logged (the seed's agent-execution
+    record: agent, operation, duration, tokens, outcome), once: not again when a run replays.
     """
+    started = workflow.time()
+    try:
+        result = await _agent_loop(agent, conversation, llm_queue, label, control_tools)
+    except BaseException as e:
+        _executed(agent, started, error=_error_type(e))
+        raise
+    _executed(agent, started, usage=result.usage)
+    return result
+
+
+def _executed(
+    agent: AgentSpec, started: float, *, usage: Usage | None = None, error: str | None = None
+) -> None:
+    if workflow.unsafe.is_replaying():
+        return
+    operation, seconds = workflow.info().workflow_type, workflow.time() - started
+    AGENT_DURATION.labels(agent.name, operation).observe(seconds)
+    if error is None:
+        AGENT_SUCCESS.labels(agent.name).inc()
+    else:
+        AGENT_ERRORS.labels(agent.name, error).inc()
+    workflow.logger.info(
+        "agent %s %s in %.3f s",
+        agent.name,
+        "answered" if error is None else f"failed ({error})",
+        seconds,
+        extra={
+            "agent": agent.name,
+            "operation": operation,
+            "duration_s": round(seconds, 3),
+            "input_tokens": usage.input_tokens if usage else 0,
+            "output_tokens": usage.output_tokens if usage else 0,
+            "outcome": "success" if error is None else error,
+        },
+    )
+
+
+def _error_type(e: BaseException) -> str:
+    """A bounded name for why an agent failed: the application error's type, else the class."""
+    if is_cancelled_exception(e):
+        return "Cancelled"
+    cause = e.cause if isinstance(e, ActivityError) and e.cause is not None else e
+    if isinstance(cause, ApplicationError) and cause.type:
+        return cause.type
+    return type(cause).__name__
+
+
+async def _agent_loop(
+    agent: AgentSpec,
+    conversation: str | list[ChatMessage],
+    llm_queue: str,
+    label: str,
+    control_tools: Sequence[ToolSpec],
+) -> AgentRunResult:
     control_names = {t.name for t in control_tools}
     history = (
         [ChatMessage(role="user", content=conversation)]

@@ -221,6 +221,8 @@ async def _db_upgrade(args: argparse.Namespace) -> int:
 
 
 async def _worker(args: argparse.Namespace) -> int:
+    from baton.starter.devserver import serving
+    from baton.telemetry.metrics import metrics_app
     from baton.temporal import connect, ensure_search_attributes
     from baton.workers.worker import running_workers
 
@@ -234,9 +236,16 @@ async def _worker(args: argparse.Namespace) -> int:
             "register BatonProcess (Keyword) in the namespace, or runs will not start"
         )
     queues = args.queues or settings.all_queues
-    async with running_workers(client, settings, queues) as workers:
+    async with running_workers(client, settings, queues) as workers, contextlib.AsyncExitStack() as stack:
         served = ", ".join(w.task_queue for w in workers)
         console.print(f"worker serving {served} on {settings.temporal_address or 'the configured Temporal'}")
+        if settings.metrics_port is not None:
+            url = await stack.enter_async_context(
+                serving(
+                    metrics_app(settings), settings.metrics_host, settings.metrics_port, "metrics endpoint"
+                )
+            )
+            console.print(f"metrics: {url}/metrics, health: {url}/healthz")
         await until_stopped()
     return 0
 
