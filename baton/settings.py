@@ -10,6 +10,7 @@ import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -47,6 +48,11 @@ class BatonSettings(BaseSettings):
         "WARNING",
         pattern=r"^(?i:DEBUG|INFO|WARNING|ERROR|CRITICAL)$",
         description="Log level of the `baton` command and its workers; PII is masked in every line.",
+    )
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description="JSON lines (one schema, for a log pipeline) or text; auto: text when stderr is "
+        "a terminal, JSON otherwise (a container).",
     )
     database_url: SecretStr | None = Field(
         None,

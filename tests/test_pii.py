@@ -13,7 +13,7 @@ import pytest
 
 from baton.security.pii import PiiKind, PiiMatch, default_masker, restore
 from baton.starter.cli.pii import HELD_BACK, PIECE
-from baton.telemetry.logs import MaskingFormatter, configure_logging
+from baton.telemetry.logs import JsonFormatter, MaskingFormatter, configure_logging
 from bench.pii_corpus import generate, score
 
 BATON = Path(sys.executable).with_name("baton")
@@ -185,10 +185,12 @@ def test_configure_logging_twice_installs_one_handler() -> None:
     root = logging.getLogger()
     before = list(root.handlers), root.level
     try:
-        configure_logging("DEBUG")
-        configure_logging("warning")
+        configure_logging("DEBUG", "text")
         added = [h for h in root.handlers if h not in before[0]]
         assert len(added) == 1 and isinstance(added[0].formatter, MaskingFormatter)
+        configure_logging("warning", "json")
+        assert [h for h in root.handlers if h not in before[0]] == added  # the same handler
+        assert isinstance(added[0].formatter, JsonFormatter)
         assert root.level == logging.WARNING
     finally:
         root.handlers[:] = before[0]

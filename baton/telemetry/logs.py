@@ -1,19 +1,46 @@
-"""Logging that masks PII: whatever a message, its arguments or a traceback hold, the line written
-says "[EMAIL]", not the address.
+"""Logging that masks PII, as text for a terminal or JSON lines for a deployment.
+
+Whatever a message, its arguments, its fields or a traceback hold, the line written says
+"[EMAIL]", not the address:
 
     configure_logging("DEBUG")
     logging.getLogger(__name__).info("signed in: %s", user.email)  # ... signed in: [EMAIL]
+
+A JSON line has one schema: `time`, `level`, `logger`, `message`, `service`, and whichever apply
+of `workflow_id`, `run_id`, `workflow_type`, `process`, `step`, `agent`, `activity`, `attempt`,
+`task_queue`, `trace_id`, `span_id`, `principal`, `duration_s`, and the fields a caller passes
+in `extra`. Temporal's workflow and activity loggers fill the run's fields (and log nothing
+while a run replays); the OpenTelemetry span current when the line is written fills the trace's.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from opentelemetry import trace
 
 from baton.security.pii import default_masker
 
 # The name marks the handler `configure_logging` installs, so a second call finds it.
 _HANDLER_NAME = "baton-masked-stderr"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+"""A log record's own attributes: anything else on a record came from `extra`."""
+_TEMPORAL = {
+    "workflow_id": "workflow_id",
+    "run_id": "run_id",
+    "workflow_type": "workflow_type",
+    "task_queue": "task_queue",
+    "activity_type": "activity",
+    "attempt": "attempt",
+}
+"""The fields of Temporal's `temporal_workflow` / `temporal_activity` extras a line keeps, renamed."""
+
+LogFormat = Literal["auto", "json", "text"]
 
 
 class MaskingFormatter(logging.Formatter):
@@ -24,16 +51,58 @@ class MaskingFormatter(logging.Formatter):
         return default_masker().mask(super().format(record))
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Log records of `level` and above to stderr through a `MaskingFormatter`, on the root logger.
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (the schema above), every text in it PII-masked."""
 
-    Calling it again changes the level and adds no second handler.
+    def __init__(self, service: str = "baton") -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "service": self.service,
+        }
+        for name in ("temporal_workflow", "temporal_activity"):
+            for key, value in (getattr(record, name, None) or {}).items():
+                if key in _TEMPORAL:
+                    line[_TEMPORAL[key]] = value
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            line["trace_id"], line["span_id"] = f"{span.trace_id:032x}", f"{span.span_id:016x}"
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("temporal_") and key not in line:
+                line[key] = value
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(_masked(line), default=str, ensure_ascii=False)
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return default_masker().mask(value)
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(item) for item in value]
+    return value
+
+
+def configure_logging(level: str = "INFO", format: LogFormat = "auto", service: str = "baton") -> None:
+    """Log records of `level` and above to stderr, PII masked, on the root logger: JSON lines, or
+    text when `format` says so or, by default, when stderr is a terminal.
+
+    Calling it again changes the level and the format, and adds no second handler.
     """
     root = logging.getLogger()
     root.setLevel(level.upper())
-    if any(handler.get_name() == _HANDLER_NAME for handler in root.handlers):
-        return
-    handler = logging.StreamHandler()  # stderr
-    handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(MaskingFormatter(_FORMAT))
-    root.addHandler(handler)
+    handler = next((h for h in root.handlers if h.get_name() == _HANDLER_NAME), None)
+    if handler is None:
+        handler = logging.StreamHandler()  # stderr
+        handler.set_name(_HANDLER_NAME)
+        root.addHandler(handler)
+    as_text = format == "text" or (format == "auto" and sys.stderr.isatty())
+    handler.setFormatter(MaskingFormatter(_FORMAT) if as_text else JsonFormatter(service))

@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     sys.path.append(os.getcwd())
     code = 0
     try:
-        configure_logging(get_settings().log_level)
+        settings = get_settings()
+        configure_logging(settings.log_level, settings.log_format)
         code = asyncio.run(args.handler(args)) or 0
     except KeyboardInterrupt:
         code = 130
