@@ -48,6 +48,7 @@ from baton.security.policies import POLICIES
 from baton.settings import BatonSettings
 from baton.starter.client import BatonClient
 from baton.telemetry.metrics import memory_watched, metrics_text
+from baton.telemetry.tracing import instrument_app
 
 log = logging.getLogger(__name__)
 ANONYMOUS = "anonymous"
@@ -121,6 +122,7 @@ def create_api(
         _publish_policies(router.routes)
         app.include_router(router)
     app.openapi = lambda: _problems_documented(app)  # type: ignore[method-assign]
+    instrument_app(app)
     return app
 
 

@@ -32,6 +32,7 @@ from .security.codec import EncryptionCodec
 from .security.keys import LiveKeyring, key_provider
 from .settings import BatonSettings, loopback_host
 from .telemetry.metrics import sdk_runtime
+from .telemetry.tracing import client_interceptors
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 EMBEDDED_CONNECT_ATTEMPTS = 50
@@ -180,6 +181,7 @@ async def connect(settings: BatonSettings) -> Client:
         tls=tls,
         data_converter=settings_converter(settings, engine_from_settings(settings)),
         runtime=sdk_runtime(),
+        interceptors=client_interceptors(),
     )
 
 
@@ -211,7 +213,11 @@ async def connect_embedded(
     while True:
         try:
             return await Client.connect(
-                f"127.0.0.1:{port}", namespace="default", data_converter=converter, runtime=sdk_runtime()
+                f"127.0.0.1:{port}",
+                namespace="default",
+                data_converter=converter,
+                runtime=sdk_runtime(),
+                interceptors=client_interceptors(),
             )
         except RuntimeError as e:
             attempts += 1

@@ -28,6 +28,7 @@ from baton.llm import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec
 from baton.security.codec import holds_subject
 from baton.security.pii import PiiMasker, PiiPolicy, restore
 from baton.telemetry.metrics import LLM_CALLS, LLM_TOKENS
+from baton.telemetry.tracing import llm_span
 
 from ..heartbeat import heartbeating
 from .breaker import CircuitBreaker
@@ -76,7 +77,19 @@ class LlmActivities:
                 activity.heartbeat(*details)
 
             async def call() -> LlmResponse:
-                return await self._call(provider, outgoing, tools, ref.provider, ref.model, token_arrived)
+                with llm_span(ref.provider, ref.model, request.agent) as span:
+                    answer = await self._call(
+                        provider, outgoing, tools, ref.provider, ref.model, token_arrived
+                    )
+                    span.set_attributes(
+                        {
+                            "gen_ai.response.model": answer.model or ref.model,
+                            "gen_ai.response.finish_reasons": [answer.finish_reason],
+                            "gen_ai.usage.input_tokens": answer.usage.input_tokens,
+                            "gen_ai.usage.output_tokens": answer.usage.output_tokens,
+                        }
+                    )
+                    return answer
 
             if request.cacheable and not self._holds_subject_data():
                 response = await self.cache.get_or_call(self.cache.key(outgoing, tools), call)

@@ -43,6 +43,7 @@ from baton.persistence.db import as_utc
 from baton.persistence.models import AuditEventRow
 from baton.persistence.schema import Schema
 from baton.security.pii import PiiMasker, default_masker
+from baton.telemetry.tracing import current_trace_id
 
 GENESIS = "0" * 64
 """The `prev_hash` of the first entry."""
@@ -67,7 +68,9 @@ class AuditEntry(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict, description="Anything else; its text is PII-masked.")
     ip: str | None = Field(None, max_length=64, description="The caller's address, for requests.")
     user_agent: str | None = Field(None, max_length=400)
-    correlation_id: str | None = Field(None, max_length=64, description="The trace ID, once tracing exists.")
+    correlation_id: str | None = Field(
+        None, max_length=64, description="The trace ID of the span it was written in (tracing on)."
+    )
 
 
 class AuditRecord(AuditEntry):
@@ -182,7 +185,12 @@ class AuditLog:
     def _masked(self, entry: AuditEntry) -> AuditEntry:
         """The entry as recorded: its detail masked, and refused (ValueError) here, alone, if
         it cannot be: one bad entry must not fail the others written in the same transaction."""
-        masked = entry.model_copy(update={"detail": _mask(entry.detail, self._masker)})
+        masked = entry.model_copy(
+            update={
+                "detail": _mask(entry.detail, self._masker),
+                "correlation_id": entry.correlation_id or current_trace_id(),
+            }
+        )
         try:
             _STRICT_JSON.encode(masked.detail)
         except (TypeError, ValueError) as e:

@@ -11,6 +11,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from baton.telemetry.tracing import instrument_engine
+
 from ..settings import BatonSettings
 
 SUPPORTED_DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
@@ -40,8 +42,10 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
             Path(parsed.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
         event.listen(engine.sync_engine, "connect", _write_ahead_log)
-        return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    else:
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    instrument_engine(engine.sync_engine)
+    return engine
 
 
 def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:

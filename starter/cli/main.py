@@ -37,6 +37,7 @@ from baton.starter.cli.security import add_security_commands
 from baton.starter.cli.terminal import until_stopped
 from baton.starter.cli.usage import UsageError
 from baton.telemetry.logs import configure_logging
+from baton.telemetry.tracing import enable_tracing
 
 console = Console()
 err = Console(stderr=True)
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = get_settings()
         configure_logging(settings.log_level, settings.log_format)
+        enable_tracing()  # when the OTEL_* variables configure an exporter
         code = asyncio.run(args.handler(args)) or 0
     except KeyboardInterrupt:
         code = 130
