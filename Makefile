@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint dev clean chromium
+.PHONY: demo test bench lint dev clean chromium prometheus
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ demo: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/baton dev
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium prometheus
 	$(BIN)/python -m pytest
 
 # The UI test drives a real browser: Debian's chromium package, installed only when missing.
@@ -30,6 +30,15 @@ chromium:
 	   apt-get install -y -qq chromium >/dev/null) || \
 	  (echo "error: the UI test needs Chromium and it could not be installed here." \
 	        "Install it (Debian/Ubuntu: sudo apt-get install chromium) and run make test again." >&2; exit 1)
+
+# The metrics tests scrape with a real Prometheus and check the rules with promtool: Debian's
+# prometheus package (both), installed only when missing.
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+	  (echo "installing Debian's prometheus for the metrics tests..." && apt-get update -qq && \
+	   apt-get install -y -qq prometheus >/dev/null) || \
+	  (echo "error: the metrics tests need Prometheus and it could not be installed here." \
+	        "Install it (Debian/Ubuntu: sudo apt-get install prometheus) and run make test again." >&2; exit 1)
 
 bench: $(STAMP)
 	$(BIN)/python bench/process_overhead.py

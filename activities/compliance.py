@@ -64,7 +64,7 @@ from baton.security.codec import PayloadDecryptionError, root_run_id
 from baton.security.files import write_private
 from baton.security.keys import LiveKeyring
 from baton.settings import BatonSettings
-from baton.telemetry.metrics import ALERTS
+from baton.telemetry.metrics import ALERTS, AUDIT_CHAIN_VERIFIED
 from baton.temporal import encryption_codec, history_exists
 
 log = logging.getLogger(__name__)
@@ -332,6 +332,7 @@ class ComplianceActivities:
         """The audit chain's head, once the entries after `since` (the last anchor) verify."""
         head = await self.audit.head()
         verification = await self.audit.verify(since=since)
+        AUDIT_CHAIN_VERIFIED.set(0 if verification.broken else 1)
         return AnchorResult(head=head, broken=verification.broken)
 
     @activity.defn(name=SWEEP_STORED_PAYLOADS_ACTIVITY)

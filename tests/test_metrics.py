@@ -9,20 +9,26 @@ import logging
 import re
 import socket
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from baton.agents import AgentSpec
+from baton.compliance import Processing
+from baton.compliance.gauges import refresh
+from baton.persistence.db import create_engine
 from baton.settings import BatonSettings
 from baton.starter.client import BatonClient
 from baton.starter.devserver import api_server, codec_server, serving
-from baton.telemetry.metrics import metrics_app, watch_memory
+from baton.telemetry.metrics import RETENTION_DUE, SUBJECT_REQUESTS, metrics_app, watch_memory
 from baton.temporal import connect
+from baton.testing import ProcessEnvironment
 from baton.workers.worker import running_workers
 from baton.workflows.agent import AgentWorkflow
 from tests.steps import upper_only
@@ -130,3 +136,34 @@ async def test_memory_above_the_threshold_is_a_warning_once(caplog: pytest.LogCa
     watching.cancel()
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "above the 0 MB warning threshold" in warnings[0].getMessage()
+
+
+async def test_the_compliance_gauges_show_the_retention_backlog(
+    temporal: WorkflowEnvironment, settings: BatonSettings
+) -> None:
+    """A record past its due date and not yet deleted is the backlog the gauge shows; a hold
+    takes it out of the count."""
+    async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
+        records = env.client.records
+        processing = Processing(purpose="support", legal_basis="contract", retention_days=1)
+        subject = f"backlog-{uuid.uuid4().hex}@example.com"
+        record = await records.record(subject, processing, None, "tests")
+        await refresh(env.temporal, records)
+        before = RETENTION_DUE._value.get()
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    sa.text("UPDATE processing_records SET due_at = :past WHERE subject_ref = :ref"),
+                    {"past": datetime.now(UTC) - timedelta(days=1), "ref": record.subject_ref},
+                )
+        finally:
+            await engine.dispose()
+        await refresh(env.temporal, records)
+        assert RETENTION_DUE._value.get() == before + 1
+        assert SUBJECT_REQUESTS.labels("open")._value.get() >= 0
+        await records.hold(
+            record.subject_ref, await records.file_note(record.subject_ref, "litigation"), "tests"
+        )
+        await refresh(env.temporal, records)
+        assert RETENTION_DUE._value.get() == before

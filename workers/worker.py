@@ -48,6 +48,7 @@ from baton.compliance import (
     watch_workflow_id,
     witness_workflow_id,
 )
+from baton.compliance.gauges import kept_current as compliance_gauges
 from baton.security.codec import EncryptionCodec
 from baton.settings import BatonSettings
 from baton.temporal import ConfigurationError, encryption_codec, payload_store
@@ -178,6 +179,11 @@ async def running_workers(
         workers = build_workers(client, settings, queues, llm=llm, allowed_modules=allowed_modules)
         if settings.compliance_queue in queues:
             await install_compliance(client, settings)
+            store = payload_store(client.data_converter)
+            subjects = encryption_codec(client.data_converter).subjects
+            if subjects is not None:
+                records = ProcessingRecords(store.schema, subjects)
+                await stack.enter_async_context(compliance_gauges(client, records))
         for worker in workers:
             await stack.enter_async_context(worker)
         yield workers

@@ -431,6 +431,21 @@ class ProcessingRecords:
             await self._audit.append_within(session, _entry(actor, action, ref, {"days": abs(days)}))
         return await self.state(ref)
 
+    async def count_due(self, now: datetime) -> int:
+        """Records past their due date and not on hold: the retention backlog (a few are normal
+        between the daily sweeps; a growing number is not)."""
+        await self._schema.ready()
+        async with self._sessions() as session:
+            held = select(RetentionHoldRow.subject_ref)
+            return int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(ProcessingRecordRow)
+                    .where(ProcessingRecordRow.due_at < now, ProcessingRecordRow.subject_ref.not_in(held))
+                )
+                or 0
+            )
+
     async def past_due(self, before: datetime, limit: int) -> list[str]:
         """Subjects (references) with a record due before `before` and no legal hold."""
         await self._schema.ready()

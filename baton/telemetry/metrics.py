@@ -76,6 +76,17 @@ STEP_DURATION = Histogram(
 ORCHESTRATION_ROUNDS = Counter(
     "baton_orchestration_rounds_total", "Rounds of orchestrations, by pattern.", ["pattern"]
 )
+RETENTION_DUE = Gauge(
+    "baton_retention_records_due", "Processing records past their due date, not on hold, not yet deleted."
+)
+SUBJECT_REQUESTS = Gauge(
+    "baton_subject_requests",
+    "Data-subject requests running, by state (open, overdue: past one month).",
+    ["state"],
+)
+AUDIT_CHAIN_VERIFIED = Gauge(
+    "baton_audit_chain_verified", "1 when the last check of the audit chain passed, 0 when it found a break."
+)
 CODEC_REQUESTS = Counter(
     "baton_codec_requests_total",
     "Codec server calls by operation (decode, encode) and outcome (ok, refused, failed).",
