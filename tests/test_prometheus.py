@@ -170,7 +170,7 @@ async def test_prometheus_scrapes_a_worker_and_the_api_and_finds_the_agent_that_
                 )
                 assert ran[0]["value"][1] == "1"
                 assert await eventually(http, url, "temporal_workflow_completed_total")  # the SDK's own
-                assert len(await eventually(http, url, 'up{job="baton"} == 1')) == 2  # both targets
+                assert await eventually(http, url, 'count(up{job="baton"} == 1) == 2')  # both targets
                 rules = (await http.get(f"{url}/api/v1/rules")).json()["data"]["groups"]
                 loaded = [rule for group in rules for rule in group["rules"]]
                 assert len(loaded) == 7 and all(rule["health"] in ("ok", "unknown") for rule in loaded)
