@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -18,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from baton.persistence.db import create_engine
 from baton.persistence.migrate import upgrade
 from baton.settings import BatonSettings
+from baton.telemetry.logs import JsonFormatter
 from baton.temporal import (
     settings_converter,
     with_converter,
@@ -27,6 +31,42 @@ from tests.steps import JOURNAL_ENV
 
 REPO = Path(__file__).parents[1]
 POSTGRES_ADMIN_DSN = os.environ.get("BATON_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+LEAKS = {
+    "an email address": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
+    "a JWT": re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}"),
+    "a bearer token": re.compile(r"Bearer\s+[A-Za-z0-9._~+/-]{20,}"),
+    "an API key of the tests": re.compile(r"sk-test-key|ak-test-key"),
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_or_pii_in_any_log_line() -> Iterator[None]:
+    """Every log line the whole test run writes, as JSON lines go out in a deployment (INFO and
+    up, Baton's and Temporal's loggers): none may hold an email address, a token or a key."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.setLevel(logging.INFO)
+    loggers = [
+        logging.getLogger(name) for name in ("baton", "temporalio", "uvicorn")
+    ]  # httpx: see logs.URL_LOGGERS
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    yield
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    leaks = [
+        f"{what}: {line[:300]}"
+        for line in stream.getvalue().splitlines()
+        for what, pattern in LEAKS.items()
+        if pattern.search(line)
+    ]
+    assert not leaks, "log lines that leak:\n" + "\n".join(leaks[:20])
 
 
 @pytest.fixture(scope="session")

@@ -192,6 +192,8 @@ def test_configure_logging_twice_installs_one_handler() -> None:
         assert [h for h in root.handlers if h not in before[0]] == added  # the same handler
         assert isinstance(added[0].formatter, JsonFormatter)
         assert root.level == logging.WARNING
+        configure_logging("INFO", "json")
+        assert logging.getLogger("httpx").level == logging.WARNING  # its INFO lines are whole URLs
     finally:
         root.handlers[:] = before[0]
         root.setLevel(before[1])

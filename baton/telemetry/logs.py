@@ -41,6 +41,8 @@ _TEMPORAL = {
 """The fields of Temporal's `temporal_workflow` / `temporal_activity` extras a line keeps, renamed."""
 
 LogFormat = Literal["auto", "json", "text"]
+URL_LOGGERS = ("httpx", "httpcore")
+"""Libraries that log each request's full URL at INFO; kept at WARNING whatever the level."""
 
 
 class MaskingFormatter(logging.Formatter):
@@ -106,3 +108,5 @@ def configure_logging(level: str = "INFO", format: LogFormat = "auto", service: 
         root.addHandler(handler)
     as_text = format == "text" or (format == "auto" and sys.stderr.isatty())
     handler.setFormatter(MaskingFormatter(_FORMAT) if as_text else JsonFormatter(service))
+    for chatty in URL_LOGGERS:  # their INFO lines are whole URLs: a webhook's may be its secret
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
