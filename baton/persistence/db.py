@@ -9,9 +9,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-
-from baton.telemetry.tracing import instrument_engine
+from sqlalchemy.ext import asyncio as sa_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..settings import BatonSettings
 
@@ -40,11 +39,12 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
+        engine = sa_asyncio.create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
         event.listen(engine.sync_engine, "connect", _write_ahead_log)
     else:
-        engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
-    instrument_engine(engine.sync_engine)
+        engine = sa_asyncio.create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
     return engine
 
 

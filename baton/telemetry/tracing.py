@@ -7,8 +7,8 @@ alone means `otlp`), `OTEL_SERVICE_NAME`, and the rest the SDK reads. Nothing co
 is exported and nothing is instrumented: tracing costs nothing then.
 
 When on, Temporal's `TracingInterceptor` goes on every client Baton connects (and so on its
-workers), and httpx, Redis, every engine `baton.persistence.db` makes (SQLAlchemy) and the
-API's FastAPI app are instrumented; turn it on before those are made. LLM calls get
+workers), and httpx, Redis, every SQLAlchemy engine made afterwards and the API's FastAPI app
+are instrumented; turn it on before those are made. LLM calls get
 a span that follows the GenAI semantic conventions (`llm_span`).
 """
 
@@ -74,15 +74,6 @@ def instrument_app(app: Any) -> None:
         FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
 
 
-def instrument_engine(engine: Any) -> None:
-    """Trace the SQL statements of a SQLAlchemy engine (its sync side), when tracing is on."""
-    if _enabled:
-        from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-
-        # Its version check stops at SQLAlchemy 2.0; the engine events it uses are the same in 2.1.
-        SQLAlchemyInstrumentor().instrument(engine=engine, skip_dep_check=True)
-
-
 @contextlib.contextmanager
 def llm_span(provider: str, model: str, agent: str) -> Iterator[trace.Span]:
     """A span for one LLM call, named and attributed as the GenAI semantic conventions say;
@@ -117,6 +108,11 @@ def _configured_exporter() -> SpanExporter | None:
 def _instrument_libraries() -> None:
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
     HTTPXClientInstrumentor().instrument()
     RedisInstrumentor().instrument()
+    # Every engine made from now on (`persistence.db` calls `create_async_engine` through its
+    # module, so the wrapper applies). Its version check stops at SQLAlchemy 2.0; the engine
+    # events it uses are the same in 2.1.
+    SQLAlchemyInstrumentor().instrument(skip_dep_check=True)
