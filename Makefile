@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/audit_chain.py
 	$(BIN)/python bench/retention_scale.py
 	$(BIN)/python bench/api_overhead.py
+	$(BIN)/python bench/observability_overhead.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
