@@ -206,6 +206,11 @@ class BatonSettings(BaseSettings):
         "not served. The API and the codec server serve `/metrics` on their own port.",
     )
     metrics_host: str = Field("127.0.0.1", description="The address the worker's metrics listen on.")
+    telemetry_content: bool = Field(
+        False,
+        description="Put prompts and answers in LLM spans and agent-execution log records: always "
+        "PII-masked and cut to 1,000 characters. Off: only names, sizes and outcomes.",
+    )
     memory_warning_mb: int = Field(
         1024,
         ge=1,

@@ -16,7 +16,8 @@ from temporalio.worker import Replayer
 
 from baton.agents import AgentSpec
 from baton.settings import BatonSettings
-from baton.telemetry.logs import JsonFormatter
+from baton.telemetry import logs as telemetry_logs
+from baton.telemetry.logs import CONTENT_CHARS, JsonFormatter
 from baton.testing import ProcessEnvironment
 from baton.workflows.agent import AgentWorkflow
 
@@ -82,4 +83,22 @@ async def test_an_agent_run_writes_its_execution_record_once(
     assert record["workflow_id"] == handle.id and record["run_id"] == handle.result_run_id
     assert record["task_queue"] == settings.workflows_queue and record["workflow_type"] == "AgentWorkflow"
     assert isinstance(record["duration_s"], float) and record["output_tokens"] == result.usage.output_tokens
+    assert "input" not in record and "output" not in record  # prompts and answers: only when enabled
     assert "dave@example.com" not in json_lines.getvalue()
+
+
+async def test_with_telemetry_content_the_record_has_the_input_and_answer_masked_and_cut(
+    temporal: WorkflowEnvironment, settings: BatonSettings, json_lines: io.StringIO
+) -> None:
+    settings = settings.model_copy(update={"telemetry_content": True})
+    agent = AgentSpec(name=f"Told{uuid.uuid4().hex[:6]}", instructions="Answer briefly.")
+    question = "write to erin@example.com about " + "x" * 3000
+    try:
+        async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
+            await env.client.run_agent(agent, question)
+    finally:
+        telemetry_logs.content_recorded = False  # the process-wide switch the workers set
+    record = next(line for line in parsed(json_lines) if line.get("agent") == agent.name)
+    assert str(record["input"]).startswith("write to [EMAIL] about xxx")
+    assert len(str(record["input"])) == CONTENT_CHARS + 1 and str(record["input"]).endswith("…")
+    assert record["output"] and "erin@example.com" not in json_lines.getvalue()

@@ -51,6 +51,7 @@ from baton.compliance import (
 from baton.compliance.gauges import kept_current as compliance_gauges
 from baton.security.codec import EncryptionCodec
 from baton.settings import BatonSettings
+from baton.telemetry import logs as telemetry_logs
 from baton.temporal import ConfigurationError, encryption_codec, payload_store
 from baton.workflows.agent import AgentWorkflow
 from baton.workflows.compliance import (
@@ -155,6 +156,7 @@ async def running_workers(
 ) -> AsyncIterator[list[Worker]]:
     """Run workers for `queues` (all of Baton's by default) until the block exits."""
     queues = queues or settings.all_queues
+    telemetry_logs.content_recorded = settings.telemetry_content
     async with contextlib.AsyncExitStack() as stack:
         if settings.workflows_queue in queues:
             import_modules(settings.manager_modules)

@@ -39,6 +39,7 @@ def llm_activities(
         cache,
         default_masker(),
         pseudonym_key=keyring.derive("pseudonyms"),
+        content=settings.telemetry_content,
     )
 
 

@@ -27,6 +27,7 @@ from baton.agents.tools import get_tool
 from baton.llm import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec
 from baton.security.codec import holds_subject
 from baton.security.pii import PiiMasker, PiiPolicy, restore
+from baton.telemetry.logs import excerpt
 from baton.telemetry.metrics import LLM_CALLS, LLM_TOKENS
 from baton.telemetry.tracing import llm_span
 
@@ -47,12 +48,15 @@ class LlmActivities:
         cache: ResponseCache,
         masker: PiiMasker,
         pseudonym_key: bytes,
+        content: bool = False,
     ) -> None:
         self.providers = providers
         self.breaker = breaker
         self.cache = cache
         self.masker = masker
         self.pseudonym_key = pseudonym_key
+        self.content = content
+        """Whether LLM spans carry the prompt and the answer (masked, cut): `telemetry_content`."""
 
     @activity.defn(name=LLM_COMPLETE_ACTIVITY)
     async def complete(self, request: LlmRequest) -> LlmResponse:
@@ -81,6 +85,14 @@ class LlmActivities:
                     answer = await self._call(
                         provider, outgoing, tools, ref.provider, ref.model, token_arrived
                     )
+                    if self.content:
+                        asked = outgoing.messages[-1].content if outgoing.messages else ""
+                        span.set_attributes(
+                            {
+                                "gen_ai.prompt": excerpt(asked),
+                                "gen_ai.completion": excerpt(answer.message.content),
+                            }
+                        )
                     span.set_attributes(
                         {
                             "gen_ai.response.model": answer.model or ref.model,

@@ -23,6 +23,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from ..llm.messages import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec, Usage
+from ..telemetry import logs as telemetry_logs
+from ..telemetry.logs import excerpt
 from ..telemetry.metrics import AGENT_DURATION, AGENT_ERRORS, AGENT_SUCCESS
 from .runtime import LLM_COMPLETE_ACTIVITY, RUN_TOOL_ACTIVITY, AgentRunResult, ToolInvocation, ToolOutcome
 from .spec import AgentSpec
@@ -55,18 +57,32 @@ async def run_agent(
     try:
         result = await _agent_loop(agent, conversation, llm_queue, label, control_tools)
     except BaseException as e:
-        _executed(agent, started, error=_error_type(e))
+        _executed(agent, started, conversation, error=_error_type(e))
         raise
-    _executed(agent, started, usage=result.usage)
+    _executed(agent, started, conversation, usage=result.usage, answer=result.answer)
     return result
 
 
 def _executed(
-    agent: AgentSpec, started: float, *, usage: Usage | None = None, error: str | None = None
+    agent: AgentSpec,
+    started: float,
+    conversation: str | list[ChatMessage],
+    *,
+    usage: Usage | None = None,
+    answer: str | None = None,
+    error: str | None = None,
 ) -> None:
     if workflow.unsafe.is_replaying():
         return
     operation, seconds = workflow.info().workflow_type, workflow.time() - started
+    content = {}
+    if telemetry_logs.content_recorded:  # only logging reads it: no workflow decision does
+        asked = (
+            conversation
+            if isinstance(conversation, str)
+            else (conversation[-1].content if conversation else "")
+        )
+        content = {"input": excerpt(asked), "output": excerpt(answer or "")}
     AGENT_DURATION.labels(agent.name, operation).observe(seconds)
     if error is None:
         AGENT_SUCCESS.labels(agent.name).inc()
@@ -84,6 +100,7 @@ def _executed(
             "input_tokens": usage.input_tokens if usage else 0,
             "output_tokens": usage.output_tokens if usage else 0,
             "outcome": "success" if error is None else error,
+            **content,
         },
     )
 

@@ -45,6 +45,18 @@ URL_LOGGERS = ("httpx", "httpcore")
 """Libraries that log each request's full URL at INFO; kept at WARNING whatever the level."""
 
 
+CONTENT_CHARS = 1000
+"""The most of a prompt or an answer that a log record or a span keeps (`telemetry_content`)."""
+content_recorded = False
+"""Whether this process records prompts and answers (`telemetry_content`, set by its workers)."""
+
+
+def excerpt(text: str) -> str:
+    """`text` as telemetry may keep it: PII-masked, cut to `CONTENT_CHARS`."""
+    masked = default_masker().mask(text)
+    return masked if len(masked) <= CONTENT_CHARS else masked[:CONTENT_CHARS] + "…"
+
+
 class MaskingFormatter(logging.Formatter):
     """A `logging.Formatter` that masks PII in the finished line: the message with its arguments
     filled in, the exception text and the stack, all at once."""
