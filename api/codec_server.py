@@ -109,7 +109,7 @@ def create_app(
             )  # the embedded SQLite migrates itself; PostgreSQL by `baton db upgrade`
             async with (
                 httpx.AsyncClient(timeout=10) as http,
-                memory_watched(settings.memory_warning_mb * 2**20),
+                memory_watched(settings),
             ):
                 app.state.verifier = verifier or verifier_for(settings, http)
                 app.state.codec = encryption_codec(serving)

@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import WorkflowExecutionDescription
 
 from baton.agents import AgentSpec
+from baton.agents.access import AgentUse
 from baton.api.limits import RateLimiter
 from baton.errors import AccessDenied, AgentAccessDenied, BatonError
 from baton.security.grants import TENANT_PATTERN
@@ -152,7 +153,7 @@ async def check_steering(baton: BatonClient, who: Identity, run: WorkflowExecuti
         ) from None
     if grant is None:  # started before runs carried grants, or without Baton's keys (open agents only)
         return
-    used = [AgentSpec(name=name, instructions="-", roles=roles) for name, roles in grant.agents.items()]
+    used = [AgentUse(name=name, roles=roles, tools=[]) for name, roles in grant.agents.items()]
     if refused := refused_agents(who.roles, used, baton.agents):
         raise AgentAccessDenied(refused, who.subject)
 

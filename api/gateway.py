@@ -71,7 +71,7 @@ def create_api(
         try:
             async with (
                 httpx.AsyncClient(timeout=10) as http,
-                memory_watched(settings.memory_warning_mb * 2**20),
+                memory_watched(settings),
             ):
                 app.state.verifier = verifier or verifier_for(settings, http)
                 app.state.baton = baton

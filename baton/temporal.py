@@ -106,6 +106,12 @@ def encryption_codec(converter: DataConverter) -> EncryptionCodec:
     return codec
 
 
+def converter_keys(converter: DataConverter) -> LiveKeyring | None:
+    """The keyring of a converter that encrypts payloads; None for one that does not."""
+    codec = converter.payload_codec
+    return codec.keys if isinstance(codec, EncryptionCodec) else None
+
+
 def payload_store(converter: DataConverter) -> DatabasePayloadDriver:
     """The app-database payload store a converter offloads large payloads to."""
     storage = converter.external_storage

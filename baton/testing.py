@@ -13,6 +13,7 @@ imports `workers` and `starter`, lazily, when an environment starts.
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -160,3 +161,10 @@ class ProcessEnvironment:
         return sorted(
             {s.options.task_queue for p in self._compiled() for s in p.steps.values() if s.options.task_queue}
         )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a test's own server)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -78,11 +78,11 @@ from baton.process.runtime import (
     check_event,
     process_search_attributes,
 )
-from baton.security.codec import EncryptionCodec, subject_run_id
+from baton.security.codec import subject_run_id
 from baton.security.grants import GRANT_MEMO, RunGrant
 from baton.security.keys import LiveKeyring
 from baton.settings import BatonSettings, get_settings
-from baton.temporal import ConfigurationError, connect, encryption_codec
+from baton.temporal import ConfigurationError, connect, converter_keys, encryption_codec
 from baton.workflows.compliance import (
     AuditWitnessWorkflow,
     DataSubjectRequestWorkflow,
@@ -428,8 +428,7 @@ class BatonClient:
     @property
     def keys(self) -> LiveKeyring | None:
         """Baton's keyring, when this client's data converter encrypts (it signs runs' grants)."""
-        codec = self.temporal.data_converter.payload_codec
-        return codec.keys if isinstance(codec, EncryptionCodec) else None
+        return converter_keys(self.temporal.data_converter)
 
     async def audit_anchors(self) -> list[AuditAnchor]:
         """The audit chain's anchors, as the audit witness keeps them in its Temporal history."""

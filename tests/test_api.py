@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -48,7 +47,7 @@ from baton.settings import BatonSettings
 from baton.starter import BatonClient, BatonHttpClient, ProcessFinished, UnknownEvent
 from baton.starter.api_models import SequentialStart
 from baton.starter.devserver import api_server
-from baton.testing import ProcessEnvironment
+from baton.testing import ProcessEnvironment, free_port
 from baton.workers.worker import build_workers
 from baton.workflows.process import PROCESS_WORKFLOW
 from tests.browser import chromium
@@ -98,12 +97,6 @@ async def api(temporal: WorkflowEnvironment, api_settings: BatonSettings) -> Asy
         async with api_server(api_settings, port=free_port(), client=env.client) as url:
             async with httpx.AsyncClient(base_url=url, timeout=30) as http:
                 yield http
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def as_(settings: BatonSettings, *roles: str, sub: str = "alice") -> dict[str, str]:

@@ -36,18 +36,13 @@ from baton.security.jwt import UNVERIFIABLE
 from baton.settings import BatonSettings
 from baton.starter.devserver import codec_server
 from baton.temporal import encryption_codec, payload_store, settings_converter
+from baton.testing import free_port
 from tests.oidc_issuer import OidcIssuer
 from tests.test_cli import REPO, baton_env
 from tests.test_cli import baton as baton_cli
 
 UI = "http://127.0.0.1:8233"
 SECRET = "Zebracorn launch date"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

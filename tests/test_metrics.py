@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,18 +27,12 @@ from baton.starter.client import BatonClient
 from baton.starter.devserver import api_server, codec_server, serving
 from baton.telemetry.metrics import RETENTION_DUE, SUBJECT_REQUESTS, metrics_app, watch_memory
 from baton.temporal import connect
-from baton.testing import ProcessEnvironment
+from baton.testing import ProcessEnvironment, free_port
 from baton.workers.worker import running_workers
 from baton.workflows.agent import AgentWorkflow
 from tests.steps import upper_only
 
 UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

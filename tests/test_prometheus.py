@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -27,6 +26,7 @@ from baton.starter.client import BatonClient
 from baton.starter.devserver import api_server, serving
 from baton.telemetry.metrics import metrics_app
 from baton.temporal import connect
+from baton.testing import free_port
 from baton.workers.worker import running_workers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,12 +56,6 @@ DASHBOARD_SCHEMA = {
         },
     },
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def tool(name: str) -> str:

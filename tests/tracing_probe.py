@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 import uuid
 from pathlib import Path
@@ -30,6 +29,7 @@ from baton.starter.client import BatonClient
 from baton.starter.devserver import api_server
 from baton.telemetry.tracing import enable_tracing
 from baton.temporal import connect
+from baton.testing import free_port
 from baton.workers.worker import running_workers
 from tests.llm_server import FakeLlmServer
 
@@ -38,12 +38,6 @@ name: Traced
 instructions: Answer briefly.
 model: openai:gpt-test
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def main(address: str, data_dir: Path) -> None:

@@ -49,10 +49,9 @@ from baton.compliance import (
     witness_workflow_id,
 )
 from baton.compliance.gauges import kept_current as compliance_gauges
-from baton.security.codec import EncryptionCodec
 from baton.settings import BatonSettings
 from baton.telemetry import logs as telemetry_logs
-from baton.temporal import ConfigurationError, encryption_codec, payload_store
+from baton.temporal import ConfigurationError, converter_keys, encryption_codec, payload_store
 from baton.workflows.agent import AgentWorkflow
 from baton.workflows.compliance import (
     AuditWatchWorkflow,
@@ -91,15 +90,8 @@ def build_workers(
         kwargs: dict[str, Any] = {"activities": [steps.run_step]}
         if queue == settings.compliance_queue:
             store = payload_store(client.data_converter)
-            subjects = encryption_codec(client.data_converter).subjects
-            if subjects is None:
-                raise ConfigurationError("the compliance worker's data converter has no data-subject keys")
             compliance = ComplianceActivities(
-                client,
-                store,
-                AuditLog(store.schema),
-                ProcessingRecords(store.schema, subjects),
-                settings,
+                client, store, AuditLog(store.schema), compliance_records(client), settings
             )
             kwargs = {
                 "workflows": [
@@ -128,10 +120,8 @@ def build_workers(
                 ],
             }
         elif queue == settings.workflows_queue:
-            codec = client.data_converter.payload_codec
             access = AccessActivities(
-                codec.keys if isinstance(codec, EncryptionCodec) else None,
-                AgentRegistry.from_dirs(settings.agent_dirs),
+                converter_keys(client.data_converter), AgentRegistry.from_dirs(settings.agent_dirs)
             )
             kwargs["workflows"] = [ProcessWorkflow, AgentWorkflow, *ORCHESTRATIONS]
             kwargs["activities"] = [steps.run_step, access.check_agent_access]
@@ -174,21 +164,23 @@ async def running_workers(
                 stack.push_async_callback(redis.aclose)
             # The client's own keyring: one per process, so a rotation reaches the codec and the
             # LLM cache at once.
-            codec = client.data_converter.payload_codec
-            llm = llm_activities(
-                settings, http, redis, codec.keys if isinstance(codec, EncryptionCodec) else None
-            )
+            llm = llm_activities(settings, http, redis, converter_keys(client.data_converter))
         workers = build_workers(client, settings, queues, llm=llm, allowed_modules=allowed_modules)
         if settings.compliance_queue in queues:
             await install_compliance(client, settings)
-            store = payload_store(client.data_converter)
-            subjects = encryption_codec(client.data_converter).subjects
-            if subjects is not None:
-                records = ProcessingRecords(store.schema, subjects)
-                await stack.enter_async_context(compliance_gauges(client, records))
+            await stack.enter_async_context(compliance_gauges(client, compliance_records(client)))
         for worker in workers:
             await stack.enter_async_context(worker)
         yield workers
+
+
+def compliance_records(client: Client) -> ProcessingRecords:
+    """The processing records, in the app database of the client's converter, with its subjects'
+    keys; an error for a converter that has none (a compliance worker cannot work without)."""
+    subjects = encryption_codec(client.data_converter).subjects
+    if subjects is None:
+        raise ConfigurationError("the compliance worker's data converter has no data-subject keys")
+    return ProcessingRecords(payload_store(client.data_converter).schema, subjects)
 
 
 async def install_compliance(client: Client, settings: BatonSettings) -> None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from temporalio.client import Client
 
+from baton.aio import in_background
 from baton.telemetry.metrics import RETENTION_DUE, SUBJECT_REQUESTS
 
 from .records import ProcessingRecords
@@ -30,8 +30,7 @@ async def refresh(client: Client, records: ProcessingRecords) -> None:
     SUBJECT_REQUESTS.labels("overdue").set((await client.count_workflows(overdue)).count)
 
 
-@contextlib.asynccontextmanager
-async def kept_current(client: Client, records: ProcessingRecords) -> AsyncIterator[None]:
+def kept_current(client: Client, records: ProcessingRecords) -> contextlib.AbstractAsyncContextManager[None]:
     """`refresh` every minute in the background for the length of a block; a failed refresh is
     logged and tried again, the gauges keep their last values meanwhile."""
 
@@ -43,10 +42,4 @@ async def kept_current(client: Client, records: ProcessingRecords) -> AsyncItera
                 log.warning("compliance gauges not refreshed: %s: %s", type(e).__name__, e)
             await asyncio.sleep(REFRESH_SECONDS)
 
-    task = asyncio.create_task(loop())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return in_background(loop())

@@ -22,7 +22,7 @@ from baton.agents import AgentSpec
 from .jwt import Identity
 
 
-class AgentUse(Protocol):
+class AgentLike(Protocol):
     """What the checks read of an agent: an `AgentSpec`, or its summary in a run's check."""
 
     @property
@@ -68,14 +68,14 @@ def satisfies(who: Identity, policy: Policy) -> bool:
     return who.has_any_role(POLICIES[policy])
 
 
-def may_use(held: Iterable[str], agent: AgentUse, registry: Mapping[str, AgentSpec]) -> bool:
+def may_use(held: Iterable[str], agent: AgentLike, registry: Mapping[str, AgentSpec]) -> bool:
     """Whether a principal holding the roles `held` may use `agent`: for each set of roles the
     agent needs (`needed_roles`), one of them, or Admin."""
     held = set(held)
     return Role.ADMIN in held or all(not roles.isdisjoint(held) for roles in needed_roles(agent, registry))
 
 
-def needed_roles(agent: AgentUse, registry: Mapping[str, AgentSpec]) -> list[set[str]]:
+def needed_roles(agent: AgentLike, registry: Mapping[str, AgentSpec]) -> list[set[str]]:
     """What using `agent` takes: one role of each set. The roles of the agent file of its name in
     `registry` where there is one (a request cannot lower them), else its own; and, for each
     tool it brings that only agents with roles are given in `registry`, one of those agents'
@@ -94,7 +94,7 @@ def needed_roles(agent: AgentUse, registry: Mapping[str, AgentSpec]) -> list[set
 
 
 def refused_agents(
-    held: Iterable[str], agents: Iterable[AgentUse], registry: Mapping[str, AgentSpec]
+    held: Iterable[str], agents: Iterable[AgentLike], registry: Mapping[str, AgentSpec]
 ) -> list[str]:
     """The names of the agents of `agents` a principal holding `held` may not use, in order,
     each once."""

@@ -24,6 +24,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from baton.aio import in_background
+
 if TYPE_CHECKING:
     from baton.settings import BatonSettings
 
@@ -153,16 +155,9 @@ async def watch_memory(limit_bytes: int, every_seconds: float = 30.0) -> None:
         await asyncio.sleep(every_seconds)
 
 
-@contextlib.asynccontextmanager
-async def memory_watched(limit_bytes: int) -> AsyncIterator[None]:
-    """`watch_memory` in the background for the length of a block."""
-    task = asyncio.create_task(watch_memory(limit_bytes))
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def memory_watched(settings: BatonSettings) -> contextlib.AbstractAsyncContextManager[None]:
+    """`watch_memory` at `BATON_MEMORY_WARNING_MB`, in the background for the length of a block."""
+    return in_background(watch_memory(settings.memory_warning_mb * 2**20))
 
 
 def metrics_app(settings: BatonSettings) -> Starlette:
@@ -177,7 +172,7 @@ def metrics_app(settings: BatonSettings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with memory_watched(settings.memory_warning_mb * 2**20):
+        async with memory_watched(settings):
             yield
 
     return Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz)], lifespan=lifespan)
