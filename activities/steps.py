@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 from baton.process.compiler import resolve_step_class
 from baton.process.runtime import RUN_STEP_ACTIVITY, EmittedEventData, StepInvocation, StepOutcome
 from baton.process.step import ProcessStep, StepContext
+from baton.telemetry.logs import log_fields
 
 from .heartbeat import heartbeating
 
@@ -45,8 +46,9 @@ class StepActivities:
         ctx = StepContext(invocation.process_name, invocation.step, attempt=activity.info().attempt)
         # Step code need not heartbeat: a dead worker is noticed within the heartbeat timeout, and
         # a cancelled process cancels its running steps.
-        async with heartbeating():
-            result = await getattr(instance, invocation.function)(ctx, **args)
+        with log_fields(process=invocation.process_name, step=invocation.step):
+            async with heartbeating():
+                result = await getattr(instance, invocation.function)(ctx, **args)
         return StepOutcome(
             result=to_jsonable_python(result),
             events=[EmittedEventData(name=e.name, data=to_jsonable_python(e.data)) for e in ctx.emitted],

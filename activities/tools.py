@@ -7,6 +7,7 @@ from temporalio import activity
 
 from baton.agents.runtime import RUN_TOOL_ACTIVITY, ToolInvocation, ToolOutcome
 from baton.agents.tools import ToolArgumentsInvalid, get_tool
+from baton.telemetry.logs import log_fields
 
 from .heartbeat import heartbeating
 
@@ -19,7 +20,8 @@ async def run_tool(invocation: ToolInvocation) -> ToolOutcome:
     if tool is None:
         return ToolOutcome(content=f"Error: tool {call.name!r} is not available on this worker.", error=True)
     try:
-        async with heartbeating():
-            return ToolOutcome(content=await tool.call(call.arguments))
+        with log_fields(agent=invocation.agent, tool=call.name):
+            async with heartbeating():
+                return ToolOutcome(content=await tool.call(call.arguments))
     except ToolArgumentsInvalid as e:
         return ToolOutcome(content=f"Error: {e}", error=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -293,4 +294,21 @@ def spinner() -> ProcessBuilder:
     b.on_input_event("Halt").send_event_to(spin, function="halt")
     spin.on_event("Again").send_event_to(spin, function="again")
     spin.on_event("Halted").stop_process()
+    return b
+
+
+class Chatty(ProcessStep[NoState]):
+    """Logs through a plain logger of its own, as user code does."""
+
+    @step_function
+    async def run(self, ctx: StepContext, who: str) -> str:
+        logging.getLogger("tests.steps.chatty").info("greeting %s", who)
+        return f"hello {who}"
+
+
+def chatty() -> ProcessBuilder:
+    b = ProcessBuilder("Chatty")
+    step = b.add_step(Chatty, name="Greeter")
+    b.on_input_event("Start").send_event_to(step)
+    step.on_function_result().stop_process()
     return b

@@ -20,6 +20,7 @@ from baton.telemetry import logs as telemetry_logs
 from baton.telemetry.logs import CONTENT_CHARS, JsonFormatter
 from baton.testing import ProcessEnvironment
 from baton.workflows.agent import AgentWorkflow
+from tests.steps import ALLOWED, chatty
 
 
 @pytest.fixture
@@ -63,6 +64,19 @@ def test_a_line_has_the_schema_its_fields_and_its_trace_with_pii_masked(json_lin
     assert first["trace_id"] == f"{context.trace_id:032x}" and first["span_id"] == f"{context.span_id:016x}"
     assert "trace_id" not in second and "ValueError: no account for [EMAIL]" in str(second["exception"])
     assert "@example.com" not in json_lines.getvalue()
+
+
+async def test_a_steps_own_log_lines_name_its_run_process_step_and_attempt(
+    temporal: WorkflowEnvironment, settings: BatonSettings, json_lines: io.StringIO
+) -> None:
+    async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
+        run = await env.start(chatty().build(ALLOWED), "Start", "frank@example.com")
+        assert (await run.result()).output == "hello frank@example.com"
+    line = next(line for line in parsed(json_lines) if line["logger"] == "tests.steps.chatty")
+    assert line["message"] == "greeting [EMAIL]"
+    assert line["process"] == "Chatty" and line["step"] == "Greeter"
+    assert line["workflow_id"] == run.id and line["activity"] == "baton.run_step" and line["attempt"] == 1
+    assert line["task_queue"] == settings.steps_queue and line["workflow_type"] == "ProcessWorkflow"
 
 
 async def test_an_agent_run_writes_its_execution_record_once(

@@ -27,7 +27,7 @@ from baton.agents.tools import get_tool
 from baton.llm import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec
 from baton.security.codec import holds_subject
 from baton.security.pii import PiiMasker, PiiPolicy, restore
-from baton.telemetry.logs import excerpt
+from baton.telemetry.logs import excerpt, log_fields
 from baton.telemetry.metrics import LLM_CALLS, LLM_TOKENS
 from baton.telemetry.tracing import llm_span
 
@@ -61,6 +61,10 @@ class LlmActivities:
     @activity.defn(name=LLM_COMPLETE_ACTIVITY)
     async def complete(self, request: LlmRequest) -> LlmResponse:
         """Answer `request` with its model; errors say whether a retry can help."""
+        with log_fields(agent=request.agent):
+            return await self._complete(request)
+
+    async def _complete(self, request: LlmRequest) -> LlmResponse:
         ref = request.ref
         provider = self.providers.get(ref.provider)
         if provider is None:

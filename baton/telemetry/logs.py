@@ -10,18 +10,25 @@ A JSON line has one schema: `time`, `level`, `logger`, `message`, `service`, and
 of `workflow_id`, `run_id`, `workflow_type`, `process`, `step`, `agent`, `activity`, `attempt`,
 `task_queue`, `trace_id`, `span_id`, `principal`, `duration_s`, and the fields a caller passes
 in `extra`. Temporal's workflow and activity loggers fill the run's fields (and log nothing
-while a run replays); the OpenTelemetry span current when the line is written fills the trace's.
+while a run replays); so does any logger used inside an activity, a step's own say, with
+`log_fields` adding the process, step or agent; the OpenTelemetry span current when the line is
+written fills the trace's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, Literal
 
 from opentelemetry import trace
+from temporalio import activity
 
 from baton.security.pii import default_masker
 
@@ -57,6 +64,35 @@ def excerpt(text: str) -> str:
     return masked if len(masked) <= CONTENT_CHARS else masked[:CONTENT_CHARS] + "…"
 
 
+_context_fields: ContextVar[Mapping[str, Any]] = ContextVar("baton_log_fields", default=MappingProxyType({}))
+
+
+@contextlib.contextmanager
+def log_fields(**fields: Any) -> Iterator[None]:
+    """Put `fields` (`process="Onboarding", step="Review"`, say) on every JSON line written in
+    this block, by any logger: a step's or a tool's own lines get them too."""
+    token = _context_fields.set({**_context_fields.get(), **fields})
+    try:
+        yield
+    finally:
+        _context_fields.reset(token)
+
+
+def _activity_fields() -> dict[str, Any]:
+    """The running activity's fields, for lines not written through `activity.logger`."""
+    if not activity.in_activity():
+        return {}
+    info = activity.info()
+    return {
+        "workflow_id": info.workflow_id,
+        "run_id": info.workflow_run_id,
+        "workflow_type": info.workflow_type,
+        "task_queue": info.task_queue,
+        "activity": info.activity_type,
+        "attempt": info.attempt,
+    }
+
+
 class MaskingFormatter(logging.Formatter):
     """A `logging.Formatter` that masks PII in the finished line: the message with its arguments
     filled in, the exception text and the stack, all at once."""
@@ -84,6 +120,9 @@ class JsonFormatter(logging.Formatter):
             for key, value in (getattr(record, name, None) or {}).items():
                 if key in _TEMPORAL:
                     line[_TEMPORAL[key]] = value
+        if "activity" not in line:
+            line.update(_activity_fields())
+        line.update(_context_fields.get())
         span = trace.get_current_span().get_span_context()
         if span.is_valid:
             line["trace_id"], line["span_id"] = f"{span.trace_id:032x}", f"{span.span_id:016x}"

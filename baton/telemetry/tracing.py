@@ -2,9 +2,11 @@
 start-workflow, the workflow, each activity, to the HTTP request to the LLM provider.
 
 Configured by the standard variables: `OTEL_TRACES_EXPORTER` (`otlp`, `console`, `none`),
-`OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (OTLP over HTTP; an endpoint
-alone means `otlp`), `OTEL_SERVICE_NAME`, and the rest the SDK reads. Nothing configured, nothing
-is exported and nothing is instrumented: tracing costs nothing then.
+`OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (an endpoint alone means
+`otlp`), `OTEL_EXPORTER_OTLP_PROTOCOL` / `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` (`http/protobuf`, the
+default, or `grpc`), `OTEL_SERVICE_NAME`, and the rest the SDK reads (headers, certificates,
+timeouts). Nothing configured, nothing is exported and nothing is instrumented: tracing costs
+nothing then. A value Baton cannot honour is a `ConfigurationError`, not silence.
 
 When on, Temporal's `TracingInterceptor` goes on every client Baton connects (and so on its
 workers), and httpx, Redis, every SQLAlchemy engine made afterwards and the API's FastAPI app
@@ -23,6 +25,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+from baton.errors import ConfigurationError
 
 _enabled = False
 tracer = trace.get_tracer("baton")
@@ -49,6 +53,24 @@ def enable_tracing(provider: TracerProvider | None = None, service: str = "baton
 
 def tracing_enabled() -> bool:
     return _enabled
+
+
+def flush_tracing() -> None:
+    """Export the spans still buffered and stop exporting: before a process leaves."""
+    provider = trace.get_tracer_provider()
+    if _enabled and isinstance(provider, TracerProvider):
+        provider.shutdown()
+
+
+@contextlib.contextmanager
+def command_span(command: str) -> Iterator[trace.Span | None]:
+    """The root span of one `baton` command (its arguments stay out: they may hold personal
+    data); what the command does, a workflow start say, is traced inside it."""
+    if not _enabled:
+        yield None
+        return
+    with tracer.start_as_current_span(command, attributes={"baton.command": command}) as span:
+        yield span
 
 
 def current_trace_id() -> str | None:
@@ -92,17 +114,38 @@ def llm_span(provider: str, model: str, agent: str) -> Iterator[trace.Span]:
 
 
 def _configured_exporter() -> SpanExporter | None:
-    chosen = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_ENDPOINT"
-    )
+    chosen = _variable("OTEL_TRACES_EXPORTER").lower()
     if chosen == "console":
         return ConsoleSpanExporter()
-    if chosen == "otlp" or (not chosen and endpoint):
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    if chosen == "otlp" or (
+        not chosen and _variable("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+    ):
+        return _otlp_exporter()
+    if chosen in ("", "none"):
+        return None
+    raise ConfigurationError(
+        f"OTEL_TRACES_EXPORTER={chosen!r} is not an exporter Baton has: use otlp, console or none"
+    )
 
-        return OTLPSpanExporter()
-    return None
+
+def _otlp_exporter() -> SpanExporter:
+    protocol = _variable("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL").lower()
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as OverGrpc
+
+        return OverGrpc()
+    if protocol in ("", "http/protobuf"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as OverHttp
+
+        return OverHttp()
+    raise ConfigurationError(
+        f"OTLP protocol {protocol!r} is not supported for traces: use grpc or http/protobuf"
+    )
+
+
+def _variable(*names: str) -> str:
+    """The first of the environment variables `names` that is set, stripped; '' when none is."""
+    return next((value.strip() for name in names if (value := os.environ.get(name, "")).strip()), "")
 
 
 def _instrument_libraries() -> None:

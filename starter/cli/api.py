@@ -17,7 +17,7 @@ def add_api_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("api", help="serve the HTTP API (OpenAPI at /docs) until Ctrl-C")
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=API_PORT, help=f"the port (default {API_PORT})")
-    p.set_defaults(handler=_api)
+    p.set_defaults(handler=_api, serving=True)
 
 
 async def _api(args: argparse.Namespace) -> int:

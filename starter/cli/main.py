@@ -37,7 +37,7 @@ from baton.starter.cli.security import add_security_commands
 from baton.starter.cli.terminal import until_stopped
 from baton.starter.cli.usage import UsageError
 from baton.telemetry.logs import configure_logging
-from baton.telemetry.tracing import enable_tracing
+from baton.telemetry.tracing import command_span, enable_tracing, flush_tracing
 
 console = Console()
 err = Console(stderr=True)
@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> None:
         settings = get_settings()
         configure_logging(settings.log_level, settings.log_format)
         enable_tracing()  # when the OTEL_* variables configure an exporter
-        code = asyncio.run(args.handler(args)) or 0
+        # A command is one trace; a server's requests and runs are traces of their own.
+        with command_span(args.command) if not getattr(args, "serving", False) else contextlib.nullcontext():
+            code = asyncio.run(args.handler(args)) or 0
     except KeyboardInterrupt:
         code = 130
     except BatonError as e:
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # the one place where any failure becomes a message and a status
         err.print(f"[red]error:[/] {type(e).__name__}: {escape(str(e))}")
         code = 1
+    flush_tracing()
     sys.stdout.flush()
     sys.stderr.flush()
     # Leave without interpreter teardown: the Temporal SDK's runtime threads can crash it
@@ -83,11 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_demo)
 
     p = sub.add_parser("dev", help="Temporal dev server with UI, and a worker for every queue, until Ctrl-C")
-    p.set_defaults(handler=_dev)
+    p.set_defaults(handler=_dev, serving=True)
 
     p = sub.add_parser("worker", help="a worker against BATON_TEMPORAL_ADDRESS")
     p.add_argument("--queues", nargs="+", help="task queues to serve (default: all of Baton's)")
-    p.set_defaults(handler=_worker)
+    p.set_defaults(handler=_worker, serving=True)
 
     db = sub.add_parser("db", help="the app database").add_subparsers(required=True, metavar="ACTION")
     p = db.add_parser("upgrade", help="apply the database migrations")
@@ -124,7 +127,17 @@ def _parser() -> argparse.ArgumentParser:
     add_audit_commands(sub)
     add_compliance_commands(sub)
     add_pii_commands(sub)
+    _name_commands(parser)
     return parser
+
+
+def _name_commands(parser: argparse.ArgumentParser) -> None:
+    """Give every command its full name (`baton process run`) as `args.command`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                command.set_defaults(command=command.prog)
+                _name_commands(command)
 
 
 # -- process ------------------------------------------------------------------------------------

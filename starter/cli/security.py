@@ -27,7 +27,7 @@ def add_security_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("codec-server", help="serve the codec server for the Temporal UI until Ctrl-C")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8234)
-    p.set_defaults(handler=_codec_server)
+    p.set_defaults(handler=_codec_server, serving=True)
 
 
 async def _token(args: argparse.Namespace) -> int:
