@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -33,11 +34,13 @@ def json_lines() -> Iterator[io.StringIO]:
     level = root.level
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    workflow.logger.workflow_info_on_message = False  # as `configure_logging` sets it for JSON
     try:
         yield stream
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+        workflow.logger.workflow_info_on_message = True
 
 
 def parsed(stream: io.StringIO) -> list[dict[str, object]]:
@@ -94,6 +97,7 @@ async def test_an_agent_run_writes_its_execution_record_once(
     assert len(records) == 1, records  # the replay wrote none
     record = records[0]
     assert record["operation"] == "AgentWorkflow" and record["outcome"] == "success"
+    assert str(record["message"]).endswith(" s")  # the run's fields are fields, not in the message
     assert record["workflow_id"] == handle.id and record["run_id"] == handle.result_run_id
     assert record["task_queue"] == settings.workflows_queue and record["workflow_type"] == "AgentWorkflow"
     assert isinstance(record["duration_s"], float) and record["output_tokens"] == result.usage.output_tokens

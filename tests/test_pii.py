@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from temporalio import activity, workflow
 
 from baton.security.pii import PiiKind, PiiMatch, default_masker, restore
 from baton.starter.cli.pii import HELD_BACK, PIECE
@@ -194,6 +195,10 @@ def test_configure_logging_twice_installs_one_handler() -> None:
         assert root.level == logging.WARNING
         configure_logging("INFO", "json")
         assert logging.getLogger("httpx").level == logging.WARNING  # its INFO lines are whole URLs
+        # A JSON line has the run's fields as fields: Temporal does not append them to the message.
+        assert not workflow.logger.workflow_info_on_message and not activity.logger.activity_info_on_message
+        configure_logging("INFO", "text")
+        assert workflow.logger.workflow_info_on_message and activity.logger.activity_info_on_message
     finally:
         root.handlers[:] = before[0]
         root.setLevel(before[1])

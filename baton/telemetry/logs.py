@@ -28,7 +28,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from opentelemetry import trace
-from temporalio import activity
+from temporalio import activity, workflow
 
 from baton.security.pii import default_masker
 
@@ -159,5 +159,8 @@ def configure_logging(level: str = "INFO", format: LogFormat = "auto", service: 
         root.addHandler(handler)
     as_text = format == "text" or (format == "auto" and sys.stderr.isatty())
     handler.setFormatter(MaskingFormatter(_FORMAT) if as_text else JsonFormatter(service))
+    # Temporal appends the run's fields to the message; a JSON line has them as fields already.
+    workflow.logger.workflow_info_on_message = as_text
+    activity.logger.activity_info_on_message = as_text
     for chatty in URL_LOGGERS:  # their INFO lines are whole URLs: a webhook's may be its secret
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
