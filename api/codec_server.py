@@ -196,6 +196,7 @@ def create_app(
         app.add_api_route(f"{prefix}/decode", decode, methods=["POST"])
         app.add_api_route(f"{prefix}/encode", encode, methods=["POST"])
     app.add_api_route("/metrics", _metrics, methods=["GET"])
+    app.add_api_route("/healthz", _healthz, methods=["GET"])
     return app
 
 
@@ -338,6 +339,11 @@ def _text_problem(value: str, column: InstrumentedAttribute[Any]) -> str | None:
     if not value.isprintable():
         return "has control characters"
     return None
+
+
+async def _healthz() -> dict[str, str]:
+    """For Kubernetes' probes: the process serves (it needs nothing else to decode)."""
+    return {"status": "alive"}
 
 
 async def _metrics() -> Response:

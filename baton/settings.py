@@ -206,6 +206,14 @@ class BatonSettings(BaseSettings):
         "not served. The API and the codec server serve `/metrics` on their own port.",
     )
     metrics_host: str = Field("127.0.0.1", description="The address the worker's metrics listen on.")
+    worker_shutdown_seconds: float = Field(
+        0,
+        ge=0,
+        le=3600,
+        description="How long a stopping worker (SIGTERM) lets its running activities finish before "
+        "it cancels them; a cancelled one is retried on another worker. The Helm chart sets 60, "
+        "with the pod's termination grace period longer still.",
+    )
     telemetry_content: bool = Field(
         False,
         description="Put prompts and answers in LLM spans and agent-execution log records: always "

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -60,7 +61,7 @@ async def test_a_workers_metrics_show_agents_processes_and_the_sdk_counted_once(
     try:
         async with (
             running_workers(client, settings),
-            serving(metrics_app(settings), "127.0.0.1", free_port(), "metrics endpoint") as url,
+            serving(metrics_app(settings, client), "127.0.0.1", free_port(), "metrics endpoint") as url,
         ):
             answered = await baton.start_agent(agent, "hello")
             await answered.result()
@@ -68,6 +69,7 @@ async def test_a_workers_metrics_show_agents_processes_and_the_sdk_counted_once(
             await run.result()
             async with httpx.AsyncClient() as http:
                 assert (await http.get(f"{url}/healthz")).json() == {"status": "alive"}
+                assert (await http.get(f"{url}/readyz")).json() == {"status": "ready"}
                 scraped = await http.get(f"{url}/metrics")
             assert scraped.headers["content-type"].startswith("text/plain")
             found = samples(scraped.text)
@@ -112,6 +114,7 @@ async def test_the_api_and_the_codec_server_serve_metrics(
     async with codec_server(settings, port=free_port()) as codec, httpx.AsyncClient() as http:
         await http.post(f"{codec.url}/decode", json={"payloads": []})  # refused: no token
         text = (await http.get(f"{codec.url}/metrics")).text
+        assert (await http.get(f"{codec.url}/healthz")).json() == {"status": "alive"}
     assert value(samples(text), "baton_codec_requests_total", operation="decode", outcome="refused") >= 1
     api_settings = settings.model_copy(
         update={"temporal_address": temporal.client.service_client.config.target_host}
@@ -160,3 +163,14 @@ async def test_the_compliance_gauges_show_the_retention_backlog(
         )
         await refresh(env.temporal, records)
         assert RETENTION_DUE._value.get() == before
+
+
+async def test_a_worker_whose_temporal_is_gone_is_alive_but_not_ready(settings: BatonSettings) -> None:
+    gone = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)  # nothing listens there
+    async with (
+        serving(metrics_app(settings, gone), "127.0.0.1", free_port(), "metrics endpoint") as url,
+        httpx.AsyncClient() as http,
+    ):
+        assert (await http.get(f"{url}/healthz")).status_code == 200  # no restart for Temporal's outage
+        unready = await http.get(f"{url}/readyz")
+    assert unready.status_code == 503 and unready.json()["status"] == "unavailable"

@@ -152,7 +152,7 @@ async def test_prometheus_scrapes_a_worker_and_the_api_and_finds_the_agent_that_
     try:
         async with (
             running_workers(client, settings),
-            serving(metrics_app(settings), "127.0.0.1", worker_port, "metrics endpoint"),
+            serving(metrics_app(settings, client), "127.0.0.1", worker_port, "metrics endpoint"),
             api_server(settings, port=api_port, client=baton),
             httpx.AsyncClient(timeout=10) as http,
         ):

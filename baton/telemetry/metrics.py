@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import httpx
@@ -27,6 +28,8 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from baton.aio import in_background
 
 if TYPE_CHECKING:
+    from temporalio.client import Client
+
     from baton.settings import BatonSettings
 
 log = logging.getLogger(__name__)
@@ -160,9 +163,10 @@ def memory_watched(settings: BatonSettings) -> contextlib.AbstractAsyncContextMa
     return in_background(watch_memory(settings.memory_warning_mb * 2**20))
 
 
-def metrics_app(settings: BatonSettings) -> Starlette:
-    """A worker's HTTP endpoint (`BATON_METRICS_PORT`): `/metrics` for Prometheus, `/healthz` for
-    Kubernetes' probes. It watches the process's memory while it serves."""
+def metrics_app(settings: BatonSettings, client: Client) -> Starlette:
+    """A worker's HTTP endpoint (`BATON_METRICS_PORT`): `/metrics` for Prometheus, and for
+    Kubernetes' probes `/healthz` (the process serves) and `/readyz` (its Temporal frontend
+    answers a health check, 503 when it does not). It watches the process's memory while it serves."""
 
     async def metrics(request: Request) -> Response:
         return Response(await metrics_text(), media_type=CONTENT_TYPE_LATEST)
@@ -170,9 +174,19 @@ def metrics_app(settings: BatonSettings) -> Starlette:
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "alive"})
 
+    async def readyz(request: Request) -> JSONResponse:
+        try:
+            serving = await client.service_client.check_health(timeout=timedelta(seconds=2))
+        except Exception as e:  # any failure to reach Temporal means "not ready", with its kind
+            return JSONResponse({"status": "unavailable", "temporal": type(e).__name__}, status_code=503)
+        if not serving:
+            return JSONResponse({"status": "unavailable", "temporal": "not serving"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with memory_watched(settings):
             yield
 
-    return Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz)], lifespan=lifespan)
+    routes = [Route("/metrics", metrics), Route("/healthz", healthz), Route("/readyz", readyz)]
+    return Starlette(routes=routes, lifespan=lifespan)

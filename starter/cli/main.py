@@ -258,10 +258,13 @@ async def _worker(args: argparse.Namespace) -> int:
         if settings.metrics_port is not None:
             url = await stack.enter_async_context(
                 serving(
-                    metrics_app(settings), settings.metrics_host, settings.metrics_port, "metrics endpoint"
+                    metrics_app(settings, client),
+                    settings.metrics_host,
+                    settings.metrics_port,
+                    "metrics endpoint",
                 )
             )
-            console.print(f"metrics: {url}/metrics, health: {url}/healthz")
+            console.print(f"metrics: {url}/metrics, health: {url}/healthz, {url}/readyz")
         await until_stopped()
     return 0
 
