@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
+    SecretsSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
@@ -27,8 +28,14 @@ def user_data_dir() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "baton"
 
 
+SECRETS_DIR_VARIABLE = "BATON_SECRETS_DIR"
+"""A folder of files named after settings (`baton_database_url`, `baton_openai_api_key`), each
+holding the value: secrets mounted as files (Kubernetes) rather than put in the environment, which
+child processes inherit and crash reports copy. The environment wins over a file."""
+
+
 class BatonSettings(BaseSettings):
-    """Everything Baton reads from its environment."""
+    """Everything Baton reads from its environment (and, for secrets, `BATON_SECRETS_DIR`)."""
 
     # hide_input_in_errors: a mistyped key or URL must not reach a terminal or a log in the error.
     model_config = SettingsConfigDict(
@@ -261,7 +268,13 @@ class BatonSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+        secrets_dir = os.environ.get(SECRETS_DIR_VARIABLE)
+        if not secrets_dir:
+            return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+        if not Path(secrets_dir).is_dir():
+            raise ValueError(f"{SECRETS_DIR_VARIABLE}={secrets_dir!r} is not a folder")
+        secrets = SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir)
+        return (init_settings, env_settings, secrets, YamlConfigSettingsSource(settings_cls))
 
     @property
     def resolved_database_url(self) -> str:

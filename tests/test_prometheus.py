@@ -30,8 +30,8 @@ from baton.testing import free_port
 from baton.workers.worker import running_workers
 
 REPO = Path(__file__).resolve().parents[1]
-RULES = REPO / "observability" / "prometheus" / "baton-alerts.yml"
-DASHBOARD = REPO / "observability" / "grafana" / "baton-dashboard.json"
+RULES = REPO / "helm" / "baton" / "files" / "baton-alerts.yml"
+DASHBOARD = REPO / "helm" / "baton" / "files" / "baton-dashboard.json"
 DASHBOARD_SCHEMA = {
     "type": "object",
     "required": ["title", "uid", "schemaVersion", "panels", "templating"],

@@ -38,6 +38,25 @@ def test_yaml_file_is_read_and_environment_wins(monkeypatch: pytest.MonkeyPatch,
     assert settings.step_modules == ["myapp"]
 
 
+def test_secrets_are_read_from_files_in_the_secrets_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """How the Helm chart hands secrets over: files in a mounted folder, not variables."""
+    monkeypatch.chdir(tmp_path)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "baton_database_url").write_text("postgresql+asyncpg://baton:s3cret@db.internal/baton")
+    (secrets / "baton_openai_api_key").write_text("sk-from-file")
+    monkeypatch.setenv("BATON_SECRETS_DIR", str(secrets))
+    monkeypatch.setenv("BATON_OPENAI_API_KEY", "sk-from-env")
+    settings = BatonSettings()
+    assert settings.resolved_database_url == "postgresql+asyncpg://baton:s3cret@db.internal/baton"
+    assert settings.openai_api_key == SecretStr("sk-from-env")  # the environment wins
+    monkeypatch.setenv("BATON_SECRETS_DIR", str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="BATON_SECRETS_DIR=.*missing' is not a folder"):
+        BatonSettings()
+
+
 def test_unknown_and_invalid_settings_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "baton.yaml").write_text("temporal_adress: typo:7233\n")
