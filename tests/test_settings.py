@@ -53,7 +53,7 @@ def test_secrets_are_read_from_files_in_the_secrets_folder(
     assert settings.resolved_database_url == "postgresql+asyncpg://baton:s3cret@db.internal/baton"
     assert settings.openai_api_key == SecretStr("sk-from-env")  # the environment wins
     monkeypatch.setenv("BATON_SECRETS_DIR", str(tmp_path / "missing"))
-    with pytest.raises(ValueError, match="BATON_SECRETS_DIR=.*missing' is not a folder"):
+    with pytest.raises(ValueError, match=r"BATON_SECRETS_DIR=.*missing' is not a folder"):
         BatonSettings()
 
 

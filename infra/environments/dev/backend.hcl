@@ -1,0 +1,7 @@
+# terraform -chdir=infra init -backend-config=environments/dev/backend.hcl
+# A storage account made once by hand (or by a bootstrap stack), with versioning and soft delete.
+resource_group_name  = "rg-baton-tfstate"
+storage_account_name = "batontfstate"
+container_name       = "tfstate"
+key                  = "baton-dev.tfstate"
+use_azuread_auth     = true

@@ -1,0 +1,24 @@
+subscription_id                 = "00000000-0000-0000-0000-000000000000"
+environment                     = "dev"
+location                        = "westeurope"
+replica_location                = "northeurope"
+name_suffix                     = "dev01"
+address_space                   = "10.40.0.0/16"
+kubernetes_version              = "1.31"
+network_plugin_mode             = "overlay"
+system_vm_size                  = "Standard_D2ds_v5"
+worker_vm_size                  = "Standard_D4ds_v5"
+worker_min_count                = 1
+worker_max_count                = 5
+admin_group_object_ids          = ["00000000-0000-0000-0000-000000000000"]
+api_server_authorized_ip_ranges = ["203.0.113.0/24"]
+postgresql_sku_name             = "GP_Standard_D2ds_v5"
+postgresql_storage_mb           = 32768
+postgresql_high_availability    = false
+redis_sku_name                  = "Standard"
+redis_capacity                  = 1
+log_retention_days              = 30
+kubernetes_namespace            = "baton"
+helm_release                    = "baton"
+secret_expiry                   = "2027-12-31T00:00:00Z"
+tags                            = { owner = "platform-team" }
