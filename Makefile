@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint dev clean chromium prometheus
+.PHONY: demo test bench lint dev clean chromium prometheus deploy-tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ demo: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/baton dev
 
-test: $(STAMP) chromium prometheus
+test: $(STAMP) chromium prometheus deploy-tools
 	$(BIN)/python -m pytest
 
 # The UI test drives a real browser: Debian's chromium package, installed only when missing.
@@ -39,6 +39,13 @@ prometheus:
 	   apt-get install -y -qq prometheus >/dev/null) || \
 	  (echo "error: the metrics tests need Prometheus and it could not be installed here." \
 	        "Install it (Debian/Ubuntu: sudo apt-get install prometheus) and run make test again." >&2; exit 1)
+
+# The deployment checks (tests/test_deploy.py): helm, actionlint, checkov and hadolint in .tools/.
+deploy-tools: .tools/.installed
+
+.tools/.installed: scripts/install-deploy-tools.sh
+	scripts/install-deploy-tools.sh
+	touch $@
 
 bench: $(STAMP)
 	$(BIN)/python bench/process_overhead.py
@@ -59,4 +66,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .baton .pytest_cache
+	rm -rf $(VENV) .tools .baton .pytest_cache
