@@ -209,7 +209,7 @@ class BatonSettings(BaseSettings):
         None,
         ge=1,
         le=65535,
-        description="Where `baton worker` serves `/metrics` (Prometheus) and `/healthz` and `/readyz`; unset: "
+        description="Where `baton worker` serves `/metrics` (Prometheus), `/healthz` and `/readyz`; unset: "
         "not served. The API and the codec server serve `/metrics` on their own port.",
     )
     metrics_host: str = Field("127.0.0.1", description="The address the worker's metrics listen on.")
