@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint dev clean chromium prometheus deploy-tools
+.PHONY: demo test bench bench-contenders lint dev clean chromium prometheus deploy-tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ deploy-tools: .tools/.installed
 .tools/.installed: scripts/install-deploy-tools.sh
 	scripts/install-deploy-tools.sh
 	touch $@
+
+# Baton against hand-written Temporal, DBOS and LangGraph (PostgreSQL on 127.0.0.1:5432).
+bench-contenders: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/process_contenders.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/process_overhead.py

@@ -78,7 +78,14 @@ class BatonSettings(BaseSettings):
     temporal_ui_url: str = Field("http://127.0.0.1:8233", description="Base URL of the Temporal UI.")
 
     workflows_queue: str = Field("baton-workflows", min_length=1)
-    steps_queue: str = Field("baton-steps", min_length=1)
+    steps_queue: str | None = Field(
+        None,
+        min_length=1,
+        description="Queue of step activities without a queue of their own; unset: the workflows "
+        "queue, where Temporal hands a step straight to the worker whose workflow scheduled it "
+        "(eager dispatch) instead of through the matching service. Set it to give steps a fleet of "
+        "their own.",
+    )
     llm_queue: str = Field("baton-llm", min_length=1)
     compliance_queue: str = Field("baton-compliance", min_length=1)
 
@@ -292,8 +299,14 @@ class BatonSettings(BaseSettings):
         return self.exports_dir or self.data_dir / "exports"
 
     @property
+    def resolved_steps_queue(self) -> str:
+        """Where steps without a queue of their own run."""
+        return self.steps_queue or self.workflows_queue
+
+    @property
     def all_queues(self) -> list[str]:
-        return [self.workflows_queue, self.steps_queue, self.llm_queue, self.compliance_queue]
+        queues = [self.workflows_queue, self.resolved_steps_queue, self.llm_queue, self.compliance_queue]
+        return list(dict.fromkeys(queues))
 
     def workflow_url(self, workflow_id: str, namespace: str = "default") -> str:
         """Link to a run in the Temporal UI."""

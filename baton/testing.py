@@ -118,7 +118,7 @@ class ProcessEnvironment:
 
         queues = [
             self.settings.workflows_queue,
-            self.settings.steps_queue,
+            self.settings.resolved_steps_queue,
             self.settings.llm_queue,
             *self._step_queues(),
         ]

@@ -1,4 +1,4 @@
-"""The benchmarks' baseline: the 3-step job as hand-written Temporal code.
+"""The benchmarks' baseline: the jobs as hand-written Temporal code.
 
 Kept free of Baton imports: the workflow sandbox re-imports this module for every run, and
 the baseline must not pay for modules it does not use.
@@ -34,6 +34,11 @@ async def step_three(value: str) -> str:
     return append(value, 3)
 
 
+@activity.defn
+async def next_step(value: str) -> str:
+    return value + "+"
+
+
 @workflow.defn
 class HandWritten:
     @workflow.run
@@ -41,5 +46,31 @@ class HandWritten:
         for step in (step_one, step_two, step_three):
             value = await workflow.execute_activity(
                 step, value, start_to_close_timeout=TIMEOUT, retry_policy=RETRY
+            )
+        return value
+
+
+@workflow.defn
+class HandWrittenLocal:
+    """The 3 steps as local activities: what a Temporal user writes for short steps."""
+
+    @workflow.run
+    async def run(self, value: str) -> str:
+        for step in (step_one, step_two, step_three):
+            value = await workflow.execute_local_activity(
+                step, value, start_to_close_timeout=TIMEOUT, retry_policy=RETRY
+            )
+        return value
+
+
+@workflow.defn
+class HandWrittenChain:
+    """`steps` activities one after another: the cost of one more step."""
+
+    @workflow.run
+    async def run(self, value: str, steps: int) -> str:
+        for _ in range(steps):
+            value = await workflow.execute_activity(
+                next_step, value, start_to_close_timeout=TIMEOUT, retry_policy=RETRY
             )
         return value

@@ -1,6 +1,8 @@
-"""The benchmarks' 3-step job as a Baton process, in a module workers import by name."""
+"""The benchmarks' jobs as Baton processes, in a module workers import by name."""
 
 from __future__ import annotations
+
+import itertools
 
 from hand_written import append
 
@@ -25,6 +27,12 @@ class Three(ProcessStep[NoState]):
         return append(value, 3)
 
 
+class Next(ProcessStep[NoState]):
+    @step_function
+    async def run(self, ctx: StepContext, value: str) -> str:
+        return value + "+"
+
+
 def three_steps(name: str, local: bool) -> ProcessBuilder:
     b = ProcessBuilder(name)
     one, two, three = (b.add_step(cls, local=local) for cls in (One, Two, Three))
@@ -32,4 +40,15 @@ def three_steps(name: str, local: bool) -> ProcessBuilder:
     one.on_function_result().send_event_to(two)
     two.on_function_result().send_event_to(three)
     three.on_function_result().stop_process()
+    return b
+
+
+def chain(name: str, steps: int) -> ProcessBuilder:
+    """`steps` steps one after another, as `hand_written.HandWrittenChain` runs them."""
+    b = ProcessBuilder(name)
+    handles = [b.add_step(Next, f"Next{n}") for n in range(steps)]
+    b.on_input_event("Start").send_event_to(handles[0])
+    for before, after in itertools.pairwise(handles):
+        before.on_function_result().send_event_to(after)
+    handles[-1].on_function_result().stop_process()
     return b

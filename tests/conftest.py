@@ -83,12 +83,12 @@ def temporal_client(temporal: WorkflowEnvironment) -> Client:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> BatonSettings:
-    """Settings of one test: its own queues (so tests never share workers) and data folder."""
+    """Settings of one test: its own queues (so tests never share workers) and data folder;
+    steps on the workflows queue, as by default."""
     suffix = uuid.uuid4().hex[:8]
     return BatonSettings(
         data_dir=tmp_path / ".baton",
         workflows_queue=f"test-workflows-{suffix}",
-        steps_queue=f"test-steps-{suffix}",
         llm_queue=f"test-llm-{suffix}",
         step_modules=["baton.examples", "tests"],
     )
@@ -111,7 +111,7 @@ def baton_worker(
         **os.environ,
         "BATON_TEMPORAL_ADDRESS": temporal_address,
         "BATON_WORKFLOWS_QUEUE": settings.workflows_queue,
-        "BATON_STEPS_QUEUE": settings.steps_queue,
+        **({"BATON_STEPS_QUEUE": settings.steps_queue} if settings.steps_queue else {}),
         "BATON_LLM_QUEUE": settings.llm_queue,
         "BATON_STEP_MODULES": json.dumps(settings.step_modules),
         "BATON_DATA_DIR": str(settings.data_dir),

@@ -26,12 +26,13 @@ def baton_env(settings: BatonSettings, **extra: str) -> dict[str, str]:
     env.update(
         BATON_DATA_DIR=str(settings.data_dir),
         BATON_WORKFLOWS_QUEUE=settings.workflows_queue,
-        BATON_STEPS_QUEUE=settings.steps_queue,
         BATON_LLM_QUEUE=settings.llm_queue,
         BATON_STEP_MODULES=json.dumps(settings.step_modules),
         COLUMNS="200",
         **extra,
     )
+    if settings.steps_queue:
+        env["BATON_STEPS_QUEUE"] = settings.steps_queue
     return env
 
 
@@ -164,9 +165,7 @@ async def test_demo_runs_the_main_job_and_cleans_up(settings, tmp_path: Path) ->
     """Run where a newcomer with the installed package would: outside the repository, so that
     neither its baton.yaml nor any step-module setting names the examples."""
     started_here = not port_open("127.0.0.1", GRPC_PORT)
-    environment = baton_env(
-        settings.model_copy(update={"workflows_queue": "baton-workflows", "steps_queue": "baton-steps"})
-    )
+    environment = baton_env(settings.model_copy(update={"workflows_queue": "baton-workflows"}))
     del environment["BATON_STEP_MODULES"]
     command = [str(Path(sys.executable).with_name("baton")), "demo"]
     result = await run_in_repo(command, environment, cwd=tmp_path)

@@ -66,6 +66,11 @@ def of_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == kind}
 
 
+def container_env(deployment: dict[str, Any]) -> dict[str, str | None]:
+    """The environment of a Deployment's (only) container."""
+    return {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
 def pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
     for doc in docs:
         if doc["kind"] in ("Deployment", "Job"):
@@ -117,10 +122,8 @@ def test_workers_stop_gracefully_within_their_pods_grace_period() -> None:
     for name, deployment in of_kind(render(), "Deployment").items():
         if "-worker-" not in name:
             continue
-        spec = deployment["spec"]["template"]["spec"]
-        env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
-        assert env["BATON_WORKER_SHUTDOWN_SECONDS"] == str(shutdown)
-        assert spec["terminationGracePeriodSeconds"] > shutdown
+        assert container_env(deployment)["BATON_WORKER_SHUTDOWN_SECONDS"] == str(shutdown)
+        assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > shutdown
 
 
 def test_each_worker_role_serves_exactly_its_queues(manifests: list[dict[str, Any]]) -> None:
@@ -136,14 +139,31 @@ def test_each_worker_role_serves_exactly_its_queues(manifests: list[dict[str, An
         for q in d["spec"]["template"]["spec"]["containers"][0]["args"][2:]
         if d["metadata"]["name"].startswith("baton-worker-")
     ]
-    assert sorted(served) == sorted(values["queues"].values())  # every queue once
+    assert sorted(served) == sorted(q for q in values["queues"].values() if q)  # every queue once
+
+
+def test_steps_get_a_fleet_of_their_own_only_when_given_a_queue(tmp_path: Path) -> None:
+    by_default = of_kind(render(), "Deployment")
+    assert "BATON_STEPS_QUEUE" not in container_env(by_default["baton-worker-workflows"])  # steps run there
+    own = tmp_path / "steps.yaml"
+    own.write_text("queues:\n  steps: baton-steps\nworkers:\n  steps:\n    queues: [steps]\n")
+    deployments = of_kind(render(str(own)), "Deployment")
+    assert deployments["baton-worker-steps"]["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "worker",
+        "--queues",
+        "baton-steps",
+    ]
+    assert all(container_env(d)["BATON_STEPS_QUEUE"] == "baton-steps" for d in deployments.values())
+    assert 'workers.steps.queues names "steps", which is not a key of queues or is empty' in refused(
+        "workers.steps.queues={steps}"
+    )
 
 
 def test_the_hpas_carry_the_seeds_numbers() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())["autoscaling"]
     hpas = of_kind(render(), "HorizontalPodAutoscaler")
     # The compliance role and the codec server opt out in values.yaml: fixed replicas.
-    assert set(hpas) == {"baton-api", "baton-worker-workflows", "baton-worker-steps", "baton-worker-llm"}
+    assert set(hpas) == {"baton-api", "baton-worker-workflows", "baton-worker-llm"}
     for name, hpa in hpas.items():
         spec = hpa["spec"]
         assert (spec["minReplicas"], spec["maxReplicas"]) == (3, 50), name
@@ -164,7 +184,7 @@ def test_the_hpas_carry_the_seeds_numbers() -> None:
 def test_keda_scales_each_autoscaled_role_on_its_task_queues() -> None:
     docs = render(str(PRODUCTION))
     scaled = of_kind(docs, "ScaledObject")
-    assert set(scaled) == {"baton-worker-workflows", "baton-worker-steps", "baton-worker-llm"}
+    assert set(scaled) == {"baton-worker-workflows", "baton-worker-llm"}
     assert not of_kind(docs, "HorizontalPodAutoscaler").keys() & scaled.keys()  # KEDA's, not two
     deployments = of_kind(docs, "Deployment")
     for name, scaled_object in scaled.items():

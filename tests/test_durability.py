@@ -62,7 +62,7 @@ async def test_worker_killed_mid_run_does_not_rerun_finished_steps(
     worker = baton_worker(
         temporal.client.service_client.config.target_host,
         settings,
-        [settings.workflows_queue, settings.steps_queue],
+        [settings.workflows_queue],  # steps run there too
         BATON_TEST_JOURNAL=str(journal.path),
         BATON_TEST_GATE=str(gate),  # holds Step2 until the gate is removed
     )

@@ -79,7 +79,7 @@ async def test_a_steps_own_log_lines_name_its_run_process_step_and_attempt(
     assert line["message"] == "greeting [EMAIL]"
     assert line["process"] == "Chatty" and line["step"] == "Greeter"
     assert line["workflow_id"] == run.id and line["activity"] == "baton.run_step" and line["attempt"] == 1
-    assert line["task_queue"] == settings.steps_queue and line["workflow_type"] == "ProcessWorkflow"
+    assert line["task_queue"] == settings.workflows_queue and line["workflow_type"] == "ProcessWorkflow"
 
 
 async def test_an_agent_run_writes_its_execution_record_once(

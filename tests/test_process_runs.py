@@ -418,7 +418,7 @@ async def test_subprocess_runs_as_a_child_workflow(env: ProcessEnvironment) -> N
 async def test_local_steps_and_own_task_queues(temporal, settings, journal: Journal) -> None:
     b = ProcessBuilder("Placement")
     s1 = b.add_step(Step1, local=True)
-    s3 = b.add_step(Step3, task_queue=f"{settings.steps_queue}-heavy")
+    s3 = b.add_step(Step3, task_queue=f"{settings.workflows_queue}-heavy")
     b.on_input_event("Start").send_event_to(s1)
     s1.on_function_result().send_event_to(s3)
     s3.on_function_result().stop_process()
@@ -433,7 +433,27 @@ async def test_local_steps_and_own_task_queues(temporal, settings, journal: Jour
         for e in events
         if e.HasField("activity_task_scheduled_event_attributes")
     ]
-    assert queues == [f"{settings.steps_queue}-heavy"]
+    assert queues == [f"{settings.workflows_queue}-heavy"]
+
+
+@pytest.mark.parametrize("own_fleet", [False, True], ids=["default", "steps-queue-set"])
+async def test_steps_run_on_the_workflows_queue_unless_a_steps_queue_is_set(
+    temporal, settings, journal: Journal, own_fleet: bool
+) -> None:
+    if own_fleet:
+        settings = settings.model_copy(update={"steps_queue": f"{settings.workflows_queue}-steps"})
+    process = linear("Layout").build(ALLOWED)
+    async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
+        run = await env.start(process, "Start", "x")
+        assert (await run.result()).output == "x-1-2-3"
+        events = [e async for e in run.handle.fetch_history_events()]
+    queues = {
+        e.activity_task_scheduled_event_attributes.task_queue.name
+        for e in events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    }
+    assert queues == {settings.resolved_steps_queue}
+    assert settings.resolved_steps_queue == (settings.steps_queue if own_fleet else settings.workflows_queue)
 
 
 async def test_steps_outside_the_workers_allow_list_do_not_run(temporal, settings) -> None:

@@ -141,7 +141,7 @@ def running_baton(temporal, settings: BatonSettings) -> Iterator[dict[str, str]]
     """`baton worker` on the session's dev server for this test's queues (what `baton dev`
     runs), and the environment in which README code finds it."""
     address = temporal.client.service_client.config.target_host
-    queues = [settings.workflows_queue, settings.steps_queue, settings.llm_queue]
+    queues = [settings.workflows_queue, settings.llm_queue]
     worker = baton_worker(address, settings, queues)
     environment = baton_env(settings, BATON_TEMPORAL_ADDRESS=address)
     environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment['PATH']}"

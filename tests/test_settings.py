@@ -19,7 +19,7 @@ def test_defaults_are_the_embedded_ones(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     settings = BatonSettings()
     assert settings.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path}/data/baton/baton.db"
-    assert settings.all_queues == ["baton-workflows", "baton-steps", "baton-llm", "baton-compliance"]
+    assert settings.all_queues == ["baton-workflows", "baton-llm", "baton-compliance"]  # steps: workflows
     assert (
         settings.workflow_url("process-X-1")
         == "http://127.0.0.1:8233/namespaces/default/workflows/process-X-1"

@@ -77,12 +77,12 @@ def build_workers(
 ) -> list[Worker]:
     """One worker per queue.
 
-    The workflows queue runs the workflows, and step activities too, because a step marked
+    The workflows queue runs the workflows, and step activities too: steps without a queue of
+    their own run there (started eagerly by the worker that scheduled them), a step marked
     `local` runs as a local activity in the workflow worker, as does the check that a run may
-    use its agents. The LLM queue runs LLM and tool
-    calls (it needs `llm`). The compliance queue runs the compliance workflows and their
-    activities. Any other queue (the steps queue, or a step's own `task_queue`) runs step
-    activities.
+    use its agents. The LLM queue runs LLM and tool calls (it needs `llm`). The compliance
+    queue runs the compliance workflows and their activities. Any other queue
+    (`BATON_STEPS_QUEUE` when set, or a step's own `task_queue`) runs step activities.
     """
     steps = StepActivities(allowed_modules if allowed_modules is not None else settings.step_modules)
     workers = []

@@ -63,7 +63,9 @@ class ProcessInput(BaseModel):
     process: CompiledProcess
     event: str | None = Field(None, description="The start event; empty when continuing as new.")
     data: Any = None
-    steps_queue: str = Field("baton-steps", description="Queue of step activities without their own.")
+    steps_queue: str | None = Field(
+        None, description="Queue of step activities without their own; None: the workflow's own queue."
+    )
     llm_queue: str = Field("baton-llm", description="Queue of the LLM and tool calls of agent steps.")
     carried: CarriedState | None = None
     continue_as_new_after: int | None = Field(

@@ -74,8 +74,10 @@ annotations:
 {{- end }}
 - name: BATON_WORKFLOWS_QUEUE
   value: {{ .Values.queues.workflows | quote }}
+{{- with .Values.queues.steps }}
 - name: BATON_STEPS_QUEUE
-  value: {{ .Values.queues.steps | quote }}
+  value: {{ . | quote }}
+{{- end }}
 - name: BATON_LLM_QUEUE
   value: {{ .Values.queues.llm | quote }}
 - name: BATON_COMPLIANCE_QUEUE
