@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import tempfile
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.exceptions import CancelledError
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from baton.agents.runtime import AgentRunInput
 from baton.examples.document_generation.process import process as document_generation
@@ -85,8 +87,19 @@ async def test_worker_killed_mid_run_does_not_rerun_finished_steps(
     assert result.run_counts == {"Step1": 1, "Step2": 1, "Step3": 1}
 
 
-async def assert_replays(histories: dict[str, str], converter: DataConverter) -> None:
-    replayer = Replayer(workflows=[ProcessWorkflow, AgentWorkflow, *ORCHESTRATIONS], data_converter=converter)
+async def assert_replays(
+    histories: dict[str, str],
+    converter: DataConverter,
+    workflows: Sequence[type] = (ProcessWorkflow, AgentWorkflow, *ORCHESTRATIONS),
+) -> None:
+    """Every history replays without a nondeterminism error, and in the sandbox: the workflows
+    that run without it in production (ProcessWorkflow, AgentWorkflow) are checked by its
+    restrictions here (no clock, randomness, I/O or threads outside Temporal's)."""
+    replayer = Replayer(
+        workflows=workflows,
+        data_converter=converter,
+        unsandboxed_workflow_runner=SandboxedWorkflowRunner(),
+    )
     for workflow_id, history in histories.items():
         result = await replayer.replay_workflow(
             WorkflowHistory.from_json(workflow_id, history), raise_on_replay_failure=False
@@ -104,6 +117,22 @@ async def test_recorded_histories_replay(tmp_path: Path) -> None:
     # A copy: reading a keyring written before the derivation secret upgrades the file.
     keys = Path(shutil.copy(RECORDING_KEYS, tmp_path / "keyring.json"))
     await assert_replays(histories, data_converter(LiveKeyring(FileKeyProvider(keys))))
+
+
+async def test_the_replays_catch_a_workflow_outside_the_sandbox_reading_the_clock(temporal) -> None:
+    """The check that stands in for the sandbox where Baton's workflows run without it."""
+    from tests.clockwork import ReadsTheClock
+
+    async with Worker(temporal.client, task_queue="clockwork", workflows=[ReadsTheClock]):
+        handle = await temporal.client.start_workflow(
+            ReadsTheClock.run, id="clockwork", task_queue="clockwork"
+        )
+        assert await handle.result() > 0  # runs fine: nothing stops it outside the sandbox
+    history = await handle.fetch_history()
+    with pytest.raises(AssertionError, match=r"clockwork: .*time\.time"):
+        await assert_replays(
+            {"clockwork": history.to_json()}, temporal.client.data_converter, [ReadsTheClock]
+        )
 
 
 async def record_histories(env: ProcessEnvironment) -> dict[str, str]:

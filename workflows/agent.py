@@ -8,8 +8,9 @@ with workflow.unsafe.imports_passed_through():
     from baton.agents.runtime import AGENT_WORKFLOW, AgentRunInput, AgentRunResult
 
 
-# No `from __future__ import annotations`: see workflows/process.py.
-@workflow.defn(name=AGENT_WORKFLOW)
+# Outside the sandbox, like ProcessWorkflow (see workflows/process.py): no user code runs here,
+# tools and model calls are activities.
+@workflow.defn(name=AGENT_WORKFLOW, sandboxed=False)
 class AgentWorkflow:
     @workflow.run
     async def run(self, input: AgentRunInput) -> AgentRunResult:
