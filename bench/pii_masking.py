@@ -24,6 +24,14 @@ from pii_corpus import generate, score
 from baton.security.pii import _DETECTORS, PiiKind, default_masker
 
 NAIVE_SAMPLE = 1_000_000
+LINE_CALLS = 20_000
+# Log-like lines of ~80 bytes: what masking costs per line, where most lines hold nothing.
+LINES = {
+    "clean": "worker started the step Greeter for process Chatty and it finished all good ok.",
+    "clean_with_clock": "2026-12-03T08:15:02 INFO worker started the step Greeter for process Chatty",
+    "one_value": "worker started the step Greeter for process Chatty; mail ana@example.com now.",
+    "two_values": "2026-12-03T08:15:02 INFO mail ana@example.com or call +44 20 7946 0958 now",
+}
 
 
 def best_of(runs: int, fn: Callable[[], object]) -> float:
@@ -76,6 +84,10 @@ def main() -> None:
     naive_mb_per_s = len(sample.encode()) / 1e6 / best_of(1, lambda: naive(sample))
 
     result = score(corpus, masker.find(corpus.text))
+    per_line = {
+        name: best_of(3, lambda line=line: [masker.mask(line) for _ in range(LINE_CALLS)]) / LINE_CALLS * 1e6
+        for name, line in LINES.items()
+    }
     print(
         f"{megabytes:.1f} MB, {len(corpus.planted)} values planted, {len(corpus.lookalikes)} of them look-alikes"
     )
@@ -88,10 +100,13 @@ def main() -> None:
     print(f"precision {result.precision:.4f}; look-alikes touched: {len(result.touched_lookalikes)}")
     for planted in result.touched_lookalikes[:10]:
         print(f"  touched: {planted.value!r}")
+    for name, micros in per_line.items():
+        print(f"  one {len(LINES[name])}-byte line, {name}: {micros:.1f} µs")
     recalls = " ".join(f"recall_{kind.value}={result.recall[kind]:.3f}" for kind in PiiKind)
     print(
         f"pii_masking mb_per_s={mb_per_s:.1f} {recalls} precision={result.precision:.3f} "
-        f"lookalikes_touched={len(result.touched_lookalikes)} vs_python_re={mb_per_s / naive_mb_per_s:.1f}"
+        f"lookalikes_touched={len(result.touched_lookalikes)} vs_python_re={mb_per_s / naive_mb_per_s:.1f} "
+        + " ".join(f"us_{name}={micros:.1f}" for name, micros in per_line.items())
     )
 
 
