@@ -25,6 +25,7 @@ The last lines: process_contenders <ratios against hand_written and dbos>
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -33,7 +34,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 sys.path.insert(0, str(Path(__file__).parent))  # workers import the steps by module name
 
@@ -138,7 +139,6 @@ async def langgraph_contender(database: str, stack: Any) -> Run | None:
         from psycopg_pool import AsyncConnectionPool
     except ImportError:
         return None
-    from typing import TypedDict
 
     class State(TypedDict):
         value: str
@@ -152,6 +152,7 @@ async def langgraph_contender(database: str, stack: Any) -> Run | None:
     graph.add_edge("step3", END)
     pool = AsyncConnectionPool(
         database,
+        min_size=1,
         max_size=IN_FLIGHT,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         open=False,
@@ -263,8 +264,6 @@ async def history_bytes(client: Client, workflow_id: str) -> int:
 
 
 async def main() -> None:
-    import contextlib
-
     data_dir = Path(tempfile.mkdtemp(prefix="baton-bench-contenders-"))
     settings = BatonSettings(data_dir=data_dir, step_modules=["three_steps"])
     converter = settings_converter(settings, engine_from_settings(settings))
