@@ -492,7 +492,7 @@ class BatonClient:
                     process=process.compiled,
                     event=event,
                     data=data,
-                    steps_queue=self.settings.steps_queue,
+                    steps_queue=self.settings.resolved_steps_queue,
                     llm_queue=self.settings.llm_queue,
                 ),
                 task_queue=self.settings.workflows_queue,

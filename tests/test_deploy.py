@@ -159,6 +159,36 @@ def test_steps_get_a_fleet_of_their_own_only_when_given_a_queue(tmp_path: Path) 
     )
 
 
+@pytest.mark.parametrize(
+    ("settings", "unserved"),
+    [
+        (["queues.steps=baton-steps"], 'queues.steps ("baton-steps")'),
+        (["workers.llm=null"], 'queues.llm ("baton-llm")'),
+        (["queues.gpu=gpu-steps"], 'queues.gpu ("gpu-steps")'),
+    ],
+)
+def test_a_queue_no_worker_role_serves_is_refused(settings: list[str], unserved: str) -> None:
+    # Work sent to a queue nobody polls waits forever: the chart says so instead of deploying it.
+    assert f"{unserved} is served by no worker role" in refused(*settings)
+
+
+def test_a_queue_of_its_own_gets_a_role_and_the_old_steps_queue_can_drain(tmp_path: Path) -> None:
+    # A step's (or sub-process's) own task_queue, and baton-steps of a release from before steps
+    # ran on the workflows queue: runs started then still send their steps there until they end.
+    own = tmp_path / "queues.yaml"
+    own.write_text(
+        "queues:\n  gpu: gpu-steps\n  previousSteps: baton-steps\n"
+        "workers:\n  gpu:\n    queues: [gpu]\n  previous-steps:\n    queues: [previousSteps]\n"
+        "    replicas: 1\n    autoscaling:\n      enabled: false\n"
+    )
+    deployments = of_kind(render(str(own)), "Deployment")
+    args = {name: d["spec"]["template"]["spec"]["containers"][0]["args"] for name, d in deployments.items()}
+    assert args["baton-worker-gpu"] == ["worker", "--queues", "gpu-steps"]
+    assert args["baton-worker-previous-steps"] == ["worker", "--queues", "baton-steps"]
+    # Only queues.steps routes steps: new runs keep running theirs on the workflows queue.
+    assert all("BATON_STEPS_QUEUE" not in container_env(d) for d in deployments.values())
+
+
 def test_the_hpas_carry_the_seeds_numbers() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())["autoscaling"]
     hpas = of_kind(render(), "HorizontalPodAutoscaler")
@@ -244,7 +274,8 @@ def test_the_migration_runs_before_a_rollout_and_the_compliance_install_after() 
         (["temporal.address=http://temporal:7233"], "/temporal/address"),
         (["config.BATON_OPENAI_API_KEY=sk-inline"], "invalid propertyName 'BATON_OPENAI_API_KEY'"),
         (["encryptionKeys.existingSecret="], "/encryptionKeys"),
-        (["workers.llm.queues={gpu}"], "/workers/llm/queues/0"),
+        (["workers.llm.queues={llm,gpu}"], 'workers.llm.queues names "gpu", which is not a key of queues'),
+        (["queues.GPU=gpu"], "invalid propertyName 'GPU'"),
         (["autoscaling.targetCPUUtilizationPercentage=170"], "/autoscaling"),
         (["image.pullPolicy=Sometimes"], "/image/pullPolicy"),
         (["resources.limits.memory=lots"], "/resources/limits/memory"),

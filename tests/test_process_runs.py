@@ -447,6 +447,8 @@ async def test_steps_run_on_the_workflows_queue_unless_a_steps_queue_is_set(
         run = await env.start(process, "Start", "x")
         assert (await run.result()).output == "x-1-2-3"
         events = [e async for e in run.handle.fetch_history_events()]
+        started = events[0].workflow_execution_started_event_attributes.input.payloads
+        (input,) = await env.temporal.data_converter.decode(started, [ProcessInput])
     queues = {
         e.activity_task_scheduled_event_attributes.task_queue.name
         for e in events
@@ -454,6 +456,9 @@ async def test_steps_run_on_the_workflows_queue_unless_a_steps_queue_is_set(
     }
     assert queues == {settings.resolved_steps_queue}
     assert settings.resolved_steps_queue == (settings.steps_queue if own_fleet else settings.workflows_queue)
+    # The input names the queue, as a string: workers of a release whose input required one
+    # (before steps ran on the workflows queue) still run what this one starts, mid-rollout.
+    assert input.steps_queue == settings.resolved_steps_queue
 
 
 async def test_steps_outside_the_workers_allow_list_do_not_run(temporal, settings) -> None:

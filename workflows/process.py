@@ -316,7 +316,6 @@ class ProcessWorkflow:
                     llm_queue=input.llm_queue,
                 ),
                 id=self._child_id(step.name),
-                task_queue=options.task_queue,
                 static_summary=f"sub-process {step.name} ({function})",
                 search_attributes=self._child_search_attributes(step.process.name),
                 memo={GRANT_MEMO: grant} if (grant := run_grant()) else None,

@@ -64,7 +64,10 @@ class ProcessInput(BaseModel):
     event: str | None = Field(None, description="The start event; empty when continuing as new.")
     data: Any = None
     steps_queue: str | None = Field(
-        None, description="Queue of step activities without their own; None: the workflow's own queue."
+        None,
+        description="Queue of step activities without their own; None: the workflow's own queue. "
+        "BatonClient always names it, so that workers of releases where it was a required string "
+        "run what it starts.",
     )
     llm_queue: str = Field("baton-llm", description="Queue of the LLM and tool calls of agent steps.")
     carried: CarriedState | None = None
