@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import re2
 from temporalio import activity, workflow
 
+from baton.security import pii
 from baton.security.pii import _DETECTORS, PiiKind, PiiMasker, PiiMatch, default_masker, restore
 from baton.starter.cli.pii import HELD_BACK, PIECE
 from baton.telemetry.logs import JsonFormatter, MaskingFormatter, configure_logging
@@ -267,6 +269,7 @@ class _EveryShape:
 
 def test_the_set_scan_skips_only_detectors_that_would_find_nothing() -> None:
     corpus = generate(300_000, seed=11)
+    assert default_masker()._any_shape is not None  # RE2 built it: its probe found every shape
     every_detector = PiiMasker()
     every_detector._any_shape = _EveryShape()  # type: ignore[assignment]
     # Sentences: short texts, most with one kind of value or none, so that the scan skips many.
@@ -275,3 +278,19 @@ def test_the_set_scan_skips_only_detectors_that_would_find_nothing() -> None:
     assert len(sentences) // 10 < with_values < len(sentences) * 9 // 10
     for sentence in sentences:
         assert default_masker().find(sentence) == every_detector.find(sentence), sentence
+
+
+@pytest.mark.parametrize("failure", ["too little memory to build it", "its DFA out of memory"])
+def test_a_set_scan_re2_cannot_run_leaves_every_detector_running(
+    monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    corpus = generate(50_000, seed=5)
+    expected = default_masker().find(corpus.text)
+    if failure == "too little memory to build it":
+        monkeypatch.setattr(pii, "SHAPE_SCAN_MEMORY", 256 << 10)
+    else:
+        monkeypatch.setattr(re2.Set, "Match", lambda self, text: None)  # how RE2 reports it
+    masker = PiiMasker()
+    text = "Mail ana@example.com or call +44 20 7946 0958 about card 4111 1111 1111 1111."
+    assert masker.mask(text) == "Mail [EMAIL] or call [PHONE] about card [CARD]."
+    assert masker.find(corpus.text) == expected

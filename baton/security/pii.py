@@ -339,6 +339,37 @@ def _glued(text: str, span: Span, detector: _Detector) -> bool:
 # -- the masker -----------------------------------------------------------------------------------
 
 
+SHAPE_SCAN_MEMORY = 8 << 20
+"""Bytes RE2 may use for the set of every shape (its DFA); RE2's own default."""
+
+_SHAPE_PROBE = (
+    b"ana@example.com +44 20 7946 0958 (415) 555-2671 4111111111111111 DE89370400440532013000 "
+    b"192.0.2.1 2001:db8::1 078-05-1120"
+)
+"""One value of every detector's shape."""
+
+
+def _shape_scan() -> re2.Set | None:
+    """A set of every detector's shape, matched at once; None where RE2 cannot build one that works.
+
+    RE2 reports a set whose DFA ran out of memory as matching nothing, which would mask nothing:
+    so the set must find every shape of the probe before it is trusted. (Once built, a set's DFA
+    does not give up on a long text: RE2 abandons slow searches for single patterns, never sets.)
+    """
+    options = re2.Options()
+    options.max_mem = SHAPE_SCAN_MEMORY
+    scan = re2.Set.SearchSet(options)
+    try:
+        for detector in _DETECTORS:
+            scan.Add(detector.shape)
+        scan.Compile()
+    except re2.error:
+        return None
+    if sorted(scan.Match(_SHAPE_PROBE) or ()) != list(range(len(_DETECTORS))):
+        return None
+    return scan
+
+
 class PiiMasker:
     """Finds PII in text and replaces it. Building one compiles the patterns; share it.
 
@@ -348,23 +379,24 @@ class PiiMasker:
     def __init__(self) -> None:
         self._detectors = [(re2.compile(d.shape), d) for d in _DETECTORS]
         # One scan with every shape at once says which detectors have a candidate at all: clean
-        # text costs that scan alone, not one scan (and one Python call) per detector.
-        self._any_shape = re2.Set.SearchSet()
-        for detector in _DETECTORS:
-            self._any_shape.Add(detector.shape)
-        self._any_shape.Compile()
+        # text costs that scan alone, not one scan (and one Python call) per detector. Without a
+        # working scan, every detector runs: slower, never blind.
+        self._any_shape = _shape_scan()
 
     def find(self, text: str) -> list[PiiMatch]:
         """Every PII value in `text`: non-overlapping, sorted by start."""
         # "surrogatepass": a lone surrogate (from bytes decoded with surrogateescape) becomes bytes
         # that are not UTF-8, which RE2 treats as a character no shape matches.
         data = text.encode("utf-8", "surrogatepass")
-        shaped = self._any_shape.Match(data)
+        if self._any_shape is None:
+            shaped: list[int] = list(range(len(self._detectors)))
+        else:
+            shaped = sorted(self._any_shape.Match(data) or ())
         if not shaped:
             return []
         found = [
             (*m.span(), detector)
-            for regex, detector in (self._detectors[i] for i in sorted(shaped))
+            for regex, detector in (self._detectors[i] for i in shaped)
             for m in regex.finditer(data)
         ]
         found.sort(key=lambda c: (c[0], -c[1]))
