@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import tempfile
+import types
+import unittest.mock
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +20,9 @@ from temporalio.converter import DataConverter
 from temporalio.exceptions import CancelledError
 from temporalio.worker import Replayer, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox._importer import Importer
 
+import baton
 from baton.agents.runtime import AgentRunInput
 from baton.examples.document_generation.process import process as document_generation
 from baton.orchestration import GroupChatInput, ManagerSpec
@@ -87,24 +92,46 @@ async def test_worker_killed_mid_run_does_not_rerun_finished_steps(
     assert result.run_counts == {"Step1": 1, "Step2": 1, "Step3": 1}
 
 
+WORKFLOW_CODE = (
+    "baton.agents.loop",
+    "baton.agents.access",
+    "baton.process.runtime",
+    "baton.orchestration.chat",
+    "baton.orchestration.managers",
+    "baton.telemetry.logs",
+)
+"""Baton's modules whose functions run inside its workflows: the agent loop, the access check, the
+event checks, the group chat and its managers, the agent log record. The workflow modules pass
+them through to the sandbox, which then would not see what they call; the replays import them
+inside it."""
+
+
 async def assert_replays(
     histories: dict[str, str],
     converter: DataConverter,
     workflows: Sequence[type] = (ProcessWorkflow, AgentWorkflow, *ORCHESTRATIONS),
+    workflow_code: Sequence[str] = WORKFLOW_CODE,
 ) -> None:
     """Every history replays without a nondeterminism error, and in the sandbox: the workflows
     that run without it in production (ProcessWorkflow, AgentWorkflow) are checked by its
-    restrictions here (no clock, randomness, I/O or threads outside Temporal's)."""
+    restrictions here (no clock, randomness, I/O or threads outside Temporal's), and so is the
+    code of `workflow_code` they call."""
     replayer = Replayer(
         workflows=workflows,
         data_converter=converter,
         unsandboxed_workflow_runner=SandboxedWorkflowRunner(),
     )
-    for workflow_id, history in histories.items():
-        result = await replayer.replay_workflow(
-            WorkflowHistory.from_json(workflow_id, history), raise_on_replay_failure=False
-        )
-        assert result.replay_failure is None, f"{workflow_id}: {result.replay_failure}"
+    passthrough = Importer._maybe_passthrough_module
+
+    def imported_inside(importer: Importer, name: str) -> types.ModuleType | None:
+        return None if name in workflow_code else passthrough(importer, name)
+
+    with unittest.mock.patch.object(Importer, "_maybe_passthrough_module", imported_inside):
+        for workflow_id, history in histories.items():
+            result = await replayer.replay_workflow(
+                WorkflowHistory.from_json(workflow_id, history), raise_on_replay_failure=False
+            )
+            assert result.replay_failure is None, f"{workflow_id}: {result.replay_failure}"
 
 
 async def test_recorded_histories_replay(tmp_path: Path) -> None:
@@ -117,6 +144,17 @@ async def test_recorded_histories_replay(tmp_path: Path) -> None:
     # A copy: reading a keyring written before the derivation secret upgrades the file.
     keys = Path(shutil.copy(RECORDING_KEYS, tmp_path / "keyring.json"))
     await assert_replays(histories, data_converter(LiveKeyring(FileKeyProvider(keys))))
+
+
+def test_every_module_using_the_workflow_api_is_replayed_inside_the_sandbox() -> None:
+    package = Path(baton.__file__).parent
+    using = {
+        "baton." + ".".join(path.relative_to(package).with_suffix("").parts)
+        for path in package.rglob("*.py")
+        if "workflows" not in path.relative_to(package).parts
+        and re.search(r"^from temporalio import .*\bworkflow\b", path.read_text(), re.MULTILINE)
+    }
+    assert using and using <= set(WORKFLOW_CODE)
 
 
 async def test_the_replays_catch_a_workflow_outside_the_sandbox_reading_the_clock(temporal) -> None:
@@ -133,6 +171,22 @@ async def test_the_replays_catch_a_workflow_outside_the_sandbox_reading_the_cloc
         await assert_replays(
             {"clockwork": history.to_json()}, temporal.client.data_converter, [ReadsTheClock]
         )
+
+
+async def test_the_replays_catch_the_clock_read_in_code_passed_through_to_the_workflow(temporal) -> None:
+    """As the agent loop is: imported under `imports_passed_through`, called from the workflow."""
+    from tests.clockwork import ReadsTheClockElsewhere
+
+    async with Worker(temporal.client, task_queue="clockwork", workflows=[ReadsTheClockElsewhere]):
+        handle = await temporal.client.start_workflow(
+            ReadsTheClockElsewhere.run, id="clockwork-elsewhere", task_queue="clockwork"
+        )
+        assert await handle.result() > 0
+    history = {"clockwork-elsewhere": (await handle.fetch_history()).to_json()}
+    converter = temporal.client.data_converter
+    await assert_replays(history, converter, [ReadsTheClockElsewhere], workflow_code=())  # unseen
+    with pytest.raises(AssertionError, match=r"clockwork-elsewhere: .*time\.time"):
+        await assert_replays(history, converter, [ReadsTheClockElsewhere], workflow_code=["tests.clock"])
 
 
 async def record_histories(env: ProcessEnvironment) -> dict[str, str]:

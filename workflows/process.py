@@ -50,7 +50,7 @@ SIGNALLED_DATA_CHECKED = "signalled-event-data-checked"
 
 # Outside the sandbox: only Baton's own code runs in this workflow (steps are activities), and
 # the sandbox's re-import of this module cost ~8 ms of CPU per run. Every replay test replays it
-# inside the sandbox (tests.test_durability.assert_replays), which keeps it deterministic.
+# inside the sandbox, with the Baton modules it calls into (tests.test_durability.WORKFLOW_CODE).
 @workflow.defn(name=PROCESS_WORKFLOW, sandboxed=False)
 class ProcessWorkflow:
     @workflow.init
