@@ -28,6 +28,10 @@ def user_data_dir() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "baton"
 
 
+WORKFLOW_CACHE_SIZE = 5_000
+"""Runs a worker caches by default: at the ~KB a waiting run takes (docs/BENCHMARKS.md), well
+inside the 2 GiB the Helm chart gives a worker."""
+
 SECRETS_DIR_VARIABLE = "BATON_SECRETS_DIR"
 """A folder of files named after settings (`baton_database_url`, `baton_openai_api_key`), each
 holding the value: secrets mounted as files (Kubernetes) rather than put in the environment, which
@@ -227,6 +231,13 @@ class BatonSettings(BaseSettings):
         description="How long a stopping worker (SIGTERM) lets its running activities finish before "
         "it cancels them; a cancelled one is retried on another worker. The Helm chart sets 60, "
         "with the pod's termination grace period longer still.",
+    )
+    workflow_cache_size: int = Field(
+        WORKFLOW_CACHE_SIZE,
+        ge=0,
+        description="Runs a worker keeps in memory between their workflow tasks (Temporal's sticky "
+        "cache), per workflow-running queue. A run that is not cached replays its history when "
+        "its next event comes. 0 caches none. docs/SCALING.md sizes it.",
     )
     telemetry_content: bool = Field(
         False,

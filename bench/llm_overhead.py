@@ -4,6 +4,8 @@ One fake OpenAI-protocol server (tests/llm_server.py) on localhost answers every
   direct:    httpx POST /chat/completions, as hand-written code would
   activity:  Baton's LLM activity code called in-process (PII masking, breaker, metrics)
   workflow:  `AgentWorkflow` on the dev server: one workflow, one `baton.llm_complete` activity
+  hand:      a hand-written workflow whose one activity makes the direct call (hand_written.py),
+             on the same server, converter and task queue layout Temporal users start with
 The server answers at once (what Baton's own cost is) and after 200 ms (a fast model), and the
 kinds are interleaved so machine noise hits all alike. Then the response cache: an L1 hit, and
 an L2 hit (Redis on localhost, sealed entries) in a process whose L1 is empty.
@@ -11,7 +13,8 @@ an L2 hit (Redis on localhost, sealed entries) in a process whose L1 is empty.
 Run: make bench   (or: .venv/bin/python bench/llm_overhead.py)
 The last line:
   llm_overhead code_ratio=<activity/direct, instant> workflow_ratio=<workflow/direct, 200 ms>
-  workflow_overhead_ms=<workflow-direct, 200 ms> l1_hit_us=<p50> l2_hit_ms=<p50>
+  workflow_overhead_ms=<workflow-direct, 200 ms> vs_hand=<workflow/hand, instant>
+  vs_hand_200ms=<workflow/hand, 200 ms> l1_hit_us=<p50> l2_hit_ms=<p50>
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -29,8 +33,12 @@ import httpx
 from pydantic import SecretStr
 from redis.asyncio import Redis
 from temporalio.testing import ActivityEnvironment
+from temporalio.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from hand_written import HandWrittenLlmCall, call_provider
 
 from baton.activities.llm import llm_activities
 from baton.activities.llm.cache import TtlLru
@@ -42,6 +50,7 @@ from baton.testing import start_dev_server
 from tests.llm_server import FakeLlmServer
 
 RUNS = int(os.environ.get("BENCH_LLM_RUNS", 40))
+HAND_QUEUE = "bench-llm-hand"
 MODEL_LATENCY = 0.2
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PROMPT = "Summarise the quarterly numbers for jane.doe@example.com: revenue up 12% to $4.2M."
@@ -100,6 +109,12 @@ async def main() -> None:
             async with (
                 httpx.AsyncClient(timeout=30) as http,
                 running_workers(env.client, settings, [settings.workflows_queue, settings.llm_queue]),
+                Worker(
+                    env.client,
+                    task_queue=HAND_QUEUE,
+                    workflows=[HandWrittenLlmCall],
+                    activities=[call_provider],
+                ),
             ):
                 llm = llm_activities(settings, http, None)
                 baton = BatonClient(env.client, settings)
@@ -120,11 +135,19 @@ async def main() -> None:
                 async def workflow() -> None:
                     await baton.run_agent(agent, PROMPT)
 
+                async def hand() -> None:
+                    await env.client.execute_workflow(
+                        HandWrittenLlmCall.run,
+                        args=[f"{server.url}/chat/completions", body],
+                        id=f"bench-llm-hand-{uuid.uuid4()}",
+                        task_queue=HAND_QUEUE,
+                    )
+
                 instant = await interleaved(
-                    {"direct": direct, "activity": activity_code, "workflow": workflow}, RUNS
+                    {"direct": direct, "activity": activity_code, "workflow": workflow, "hand": hand}, RUNS
                 )
                 server.latency = MODEL_LATENCY
-                slow = await interleaved({"direct": direct, "workflow": workflow}, RUNS // 2)
+                slow = await interleaved({"direct": direct, "workflow": workflow, "hand": hand}, RUNS // 2)
                 server.latency = 0.0
 
                 cached_request = request.model_copy(update={"temperature": 0.0})
@@ -159,7 +182,9 @@ async def main() -> None:
     overhead = p50(slow["workflow"]) - p50(slow["direct"])
     print(
         f"llm_overhead code_ratio={code_ratio:.2f} workflow_ratio={workflow_ratio:.2f} "
-        f"workflow_overhead_ms={overhead * 1000:.1f} l1_hit_us={p50(l1_hits) * 1e6:.0f} "
+        f"workflow_overhead_ms={overhead * 1000:.1f} "
+        f"vs_hand={p50(instant['workflow']) / p50(instant['hand']):.3f} "
+        f"vs_hand_200ms={p50(slow['workflow']) / p50(slow['hand']):.3f} l1_hit_us={p50(l1_hits) * 1e6:.0f} "
         f"l2_hit_ms={p50(l2_hits) * 1000:.2f}"
     )
 

@@ -52,3 +52,22 @@ def chain(name: str, steps: int) -> ProcessBuilder:
         before.on_function_result().send_event_to(after)
     handles[-1].on_function_result().stop_process()
     return b
+
+
+class Gate(ProcessStep[NoState]):
+    """Takes the value and a person's approval, then goes on."""
+
+    @step_function
+    async def decide(self, ctx: StepContext, value: str, approved: bool) -> str:
+        return append(f"{value}:{'approved' if approved else 'rejected'}", 2)
+
+
+def approval(name: str) -> ProcessBuilder:
+    """A step, then a person's approval, then another: as `hand_written.HandWrittenApproval`."""
+    b = ProcessBuilder(name)
+    one, gate = b.add_step(One), b.add_step(Gate)
+    b.on_input_event("Start").send_event_to(one)
+    one.on_function_result().send_event_to(gate, parameter="value")
+    b.on_input_event("Approve").send_event_to(gate, parameter="approved")
+    gate.on_function_result().stop_process()
+    return b

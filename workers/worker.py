@@ -132,6 +132,8 @@ def build_workers(
                 "activities": [llm.complete, run_tool],
                 "max_task_queue_activities_per_second": settings.llm_rate_limit,
             }
+        if "workflows" in kwargs:
+            kwargs["max_cached_workflows"] = settings.workflow_cache_size
         graceful = timedelta(seconds=settings.worker_shutdown_seconds)
         workers.append(Worker(client, task_queue=queue, graceful_shutdown_timeout=graceful, **kwargs))
     return workers

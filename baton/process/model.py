@@ -119,6 +119,8 @@ class ProcessDefinition(BaseModel):
 class CompiledStep(BaseModel):
     """A step as the workflow runs it, with every function's parameters resolved."""
 
+    model_config = ConfigDict(frozen=True)  # workers share one instance among runs
+
     name: str
     kind: Literal["step", "process", "agent"]
     ref: str | None = None
@@ -138,7 +140,10 @@ class CompiledProcess(BaseModel):
 
     Every target names its function and parameter, so the workflow never imports step code.
     For a sub-process step, its functions are the child's input events, each with one parameter.
+    Frozen: a worker shares one instance among the runs of a process.
     """
+
+    model_config = ConfigDict(frozen=True)
 
     name: str
     version: int | None = None
