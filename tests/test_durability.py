@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
 import types
 import unittest.mock
@@ -126,12 +128,23 @@ async def assert_replays(
     def imported_inside(importer: Importer, name: str) -> types.ModuleType | None:
         return None if name in workflow_code else passthrough(importer, name)
 
-    with unittest.mock.patch.object(Importer, "_maybe_passthrough_module", imported_inside):
-        for workflow_id, history in histories.items():
-            result = await replayer.replay_workflow(
-                WorkflowHistory.from_json(workflow_id, history), raise_on_replay_failure=False
-            )
-            assert result.replay_failure is None, f"{workflow_id}: {result.replay_failure}"
+    # The sandbox's imports set their packages' attributes (baton.telemetry.logs) to its copies:
+    # put the test process's own modules back, or later imports there would get the copies.
+    packages = {name: sys.modules[name.rpartition(".")[0]] for name in workflow_code}
+    own = {name: getattr(package, name.rpartition(".")[2], None) for name, package in packages.items()}
+    try:
+        with unittest.mock.patch.object(Importer, "_maybe_passthrough_module", imported_inside):
+            for workflow_id, history in histories.items():
+                result = await replayer.replay_workflow(
+                    WorkflowHistory.from_json(workflow_id, history), raise_on_replay_failure=False
+                )
+                assert result.replay_failure is None, f"{workflow_id}: {result.replay_failure}"
+    finally:
+        for name, module in own.items():
+            if module is None:
+                vars(packages[name]).pop(name.rpartition(".")[2], None)
+            else:
+                setattr(packages[name], name.rpartition(".")[2], module)
 
 
 async def test_recorded_histories_replay(tmp_path: Path) -> None:
@@ -155,6 +168,7 @@ def test_every_module_using_the_workflow_api_is_replayed_inside_the_sandbox() ->
         and re.search(r"^from temporalio import .*\bworkflow\b", path.read_text(), re.MULTILINE)
     }
     assert using and using <= set(WORKFLOW_CODE)
+    assert all(importlib.import_module(name) for name in WORKFLOW_CODE)  # no stale name checks nothing
 
 
 async def test_the_replays_catch_a_workflow_outside_the_sandbox_reading_the_clock(temporal) -> None:

@@ -18,6 +18,7 @@ from baton.process.model import StepOptions
 from baton.process.runtime import BATON_PROCESS, ProcessInput, SendEvent
 from baton.starter import InvalidEventData, ProcessFinished, ProcessRun, RunAlreadyExists, UnknownEvent
 from baton.testing import ProcessEnvironment
+from baton.workers.worker import build_workers
 from baton.workflows.process import ProcessWorkflow
 from tests.conftest import Journal
 from tests.steps import (
@@ -528,3 +529,18 @@ async def test_inputs_left_when_the_process_stops_are_reported(env: ProcessEnvir
     assert [(m.target.parameter, m.data, m.origin) for m in result.unconsumed] == [
         ("left", "a3", "input Left")
     ]
+
+
+async def test_a_worker_caching_no_runs_replays_each_one_to_the_end(temporal, settings) -> None:
+    uncached = settings.model_copy(update={"workflow_cache_size": 0})
+    aside = uncached.model_copy(update={"workflows_queue": f"{settings.workflows_queue}-aside"})
+    [worker] = build_workers(temporal.client, aside, [aside.workflows_queue])
+    assert worker.config()["max_cached_workflows"] == 0
+    async with ProcessEnvironment(settings=uncached, client=temporal.client) as env:
+        first = await env.start(approval_process().build(ALLOWED), "Start", "doc")
+        second = await env.start(approval_process().build(ALLOWED), "Start", "memo")
+        # Every task of either run starts from its history: the shared compiled process included.
+        for run, approved in ((second, False), (first, True)):
+            await run.send_event("ApprovalReceived", {"approved": approved})
+        assert (await first.result()).output == "DOC:approved"
+        assert (await second.result()).output == "MEMO:rejected"
