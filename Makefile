@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/large_contexts.py
 	$(BIN)/python bench/orchestration_overhead.py
 	$(BIN)/python bench/pii_masking.py
+	$(BIN)/python bench/waiting_runs.py
 	$(BIN)/python bench/codec_throughput.py
 	$(BIN)/python bench/key_propagation.py
 	$(BIN)/python bench/audit_chain.py

@@ -48,14 +48,14 @@ from hand_written import (
     step_two,
 )
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from three_steps import chain, three_steps
 
 from baton.persistence.db import engine_from_settings
 from baton.settings import BatonSettings
 from baton.starter.client import BatonClient
-from baton.temporal import SEARCH_ATTRIBUTES, dev_server_args, dev_server_path, settings_converter
+from baton.temporal import dev_server_args, settings_converter
+from baton.testing import start_dev_server
 from baton.workers.worker import running_workers
 
 SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", 100))
@@ -267,12 +267,8 @@ async def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="baton-bench-contenders-"))
     settings = BatonSettings(data_dir=data_dir, step_modules=["three_steps"])
     converter = settings_converter(settings, engine_from_settings(settings))
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=dev_server_path(),
-        search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=converter,
-        dev_server_log_level="error",
-        dev_server_extra_args=[*dev_server_args(), "--db-filename", str(data_dir / "temporal.db")],
+    env = await start_dev_server(
+        converter, extra_args=[*dev_server_args(), "--db-filename", str(data_dir / "temporal.db")]
     )
     client = env.client
     async with contextlib.AsyncExitStack() as stack:

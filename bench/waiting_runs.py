@@ -37,14 +37,14 @@ sys.path.insert(0, str(Path(__file__).parent))  # workers import the steps by mo
 
 from hand_written import HandWrittenApproval, step_one, step_two
 from temporalio.client import Client, WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from three_steps import approval
 
 from baton.persistence.db import engine_from_settings
 from baton.settings import BatonSettings
 from baton.starter.client import BatonClient, ProcessRun
-from baton.temporal import SEARCH_ATTRIBUTES, dev_server_args, dev_server_path, settings_converter
+from baton.temporal import dev_server_args, settings_converter
+from baton.testing import start_dev_server
 from baton.workers.worker import running_workers
 
 WAITING = int(os.environ.get("BENCH_WAITING", 2000))
@@ -197,12 +197,8 @@ async def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="baton-bench-waiting-"))
     settings = bench_settings(data_dir)
     converter = settings_converter(settings, engine_from_settings(settings))
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=dev_server_path(),
-        search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=converter,
-        dev_server_log_level="error",
-        dev_server_extra_args=[*dev_server_args(), "--db-filename", str(data_dir / "temporal.db")],
+    env = await start_dev_server(
+        converter, extra_args=[*dev_server_args(), "--db-filename", str(data_dir / "temporal.db")]
     )
     address = env.client.service_client.config.target_host
     workers = {

@@ -18,7 +18,7 @@ from temporalio.worker import Replayer
 from baton.agents import AgentSpec
 from baton.settings import BatonSettings
 from baton.telemetry import logs as telemetry_logs
-from baton.telemetry.logs import CONTENT_CHARS, JsonFormatter
+from baton.telemetry.logs import CONTENT_CHARS, JsonFormatter, MaskedStreamHandler
 from baton.testing import ProcessEnvironment
 from baton.workflows.agent import AgentWorkflow
 from tests.steps import ALLOWED, chatty
@@ -120,3 +120,19 @@ async def test_with_telemetry_content_the_record_has_the_input_and_answer_masked
     assert str(record["input"]).startswith("write to [EMAIL] about xxx")
     assert len(str(record["input"])) == CONTENT_CHARS + 1 and str(record["input"]).endswith("…")
     assert record["output"] and "erin@example.com" not in json_lines.getvalue()
+
+
+def test_a_record_that_cannot_be_written_is_reported_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    # The stdlib's report of a failed record prints its raw arguments to stderr.
+    handler = MaskedStreamHandler(io.StringIO())
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("baton.tests.broken")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("customer %s %s", "ana@example.com")  # one argument short
+    finally:
+        logger.removeHandler(handler)
+    reported = capsys.readouterr().err
+    assert "ana@example.com" not in reported
+    assert "could not be written" in reported and "customer %s %s" in reported and "[EMAIL]" in reported

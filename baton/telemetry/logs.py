@@ -93,6 +93,21 @@ def _activity_fields() -> dict[str, Any]:
     }
 
 
+class MaskedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler whose report of a record it could not write is masked like the record:
+    the stdlib's report prints the record's raw message and arguments to stderr."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if logging.raiseExceptions and sys.stderr:
+            error = sys.exc_info()[1]
+            report = (
+                f"baton: a log record could not be written ({type(error).__name__}: {error}): "
+                f"logger {record.name}, {record.pathname}:{record.lineno}, "
+                f"message {record.msg!r}, arguments {record.args!r}\n"
+            )
+            sys.stderr.write(default_masker().mask(report))
+
+
 class MaskingFormatter(logging.Formatter):
     """A `logging.Formatter` that masks PII in the finished line: the message with its arguments
     filled in, the exception text and the stack, all at once."""
@@ -154,7 +169,7 @@ def configure_logging(level: str = "INFO", format: LogFormat = "auto", service: 
     root.setLevel(level.upper())
     handler = next((h for h in root.handlers if h.get_name() == _HANDLER_NAME), None)
     if handler is None:
-        handler = logging.StreamHandler()  # stderr
+        handler = MaskedStreamHandler()  # stderr
         handler.set_name(_HANDLER_NAME)
         root.addHandler(handler)
     as_text = format == "text" or (format == "auto" and sys.stderr.isatty())
