@@ -6,22 +6,37 @@ versions, Luhn-invalid runs, bad IBANs, invalid SSNs, clocks, MAC addresses) spr
 core, in MB of UTF-8 per second. For scale, the same shapes and checks run as one alternation in
 Python's `re` (on the first MB only; it is slow), which is the approach RE2 replaces.
 
-Run: .venv/bin/python bench/pii_masking.py [--mb 10] [--seed 0]
+Then a log file: `--log-lines` short lines (~80 bytes, each with a timestamp; three in four hold
+a value: an e-mail and an IP, a card beside an order number, or a phone) through `baton pii mask`
+as a user runs it, the file on standard input, best of 3 wall-clock runs including the command's
+start; and through `mask_stream`, the loop the command runs, in this process.
+
+Run: .venv/bin/python bench/pii_masking.py [--mb 10] [--seed 0] [--log-lines 200000]
 The last line:
   pii_masking mb_per_s=<mask> recall_<kind>=... precision=<share of matches that are PII>
       lookalikes_touched=<count> vs_python_re=<speed-up over the one-alternation re>
+      us_<line>=<µs to mask one line> cli_mb_per_s=<baton pii mask> stream_mb_per_s=<mask_stream>
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import random
 import re
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from pii_corpus import generate, score
 
 from baton.security.pii import _DETECTORS, PiiKind, default_masker
+from baton.starter.cli.pii import mask_stream
+
+BATON = Path(sys.executable).with_name("baton")
 
 NAIVE_SAMPLE = 1_000_000
 LINE_CALLS = 20_000
@@ -42,6 +57,32 @@ def best_of(runs: int, fn: Callable[[], object]) -> float:
         fn()
         times.append(time.perf_counter() - began)
     return min(times)
+
+
+def log_lines(count: int, seed: int) -> bytes:
+    """`count` lines of an application log, most holding a value, every value different."""
+    rng = random.Random(seed)
+    lines = []
+    for i in range(count):
+        clock = f"2026-12-03T{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}.{i % 1000:03d}Z"
+        match i % 4:
+            case 0:
+                octets = ".".join(str(rng.randrange(1, 255)) for _ in range(3))
+                event = f"INFO login ok user=user{i}@example.com ip=10.{octets}"
+            case 1:
+                card = "4" + "".join(rng.choice("0123456789") for _ in range(14))
+                card += str(-sum(map(int, card[-1::-2].translate(_DOUBLED) + card[-2::-2])) % 10)
+                event = f"WARN payment declined card={card[:4]} {card[4:8]} {card[8:12]} {card[12:]} order=#{i:08d}"
+            case 2:
+                event = f"INFO callback to +44 20 7946 {rng.randrange(10_000):04d} queued id={i}"
+            case _:
+                event = f"DEBUG cache hit key=session:{i} v1.2.{i % 50} took {rng.randrange(1, 900) / 10}ms"
+        lines.append(f"{clock} {event}\n")
+    return "".join(lines).encode()
+
+
+# Luhn doubles every second digit left of the check digit and adds the digits of the result.
+_DOUBLED = str.maketrans("0123456789", "0246813579")
 
 
 def naive_masker() -> Callable[[str], str]:
@@ -70,6 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=10, help="size of the generated text, in MB")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--log-lines", type=int, default=200_000, help="lines of the log file")
     args = parser.parse_args()
 
     corpus = generate(int(args.mb * 1_000_000), seed=args.seed)
@@ -84,6 +126,18 @@ def main() -> None:
     naive_mb_per_s = len(sample.encode()) / 1e6 / best_of(1, lambda: naive(sample))
 
     result = score(corpus, masker.find(corpus.text))
+
+    log = log_lines(args.log_lines, args.seed)
+    log_mb = len(log) / 1e6
+    stream_mb_per_s = log_mb / best_of(3, lambda: mask_stream(io.BytesIO(log), io.BytesIO(), masker))
+    with tempfile.TemporaryFile() as log_file:
+        log_file.write(log)
+
+        def run_cli() -> None:
+            log_file.seek(0)
+            subprocess.run([BATON, "pii", "mask"], stdin=log_file, stdout=subprocess.DEVNULL, check=True)
+
+        cli_mb_per_s = log_mb / best_of(3, run_cli)
     per_line = {
         name: best_of(3, lambda line=line: [masker.mask(line) for _ in range(LINE_CALLS)]) / LINE_CALLS * 1e6
         for name, line in LINES.items()
@@ -102,11 +156,16 @@ def main() -> None:
         print(f"  touched: {planted.value!r}")
     for name, micros in per_line.items():
         print(f"  one {len(LINES[name])}-byte line, {name}: {micros:.1f} µs")
+    print(
+        f"a log file of {args.log_lines} lines, {log_mb:.1f} MB: baton pii mask {cli_mb_per_s:.1f} MB/s "
+        f"(with its start), mask_stream {stream_mb_per_s:.1f} MB/s"
+    )
     recalls = " ".join(f"recall_{kind.value}={result.recall[kind]:.3f}" for kind in PiiKind)
     print(
         f"pii_masking mb_per_s={mb_per_s:.1f} {recalls} precision={result.precision:.3f} "
         f"lookalikes_touched={len(result.touched_lookalikes)} vs_python_re={mb_per_s / naive_mb_per_s:.1f} "
         + " ".join(f"us_{name}={micros:.1f}" for name, micros in per_line.items())
+        + f" cli_mb_per_s={cli_mb_per_s:.1f} stream_mb_per_s={stream_mb_per_s:.1f}"
     )
 
 

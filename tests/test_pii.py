@@ -15,7 +15,8 @@ from temporalio import activity, workflow
 
 from baton.security import pii
 from baton.security.pii import _DETECTORS, PiiKind, PiiMasker, PiiMatch, default_masker, restore
-from baton.starter.cli.pii import HELD_BACK, PIECE
+from baton.starter.cli import pii as pii_cli
+from baton.starter.cli.pii import HELD_BACK, PIECE, mask_stream
 from baton.telemetry.logs import JsonFormatter, MaskingFormatter, configure_logging
 from bench.pii_corpus import generate, score
 
@@ -115,8 +116,16 @@ def test_numbers_the_ssa_never_issues_are_not_ssns(ssn: str) -> None:
     ],
 )
 def test_ipv6_forms_are_found(address: str) -> None:
-    for text in (f"from {address} today", f"host=[{address}]:443", f"IPv6:{address}"):
+    texts = [f"from {address} today", f"host=[{address}]:443", f"IPv6:{address}"]
+    if not address.startswith(":"):  # "ip:::1" could be "ip::" and ":1" as well
+        texts.append(f"ip:{address}: up")
+    for text in texts:
         assert found(text) == [(PiiKind.IPV6, address)], text
+
+
+@pytest.mark.parametrize("text", ["at 12:30:45.120", "ab:cd:ef:12:34:56", "a:b:c:d::e:f:1:::2", "fe80::1:::"])
+def test_clocks_and_colon_runs_are_no_ipv6(text: str) -> None:
+    assert found(text) == []
 
 
 def test_mask_replaces_each_value_by_its_kind() -> None:
@@ -240,6 +249,22 @@ def test_baton_pii_mask_masks_a_value_across_the_pieces_of_a_very_long_line() ->
     result = subprocess.run([BATON, "pii", "mask"], input=line.encode(), capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode() == head + "[EMAIL] " + "y" * (3 * HELD_BACK) + "\n"
+
+
+def test_baton_pii_mask_gives_what_masking_each_line_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Reads of 7 bytes cut lines, values and a two-byte character ("é") anywhere.
+    monkeypatch.setattr(pii_cli, "READ", 7)
+    lines = [
+        "2026-12-03T08:15:02Z login ana@example.com from 10.1.2.3\n",
+        "café: card 4111 1111 1111 1111, order #12345678\r\n",
+        "\n",
+        "clock 12:30:45 only\r",
+        "call +44 20 7946 0958\n",
+        "no line end: fe80::1",
+    ]
+    masked = io.BytesIO()
+    mask_stream(io.BytesIO("".join(lines).encode()), masked, default_masker())
+    assert masked.getvalue().decode() == "".join(default_masker().mask(line) for line in lines)
 
 
 def test_recall_and_precision_on_generated_chat_text() -> None:

@@ -6,12 +6,15 @@ tail -f app.log | baton pii mask > shareable.log
 from __future__ import annotations
 
 import argparse
-import io
+import codecs
 import sys
+from io import BufferedIOBase
 from typing import BinaryIO
 
 from baton.security.pii import PiiMasker, default_masker
 
+# The most one read takes from the input: a block of lines for a file, what has come for a pipe.
+READ = 1 << 16
 # A line longer than this is masked in pieces, so that memory stays bounded whatever comes in.
 PIECE = 1 << 20
 # How much of a piece waits for the next one, so that a value the cut goes through is seen whole:
@@ -36,29 +39,32 @@ def add_pii_commands(sub: argparse._SubParsersAction) -> None:
 async def _mask(args: argparse.Namespace) -> int:
     # Blocking reads on the event loop on purpose: nothing else runs on it, and a blocked read in
     # a worker thread would keep Ctrl-C from ending the command.
-    mask_stream(sys.stdin.buffer, sys.stdout.buffer, default_masker())
+    with open(sys.stdin.fileno(), "rb", closefd=False) as stdin:  # noqa: ASYNC230
+        mask_stream(stdin, sys.stdout.buffer, default_masker())
     return 0
 
 
-def mask_stream(source: BinaryIO, sink: BinaryIO, masker: PiiMasker) -> None:
-    """Copy `source` to `sink` with PII masked, flushing after every line so it works in a pipe."""
-    # newline="": line endings pass through as they came (\r\n stays \r\n).
-    lines = io.TextIOWrapper(source, encoding="utf-8", errors="replace", newline="")
-    try:
-        pending = ""
-        while piece := lines.readline(PIECE):
-            text = pending + piece
-            if piece.endswith(("\n", "\r")):
-                out, pending = masker.mask(text), ""
-            else:  # the end of the input, or a piece of a long line
-                cut = _safe_cut(text, masker)
-                out, pending = masker.mask(text[:cut]), text[cut:]
-            sink.write(out.encode())
+def mask_stream(source: BufferedIOBase, sink: BinaryIO, masker: PiiMasker) -> None:
+    """Copy `source` to `sink` with PII masked, each line written as soon as it has come in whole.
+
+    Whatever one read returns, up to its last line end, is masked and written at once: a line
+    typed into a pipe is answered at once, and a file goes through in blocks of many lines, which
+    costs one masking call per block instead of one per line (no value spans a line end).
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    while chunk := source.read1(READ):
+        text = pending + decoder.decode(chunk)
+        # Line endings pass through as they came (\r\n stays \r\n): no value contains either.
+        cut = max(text.rfind("\n"), text.rfind("\r")) + 1
+        if not cut and len(text) > PIECE:  # a long line is masked in pieces
+            cut = _safe_cut(text, masker)
+        if cut:
+            sink.write(masker.mask(text[:cut]).encode())
             sink.flush()
-        sink.write(masker.mask(pending).encode())
-        sink.flush()
-    finally:
-        lines.detach()  # the caller owns `source`; closing the wrapper would close it
+        pending = text[cut:]
+    sink.write(masker.mask(pending + decoder.decode(b"", final=True)).encode())
+    sink.flush()
 
 
 def _safe_cut(text: str, masker: PiiMasker) -> int:
