@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 from temporalio import activity
+from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 from baton.process.compiler import resolve_step_class
@@ -25,9 +26,29 @@ class StepActivities:
         self._allowed = list(allowed_modules)
         self._adapters: dict[tuple[str, str], dict[str, TypeAdapter[Any]]] = {}
 
-    @activity.defn(name=RUN_STEP_ACTIVITY)
-    async def run_step(self, invocation: StepInvocation) -> StepOutcome:
-        """Run `invocation.function` of its step; the new state is kept only if the call succeeds."""
+    @activity.defn(dynamic=True)
+    async def run_step(self, args: Sequence[RawValue]) -> StepOutcome:
+        """Run the step function the activity type names (`<step>/<function>`, see
+        `step_activity_type`), or, for runs of earlier releases, `baton.run_step` with the step and
+        the function in its input. The new state is kept only if the call succeeds."""
+        activity_type = activity.info().activity_type
+        step, slash, function = activity_type.partition("/")
+        if not (slash or activity_type == RUN_STEP_ACTIVITY):
+            # Retried, as the SDK retries any activity a worker does not have: the next may.
+            raise ApplicationError(
+                f"no activity {activity_type!r} on this worker: not a step function", type="NotFoundError"
+            )
+        if len(args) != 1:
+            raise _invalid(f"step activity {activity_type!r} takes one input, not {len(args)}")
+        try:
+            invocation = activity.payload_converter().from_payload(args[0].payload, StepInvocation)
+        except ValidationError as e:
+            raise _invalid(f"input of step activity {activity_type!r} is invalid: {_describe(e)}") from e
+        if slash:
+            invocation = invocation.model_copy(update={"step": step, "function": function})
+        return await self._run(invocation)
+
+    async def _run(self, invocation: StepInvocation) -> StepOutcome:
         step_class = self._step_class(invocation)
         where = f"{invocation.step}.{invocation.function}"
         try:

@@ -92,6 +92,13 @@ class BatonSettings(BaseSettings):
     )
     llm_queue: str = Field("baton-llm", min_length=1)
     compliance_queue: str = Field("baton-compliance", min_length=1)
+    step_activity_types: bool = Field(
+        False,
+        description="Runs this client starts schedule each step function as an activity type of "
+        "its own, `<step>/<function>`, which the Temporal UI and the SDK's metrics show, with a "
+        "smaller history (no summary payload); otherwise `baton.run_step`. Every worker of this "
+        "release runs both: turn it on once no worker of an earlier release is left.",
+    )
 
     # Nothing of the examples by default: a deployment names its own modules and folders. The
     # demo adds the examples itself, and this repository's baton.yaml names them for its checkout.

@@ -4,6 +4,7 @@ The same 3-step job (each step appends to a string), as:
   hand_written       hand-written Temporal code, its activities on one task queue, with Baton's
                      shipped converter (encryption, out-of-band storage): the same security
   baton              a Baton process with default steps and the default queue layout, as shipped
+  baton_unencrypted  the same with the plain converter, on workers of its own: what encryption costs
   hand_local_eager   hand-written, the steps as local activities, eager workflow start
   baton_local_eager  Baton's fast path: `local=True` steps, `eager=True` start
   dbos               DBOS Transact: a workflow of 3 steps, its system database on PostgreSQL
@@ -54,7 +55,7 @@ from three_steps import chain, three_steps
 from baton.persistence.db import engine_from_settings
 from baton.settings import BatonSettings
 from baton.starter.client import BatonClient
-from baton.temporal import dev_server_args, settings_converter
+from baton.temporal import data_converter, dev_server_args, settings_converter
 from baton.testing import start_dev_server
 from baton.workers.worker import running_workers
 
@@ -70,7 +71,9 @@ CHAIN_SHORT, CHAIN_LONG = 1, 9
 Run = Callable[[], Awaitable[str]]
 
 
-async def temporal_contenders(client: Client, settings: BatonSettings) -> dict[str, Run]:
+async def temporal_contenders(
+    client: Client, settings: BatonSettings, unencrypted: BatonClient
+) -> dict[str, Run]:
     baton = BatonClient(client, settings)
     remote = three_steps("BenchContender", local=False).build(settings.step_modules)
     local = three_steps("BenchContenderLocal", local=True).build(settings.step_modules)
@@ -96,9 +99,13 @@ async def temporal_contenders(client: Client, settings: BatonSettings) -> dict[s
     async def baton_local_eager() -> str:
         return (await (await baton.start_process(local, "Start", "x", eager=True)).result()).output
 
+    async def baton_unencrypted() -> str:
+        return (await (await unencrypted.start_process(remote, "Start", "x")).result()).output
+
     return {
         "hand_written": hand_written,
         "baton": baton_process,
+        "baton_unencrypted": baton_unencrypted,
         "hand_local_eager": hand_local_eager,
         "baton_local_eager": baton_local_eager,
     }
@@ -282,7 +289,17 @@ async def main() -> None:
                 activities=[step_one, step_two, step_three, next_step],
             )
         )
-        kinds = await temporal_contenders(client, settings)
+        # What encryption costs: the same Baton process, its own workers on queues of their own,
+        # with the plain converter.
+        plain_settings = settings.model_copy(update={"workflows_queue": "bench-unencrypted-workflows"})
+        plain_client = Client(
+            client.service_client, namespace=client.namespace, data_converter=data_converter()
+        )
+        await stack.enter_async_context(
+            running_workers(plain_client, plain_settings, [plain_settings.workflows_queue])
+        )
+        unencrypted = BatonClient(plain_client, plain_settings)
+        kinds = await temporal_contenders(client, settings, unencrypted)
         dbos = await dbos_contender(await fresh_database("baton_bench_dbos"))
         if dbos is not None:
             kinds["dbos"] = dbos
@@ -313,6 +330,7 @@ async def main() -> None:
     print()
     print(f"process_contenders {ratios('baton', 'hand_written')}")
     print(f"process_contenders {ratios('baton_local_eager', 'hand_local_eager')}")
+    print(f"process_contenders {ratios('baton_unencrypted', 'baton')}")
     print(
         f"process_contenders step_cost={steps['baton'][0] / steps['hand_written'][0]:.3f} "
         f"step_history={steps['baton'][1] / steps['hand_written'][1]:.3f}"

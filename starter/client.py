@@ -494,6 +494,7 @@ class BatonClient:
                     data=data,
                     steps_queue=self.settings.resolved_steps_queue,
                     llm_queue=self.settings.llm_queue,
+                    step_activity_types=self.settings.step_activity_types,
                 ),
                 task_queue=self.settings.workflows_queue,
                 result_type=ProcessResult,

@@ -7,8 +7,11 @@ import logging
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
+from temporalio import workflow
+from temporalio.common import RetryPolicy
 
 from baton.process import NoState, ProcessBuilder, ProcessStep, RetryOptions, StepContext, step_function
 
@@ -312,3 +315,20 @@ def chatty() -> ProcessBuilder:
     b.on_input_event("Start").send_event_to(step)
     step.on_function_result().stop_process()
     return b
+
+
+@workflow.defn(sandboxed=False)  # the sandbox would re-import this module of steps for each run
+class SchedulesAnActivity:
+    """Schedules one activity by type, with a dict for input: as the workflow code of an earlier
+    release scheduled its steps, or as a misrouted call would."""
+
+    @workflow.run
+    async def run(self, activity_type: str, input: dict[str, Any], task_queue: str) -> dict[str, Any]:
+        return await workflow.execute_activity(
+            activity_type,
+            input,
+            result_type=dict,
+            task_queue=task_queue,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import logging
@@ -242,6 +243,23 @@ def test_baton_pii_mask_answers_each_line_before_input_ends() -> None:
         assert baton.wait(timeout=60) == 0
 
 
+def test_baton_pii_mask_stops_quietly_when_its_reader_goes_away() -> None:
+    # `baton pii mask < app.log | head -1`: head exits after one line.
+    with subprocess.Popen(
+        [BATON, "pii", "mask"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as baton:
+        assert baton.stdin and baton.stdout and baton.stderr
+        baton.stdin.write(b"from 10.1.2.3\n")
+        baton.stdin.flush()
+        assert baton.stdout.readline() == b"from [IPV4]\n"
+        baton.stdout.close()
+        with contextlib.suppress(BrokenPipeError):  # it may be gone before this is written
+            baton.stdin.write(b"ana@example.com\n" * 10_000)
+            baton.stdin.close()
+        assert baton.wait(timeout=60) == 0
+        assert baton.stderr.read() == b""
+
+
 def test_baton_pii_mask_masks_a_value_across_the_pieces_of_a_very_long_line() -> None:
     # The e-mail straddles the boundary where the first piece of the line ends.
     head = "x" * (PIECE - 10) + " "
@@ -265,6 +283,27 @@ def test_baton_pii_mask_gives_what_masking_each_line_gives(monkeypatch: pytest.M
     masked = io.BytesIO()
     mask_stream(io.BytesIO("".join(lines).encode()), masked, default_masker())
     assert masked.getvalue().decode() == "".join(default_masker().mask(line) for line in lines)
+
+
+def test_baton_pii_mask_holds_back_a_bounded_amount_of_a_line_whatever_it_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One e-mail-shaped run far longer than any address: waiting for its end would keep the whole
+    # line in memory, and scan it again on every read.
+    monkeypatch.setattr(pii_cli, "PIECE", 8192)
+    monkeypatch.setattr(pii_cli, "READ", 1024)
+    line = b"a" * 100_000 + b"@example." + b"c" * 100_000 + b" then ana@example.com\n"
+    scanned: list[int] = []
+
+    class Watched(PiiMasker):
+        def find(self, text: str) -> list[PiiMatch]:
+            scanned.append(len(text))
+            return super().find(text)
+
+    sink = io.BytesIO()
+    mask_stream(io.BytesIO(line), sink, Watched())
+    assert max(scanned) <= 8192 + 1024
+    assert sink.getvalue().endswith(b" then [EMAIL]\n") and b"@example." not in sink.getvalue()
 
 
 def test_recall_and_precision_on_generated_chat_text() -> None:

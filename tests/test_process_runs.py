@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from temporalio.api.enums.v1 import RetryState
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
 
 from baton.examples.document_generation.process import process as document_generation
 from baton.process import Process, ProcessBuilder, ProcessState, RetryOptions
@@ -26,6 +27,7 @@ from tests.steps import (
     PACE,
     Approval,
     Reverse,
+    SchedulesAnActivity,
     Step1,
     Step3,
     Upper,
@@ -93,24 +95,41 @@ async def test_linear_process_runs_each_step_once(env: ProcessEnvironment, journ
     assert state.steps["Step1"].state == {"calls": 1, "seen": ["x"]}
 
 
-async def test_run_is_tagged_and_summarised_for_the_temporal_ui(env: ProcessEnvironment) -> None:
-    process = linear("Tagged").build(ALLOWED)
-    run = await env.start(process, "Start", "x")
-    await run.result()
-    description = await run.handle.describe()
-    assert description.typed_search_attributes.get(BATON_PROCESS) == "Tagged"
-    summaries = [
-        e.user_metadata.summary
-        async for e in run.handle.fetch_history_events()
-        if e.HasField("activity_task_scheduled_event_attributes")
-    ]
-    assert len(summaries) == 3
-    # Summaries are encrypted like every payload; Baton's converter reads them.
-    assert await env.temporal.data_converter.decode(summaries, [str] * 3) == [
-        "Step1.run",
-        "Step2.run",
-        "Step3.run",
-    ]
+@pytest.mark.parametrize("typed", [False, True], ids=["baton.run_step", "step-activity-types"])
+async def test_run_is_tagged_and_its_steps_named_for_the_temporal_ui(
+    temporal, settings, journal: Journal, typed: bool
+) -> None:
+    settings = settings.model_copy(update={"step_activity_types": typed})
+    async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
+        run = await env.start(parent_with_subprocess().build(ALLOWED), "Start", "x")
+        await run.result()
+        description = await run.handle.describe()
+        events = [e async for e in run.handle.fetch_history_events()]
+        [child] = [
+            e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+            for e in events
+            if e.HasField("start_child_workflow_execution_initiated_event_attributes")
+        ]
+        events += [e async for e in env.temporal.get_workflow_handle(child).fetch_history_events()]
+        scheduled = [e for e in events if e.HasField("activity_task_scheduled_event_attributes")]
+        types = [e.activity_task_scheduled_event_attributes.activity_type.name for e in scheduled]
+        summaries = [e.user_metadata.summary for e in scheduled if e.HasField("user_metadata")]
+        [invocation] = await env.temporal.data_converter.decode(
+            scheduled[0].activity_task_scheduled_event_attributes.input.payloads, [dict]
+        )
+        named = await env.temporal.data_converter.decode(summaries, [str] * len(summaries))
+    assert description.typed_search_attributes.get(BATON_PROCESS) == "Parent"
+    if typed:
+        # Each step function is an activity type of its own, in the UI and the SDK's activity
+        # metrics, in the sub-process too; no summary repeats it, nor the input.
+        assert types == ["Step3/run", "Step1/run", "Step2/run"]
+        assert named == []
+        assert set(invocation) == {"process_name", "ref", "args"}
+    else:
+        # Summaries are encrypted like every payload; Baton's converter reads them.
+        assert types == ["baton.run_step"] * 3
+        assert named == ["Step3.run", "Step1.run", "Step2.run"]
+        assert set(invocation) == {"process_name", "step", "ref", "function", "args"}
 
 
 async def test_fan_out_then_fan_in(env: ProcessEnvironment) -> None:
@@ -460,6 +479,56 @@ async def test_steps_run_on_the_workflows_queue_unless_a_steps_queue_is_set(
     # The input names the queue, as a string: workers of a release whose input required one
     # (before steps ran on the workflows queue) still run what this one starts, mid-rollout.
     assert input.steps_queue == settings.resolved_steps_queue
+
+
+async def test_a_step_scheduled_as_baton_run_step_with_its_names_in_the_input_runs(
+    env: ProcessEnvironment,
+) -> None:
+    # Runs started without step activity types, by this release or an earlier one, schedule
+    # `baton.run_step` with the step and the function in the input.
+    invocation = {
+        "process_name": "Earlier",
+        "step": "Step1",
+        "ref": "tests.steps:Step1",
+        "function": "run",
+        "args": {"value": "x"},
+        "state": {"calls": 2, "seen": ["a", "b"]},
+    }
+    outcome = await schedule_on_a_step_worker(env, "baton.run_step", invocation)
+    assert outcome["result"] == "x-1"
+    assert outcome["state"] == {"calls": 3, "seen": ["a", "b", "x"]}
+
+
+async def test_an_activity_that_is_no_step_function_is_refused_by_name(env: ProcessEnvironment) -> None:
+    with pytest.raises(WorkflowFailureError) as raised:
+        await schedule_on_a_step_worker(env, "baton.not_a_step", {"process_name": "P"})
+    assert "no activity 'baton.not_a_step' on this worker: not a step function" in str(
+        raised.value.cause.cause
+    )
+
+
+async def test_a_malformed_step_input_is_refused_naming_the_field_not_the_value(
+    env: ProcessEnvironment,
+) -> None:
+    malformed = {"process_name": "P", "ref": "tests.steps:Step1", "args": "ana@example.com"}
+    with pytest.raises(WorkflowFailureError) as raised:
+        await schedule_on_a_step_worker(env, "Step1/run", malformed)
+    error = raised.value.cause.cause
+    assert isinstance(error, ApplicationError) and error.type == "StepInputInvalid" and error.non_retryable
+    assert "input of step activity 'Step1/run' is invalid: args: " in str(error)
+    assert "ana@example.com" not in str(error)
+
+
+async def schedule_on_a_step_worker(env: ProcessEnvironment, activity_type: str, input: dict) -> dict:
+    """Schedule one activity on the queue where `env`'s workers run steps, from a workflow of its own."""
+    queue = f"schedules-{uuid.uuid4()}"
+    async with Worker(env.temporal, task_queue=queue, workflows=[SchedulesAnActivity]):
+        return await env.temporal.execute_workflow(
+            SchedulesAnActivity.run,
+            args=[activity_type, input, env.settings.resolved_steps_queue],
+            id=queue,
+            task_queue=queue,
+        )
 
 
 async def test_steps_outside_the_workers_allow_list_do_not_run(temporal, settings) -> None:

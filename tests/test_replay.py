@@ -29,13 +29,13 @@ from baton.process.runtime import SendEvent
 from baton.security.codec import ENCODING
 from baton.security.keys import FileKeyProvider, LiveKeyring
 from baton.settings import BatonSettings
-from baton.starter.client import ORCHESTRATION_WORKFLOWS
+from baton.starter.client import ORCHESTRATION_WORKFLOWS, BatonClient
 from baton.temporal import data_converter
 from baton.testing import ProcessEnvironment, start_dev_server
 from baton.workflows.agent import AgentWorkflow
 from baton.workflows.orchestrations import ORCHESTRATIONS
 from baton.workflows.process import ProcessWorkflow
-from tests.steps import ALLOWED
+from tests.steps import ALLOWED, linear
 from tests.test_durability import assert_replays, record_histories
 from tests.test_process_runs import start_unchecked, ticking, wait_for_state
 
@@ -126,7 +126,7 @@ async def test_replay_reads_the_payloads_so_another_key_cannot(tmp_path: Path) -
 
 
 async def record_patched_paths(env: ProcessEnvironment) -> dict[str, str]:
-    """A run that takes the branches added with `workflow.patched` since the first recordings."""
+    """Runs that take the branches added with `workflow.patched` since the first recordings."""
     run = await start_unchecked(env, ticking(max_supersteps=2).build(ALLOWED), "Tick", "t0", key="recorded")
     for tick in (1, 2):
         await wait_for_state(
@@ -136,8 +136,20 @@ async def record_patched_paths(env: ProcessEnvironment) -> dict[str, str]:
     await run.handle.signal(ProcessWorkflow.send_event_signal, SendEvent(name="Tick", data={"not": "text"}))
     await wait_for_state(run, lambda s: s.status == "waiting" and s.steps["Reverse"].run_count == 3)
     await run.send_event("Stop", "done")
-    await run.result()
-    return {run.id: (await run.handle.fetch_history()).to_json()}
+    # Steps scheduled by activity types of their own (BATON_STEP_ACTIVITY_TYPES), remote and local.
+    typed = BatonClient(env.temporal, env.settings.model_copy(update={"step_activity_types": True}))
+    runs = [
+        run,
+        await typed.start_process(linear().build(ALLOWED), "Start", "x", key="recorded-step-types"),
+        await typed.start_process(
+            linear("LocalSteps", local=True).build(ALLOWED), "Start", "x", key="recorded"
+        ),
+    ]
+    histories = {}
+    for each in runs:
+        await each.result()
+        histories[each.id] = (await each.handle.fetch_history()).to_json()
+    return histories
 
 
 async def _record() -> None:

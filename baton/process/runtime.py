@@ -11,12 +11,20 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSear
 from .model import CompiledProcess, Target
 
 RUN_STEP_ACTIVITY = "baton.run_step"
-"""Stable activity name of step execution: renaming it would break running workflows."""
+"""Activity type of step execution in runs started before steps had types of their own: it stays
+registered while such runs may still schedule steps."""
+
+
+def step_activity_type(step: str, function: str) -> str:
+    """The activity type of a step function, `<step>/<function>`: what the Temporal UI and the SDK's
+    activity metrics show. No activity of Baton's own has a `/` in its type."""
+    return f"{step}/{function}"
+
 
 BATON_PROCESS = SearchAttributeKey.for_keyword("BatonProcess")
+"""Search attribute naming the process of a run: a process name, never personal data."""
 BATON_TENANT = SearchAttributeKey.for_keyword("BatonTenant")
 """The tenant a run belongs to, when the API serves several (`api_tenant_claim`)."""
-"""Search attribute naming the process of a run: a process name, never personal data."""
 
 ProcessStatus = Literal["running", "waiting", "completed", "failed", "cancelled"]
 
@@ -70,6 +78,11 @@ class ProcessInput(BaseModel):
         "run what it starts.",
     )
     llm_queue: str = Field("baton-llm", description="Queue of the LLM and tool calls of agent steps.")
+    step_activity_types: bool = Field(
+        False,
+        description="Schedule steps as `<step>/<function>` activities, not `baton.run_step` with a "
+        "summary (`BATON_STEP_ACTIVITY_TYPES`); decided when the run starts, so its replays agree.",
+    )
     carried: CarriedState | None = None
     continue_as_new_after: int | None = Field(
         None,
@@ -90,15 +103,24 @@ class ProcessResult(BaseModel):
     )
 
 
+def _empty(value: object) -> bool:
+    return not value
+
+
 class StepInvocation(BaseModel):
-    """Input of the step activity: which function of which step, with what inputs and state."""
+    """Input of the step activity: which function of which step, with what inputs and state.
+
+    Fields left empty stay out of the payload, which is kept in the run's history once per step:
+    the step and the function, which the activity type names (`step_activity_type`), and a step's
+    state before it has one.
+    """
 
     process_name: str
-    step: str
+    step: str = Field(default="", exclude_if=_empty)
     ref: str = Field(description="Import path of the ProcessStep class.")
-    function: str
+    function: str = Field(default="", exclude_if=_empty)
     args: dict[str, Any]
-    state: dict[str, Any] | None = None
+    state: dict[str, Any] | None = Field(default=None, exclude_if=lambda state: state is None)
 
 
 class EmittedEventData(BaseModel):
@@ -110,7 +132,7 @@ class StepOutcome(BaseModel):
     """Output of the step activity: the return value, emitted events and the new state."""
 
     result: Any = None
-    events: list[EmittedEventData] = Field(default_factory=list)
+    events: list[EmittedEventData] = Field(default_factory=list, exclude_if=_empty)
     state: dict[str, Any]
 
 

@@ -4,7 +4,7 @@ Detection is two steps. A cheap *shape* step finds candidates: one RE2 pattern p
 over the UTF-8 bytes of the text. RE2 matches with a DFA, without backtracking, so prose without
 PII flows past at hundreds of MB/s whatever the patterns look like. A precise *check* step then
 runs on the few candidates only: the Luhn check for cards, ISO 7064 mod 97 and the country's length
-for IBANs, `ipaddress` for IPs, the SSA's rules for SSNs, the numbering plans for phones, and a
+for IBANs, the octets' range for IPv4, `ipaddress` for IPv6, the SSA's rules for SSNs, the numbering plans for phones, and a
 guard against values glued to letters or to a longer number.
 
 Look-alikes (order numbers, dates, amounts, versions, clocks) fail the shapes or the checks. Overlaps
@@ -217,8 +217,9 @@ def _check_ipv4(text: str, start: int, end: int) -> Span | None:
 
 def _check_ipv6(text: str, start: int, end: int) -> Span | None:
     # Clocks (12:30:45) and MAC addresses never get here: the shape wants `::` or six colons.
-    # C++ names (Cafe::Bad) and runs of colons do, and the rules below turn them down. A glued
-    # prefix is trimmed: "IPv6:fe80::1" matches the shape from its "6".
+    # C++ names (Cafe::Bad), runs of colons and 64-bit MACs (aa:bb:cc:dd:ee:ff:11:22: groups of two
+    # digits, so in ::/8) do, and the rules below turn them down. A glued prefix is trimmed:
+    # "IPv6:fe80::1" matches the shape from its "6".
     spans = [(start, end)]
     first = text.find(":", start, end)
     if first > start:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import os
 import sys
 from io import BufferedIOBase
 from typing import BinaryIO
@@ -40,7 +41,12 @@ async def _mask(args: argparse.Namespace) -> int:
     # Blocking reads on the event loop on purpose: nothing else runs on it, and a blocked read in
     # a worker thread would keep Ctrl-C from ending the command.
     with open(sys.stdin.fileno(), "rb", closefd=False) as stdin:  # noqa: ASYNC230
-        mask_stream(stdin, sys.stdout.buffer, default_masker())
+        try:
+            mask_stream(stdin, sys.stdout.buffer, default_masker())
+        except BrokenPipeError:
+            # The reader went away (`| head`): stop as the standard tools do, and point standard
+            # output at nothing so that the interpreter's last flush does not fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
@@ -68,11 +74,16 @@ def mask_stream(source: BufferedIOBase, sink: BinaryIO, masker: PiiMasker) -> No
 
 
 def _safe_cut(text: str, masker: PiiMasker) -> int:
-    """Where to split a piece of a long line: at least HELD_BACK before its end, outside any value."""
+    """Where to split a piece of a long line: at least HELD_BACK before its end, outside any value.
+
+    A value that the piece starts with and that still runs past that point is no value the masker
+    knows (the longest, an e-mail address, has at most 254 characters): it is cut at its end,
+    masked whole as far as it has come, so that what waits for the next piece stays bounded.
+    """
     cut = len(text) - HELD_BACK
     if cut <= 0:
         return 0
     for match in masker.find(text):
         if match.end > cut:
-            return min(cut, match.start)
+            return min(cut, match.start) or match.end
     return cut
