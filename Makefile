@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/pii_masking.py
 	$(BIN)/python bench/waiting_runs.py
 	$(BIN)/python bench/codec_throughput.py
+	$(BIN)/python bench/encryption_share.py
 	$(BIN)/python bench/key_propagation.py
 	$(BIN)/python bench/audit_chain.py
 	$(BIN)/python bench/retention_scale.py

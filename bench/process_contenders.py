@@ -17,7 +17,8 @@ Measured, interleaved so that noise on the shared machine hits all alike:
   latency     `BENCH_SEQUENTIAL` (100) sequential runs each after `BENCH_WARMUP` (10);
   throughput  `BENCH_CONCURRENT` (400) runs each with `BENCH_IN_FLIGHT` (32) in flight, in
               two halves, the contenders' order reversed for the second;
-  per step    chains of 1 and 9 steps (Temporal contenders): p50 and history bytes per extra step.
+  per step    chains of 1 and 9 steps (Temporal contenders): p50 and history bytes per extra step,
+              Baton both as shipped and with BATON_STEP_ACTIVITY_TYPES (`baton_typed`).
 
 Run: .venv/bin/python bench/process_contenders.py
 The last lines: process_contenders <ratios against hand_written and dbos>
@@ -240,15 +241,19 @@ async def per_step(client: Client, baton: BatonClient) -> dict[str, tuple[float,
         took = time.perf_counter() - start
         return took, await history_bytes(client, workflow_id)
 
-    async def process(steps: int) -> tuple[float, int]:
-        start = time.perf_counter()
-        run = await baton.start_process(chains[steps], "Start", "x")
-        await run.result()
-        took = time.perf_counter() - start
-        return took, await history_bytes(client, run.id)
+    def process(baton: BatonClient) -> Callable[[int], Awaitable[tuple[float, int]]]:
+        async def job(steps: int) -> tuple[float, int]:
+            start = time.perf_counter()
+            run = await baton.start_process(chains[steps], "Start", "x")
+            await run.result()
+            took = time.perf_counter() - start
+            return took, await history_bytes(client, run.id)
 
+        return job
+
+    typed = BatonClient(client, baton.settings.model_copy(update={"step_activity_types": True}))
     costs = {}
-    for name, job in (("hand_written", hand), ("baton", process)):
+    for name, job in (("hand_written", hand), ("baton", process(baton)), ("baton_typed", process(typed))):
         samples: dict[int, list[tuple[float, int]]] = {CHAIN_SHORT: [], CHAIN_LONG: []}
         for n in range(WARMUP + SEQUENTIAL // 4):
             for steps in samples:
@@ -334,6 +339,10 @@ async def main() -> None:
     print(
         f"process_contenders step_cost={steps['baton'][0] / steps['hand_written'][0]:.3f} "
         f"step_history={steps['baton'][1] / steps['hand_written'][1]:.3f}"
+    )
+    print(
+        f"process_contenders typed step_cost={steps['baton_typed'][0] / steps['hand_written'][0]:.3f} "
+        f"step_history={steps['baton_typed'][1] / steps['hand_written'][1]:.3f}"
     )
     if "dbos" in kinds:
         print(f"process_contenders {ratios('baton_local_eager', 'dbos')}")
