@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,10 +14,16 @@ from temporalio.exceptions import ApplicationError
 
 from baton.process.compiler import resolve_step_class
 from baton.process.runtime import RUN_STEP_ACTIVITY, EmittedEventData, StepInvocation, StepOutcome
+from baton.process.schema import validation_problems
 from baton.process.step import ProcessStep, StepContext
 from baton.telemetry.logs import log_fields
 
 from .heartbeat import heartbeating
+
+# `step_activity_type`: a step's name (as a process definition allows it) and a function's.
+_STEP_ACTIVITY_TYPE = re.compile(
+    r"(?P<step>[A-Za-z_][A-Za-z0-9_\-]{0,99})/(?P<function>[A-Za-z_][A-Za-z0-9_]*)"
+)
 
 
 class StepActivities:
@@ -29,23 +36,29 @@ class StepActivities:
     @activity.defn(dynamic=True)
     async def run_step(self, args: Sequence[RawValue]) -> StepOutcome:
         """Run the step function the activity type names (`<step>/<function>`, see
-        `step_activity_type`), or, for runs of earlier releases, `baton.run_step` with the step and
-        the function in its input. The new state is kept only if the call succeeds."""
+        `step_activity_type`, for runs started with `BATON_STEP_ACTIVITY_TYPES`), or, as
+        `baton.run_step`, the one its input names. The new state is kept only if the call succeeds."""
         activity_type = activity.info().activity_type
-        step, slash, function = activity_type.partition("/")
-        if not (slash or activity_type == RUN_STEP_ACTIVITY):
-            # Retried, as the SDK retries any activity a worker does not have: the next may.
+        named = _STEP_ACTIVITY_TYPE.fullmatch(activity_type)
+        invocation, problem = None, ""
+        if (named or activity_type == RUN_STEP_ACTIVITY) and len(args) == 1:
+            try:
+                invocation = activity.payload_converter().from_payload(args[0].payload, StepInvocation)
+            except ValidationError as e:
+                problem = f": {validation_problems(e)}"
+            except (TypeError, ValueError, RuntimeError):  # not JSON, or no payload the converter reads
+                pass
+        if not isinstance(invocation, StepInvocation):
+            # Another service's activity on a queue it shares with steps, say: retried, as the SDK
+            # retries any activity a worker does not have, so that the worker for it may take it.
+            # The error names what is wrong, never the data (it is logged, and may be personal).
             raise ApplicationError(
-                f"no activity {activity_type!r} on this worker: not a step function", type="NotFoundError"
-            )
-        if len(args) != 1:
-            raise _invalid(f"step activity {activity_type!r} takes one input, not {len(args)}")
-        try:
-            invocation = activity.payload_converter().from_payload(args[0].payload, StepInvocation)
-        except ValidationError as e:
-            raise _invalid(f"input of step activity {activity_type!r} is invalid: {_describe(e)}") from e
-        if slash:
-            invocation = invocation.model_copy(update={"step": step, "function": function})
+                f"no activity {activity_type!r} on this worker: not a step function with a step "
+                f"invocation for input{problem}",
+                type="NotFoundError",
+            ) from None
+        if named:
+            invocation = invocation.model_copy(update={"step": named["step"], "function": named["function"]})
         return await self._run(invocation)
 
     async def _run(self, invocation: StepInvocation) -> StepOutcome:
@@ -55,14 +68,14 @@ class StepActivities:
             state = step_class.state_type.model_validate(invocation.state or {})
         except ValidationError as e:
             raise _invalid(
-                f"stored state of step {invocation.step!r} does not fit {step_class.__name__}: {_describe(e)}"
-            ) from e
+                f"stored state of step {invocation.step!r} does not fit {step_class.__name__}: {validation_problems(e)}"
+            ) from None
         args = {}
         for name, adapter in self._parameter_adapters(step_class, invocation).items():
             try:
                 args[name] = adapter.validate_python(invocation.args.get(name))
             except ValidationError as e:
-                raise _invalid(f"input {name!r} of {where} is invalid: {_describe(e)}") from e
+                raise _invalid(f"input {name!r} of {where} is invalid: {validation_problems(e)}") from None
         instance = step_class(state)
         ctx = StepContext(invocation.process_name, invocation.step, attempt=activity.info().attempt)
         # Step code need not heartbeat: a dead worker is noticed within the heartbeat timeout, and
@@ -96,14 +109,6 @@ class StepActivities:
         if invocation.function not in step_class.step_functions():
             raise _invalid(f"{invocation.ref} has no step function {invocation.function!r}")
         return step_class
-
-
-def _describe(error: ValidationError) -> str:
-    """What is wrong, by field, without echoing the values: they may be personal data."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
-        for e in error.errors(include_input=False)
-    )
 
 
 def _invalid(message: str) -> ApplicationError:

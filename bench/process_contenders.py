@@ -4,7 +4,8 @@ The same 3-step job (each step appends to a string), as:
   hand_written       hand-written Temporal code, its activities on one task queue, with Baton's
                      shipped converter (encryption, out-of-band storage): the same security
   baton              a Baton process with default steps and the default queue layout, as shipped
-  baton_unencrypted  the same with the plain converter, on workers of its own: what encryption costs
+  baton_unencrypted  the same without keys (no encryption, run grants or out-of-band storage), on
+                     workers of its own
   hand_local_eager   hand-written, the steps as local activities, eager workflow start
   baton_local_eager  Baton's fast path: `local=True` steps, `eager=True` start
   dbos               DBOS Transact: a workflow of 3 steps, its system database on PostgreSQL

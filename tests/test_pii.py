@@ -256,7 +256,7 @@ def test_baton_pii_mask_stops_quietly_when_its_reader_goes_away() -> None:
         with contextlib.suppress(BrokenPipeError):  # it may be gone before this is written
             baton.stdin.write(b"ana@example.com\n" * 10_000)
             baton.stdin.close()
-        assert baton.wait(timeout=60) == 0
+        assert baton.wait(timeout=60) in (0, 141)  # 141 if it was still writing, as `cat` would be
         assert baton.stderr.read() == b""
 
 

@@ -37,7 +37,7 @@ from baton.process import (
     load_process,
     step_function,
 )
-from baton.process.schema import parameter_schema, schema_problems
+from baton.process.schema import parameter_schema, schema_problems, validation_problems
 from tests.steps import (
     ALLOWED,
     Join,
@@ -536,3 +536,32 @@ def test_annotated_constraints_are_checked_at_the_door() -> None:
     compiled = b.build(["tests"]).compiled
     assert compiled.event_problems("Start", 0) == ["Bounded.run, parameter 'n': must be more than 0"]
     assert compiled.event_problems("Start", 1) == []
+
+
+def test_problems_with_step_data_name_fields_and_never_the_data() -> None:
+    # A dict's keys are data, and a union's tag and a validator's words quote it.
+    class Contact(BaseModel):
+        kind: Literal["email"]
+        address: str
+
+    class Other(BaseModel):
+        kind: Literal["other"]
+
+    class Inputs(BaseModel):
+        scores: dict[str, int]
+        contact: Annotated[Contact | Other, Field(discriminator="kind")]
+
+    with pytest.raises(ValidationError) as raised:
+        Inputs.model_validate({"scores": {"ana@example.com": "high"}, "contact": {"kind": "ana@example.com"}})
+    problems = validation_problems(raised.value)
+    assert (
+        problems
+        == "scores.[key]: Input should be a valid integer, unable to parse string as an integer; contact: union_tag_invalid"
+    )
+    schema = TypeAdapter(dict[str, int]).json_schema()
+    assert schema_problems({"type": "object", "additionalProperties": False}, {"ana@example.com": 1}) == [
+        "[key]: unexpected field"
+    ]
+    assert schema_problems(schema, {"ana@example.com": "high"}) == [
+        "[key]: expected an integer, got a string"
+    ]

@@ -481,6 +481,39 @@ async def test_steps_run_on_the_workflows_queue_unless_a_steps_queue_is_set(
     assert input.steps_queue == settings.resolved_steps_queue
 
 
+async def test_a_run_whose_first_steps_an_earlier_worker_scheduled_keeps_their_activity_type(
+    temporal, settings, journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker of an earlier release does not know the input's `step_activity_types` (it ignores
+    # it) and schedules `baton.run_step`.
+    settings = settings.model_copy(update={"step_activity_types": True})
+    this_release = ProcessWorkflow.__init__
+
+    def earlier_release(self: ProcessWorkflow, input: ProcessInput) -> None:
+        input.step_activity_types = False
+        this_release(self, input)
+
+    setattr(earlier_release, "__temporal_workflow_init", True)  # as @workflow.init marks an __init__
+
+    async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
+        await env.stop_worker()
+        with monkeypatch.context() as earlier:
+            earlier.setattr(ProcessWorkflow, "__init__", earlier_release)
+            await env.start_worker()
+            run = await env.start(approval_process("EarlierWorker").build(ALLOWED), "Start", "doc")
+            await wait_for_state(run, lambda s: s.status == "waiting")
+            await env.stop_worker()
+        await env.start_worker()  # this release: it replays the run, then takes its next step
+        await run.send_event("ApprovalReceived", {"approved": True})
+        assert (await run.result()).output is not None
+        types = [
+            e.activity_task_scheduled_event_attributes.activity_type.name
+            async for e in run.handle.fetch_history_events()
+            if e.HasField("activity_task_scheduled_event_attributes")
+        ]
+    assert types == ["baton.run_step", "baton.run_step"]
+
+
 async def test_a_step_scheduled_as_baton_run_step_with_its_names_in_the_input_runs(
     env: ProcessEnvironment,
 ) -> None:
@@ -507,15 +540,46 @@ async def test_an_activity_that_is_no_step_function_is_refused_by_name(env: Proc
     )
 
 
-async def test_a_malformed_step_input_is_refused_naming_the_field_not_the_value(
-    env: ProcessEnvironment,
+@pytest.mark.parametrize(
+    ("activity_type", "data", "problem"),
+    [
+        ("Step1/run", {"process_name": "P", "ref": "tests.steps:Step1", "args": "ana@example.com"}, "args: "),
+        ("Step1/run", {"process_name": "P", "ref": "tests.steps:Step1", "args": {}, "state": 7}, "state: "),
+        ("billing/charge", {"customer": "ana@example.com"}, "process_name: Field required"),
+    ],
+    ids=["bad-args", "bad-state", "another-services-activity"],
+)
+async def test_an_activity_without_a_step_invocation_is_left_for_another_worker_naming_no_value(
+    env: ProcessEnvironment, activity_type: str, data: dict, problem: str
 ) -> None:
-    malformed = {"process_name": "P", "ref": "tests.steps:Step1", "args": "ana@example.com"}
     with pytest.raises(WorkflowFailureError) as raised:
-        await schedule_on_a_step_worker(env, "Step1/run", malformed)
+        await schedule_on_a_step_worker(env, activity_type, data)
     error = raised.value.cause.cause
-    assert isinstance(error, ApplicationError) and error.type == "StepInputInvalid" and error.non_retryable
-    assert "input of step activity 'Step1/run' is invalid: args: " in str(error)
+    assert isinstance(error, ApplicationError) and error.type == "NotFoundError" and not error.non_retryable
+    assert f"no activity {activity_type!r} on this worker: not a step function" in str(error)
+    assert problem in str(error)
+    while error is not None:  # the failure and every cause it carries: all of it is logged
+        assert "ana@example.com" not in str(error)
+        error = error.__cause__
+
+
+async def test_step_input_problems_name_no_data(env: ProcessEnvironment) -> None:
+    # A dict's keys are data: the path to a problem names them `[key]`.
+    invocation = {
+        "process_name": "P",
+        "step": "Step1",
+        "ref": "tests.steps:Step1",
+        "function": "run",
+        "args": {"value": "x"},
+        "state": {"calls": 1, "seen": {"ana@example.com": "not a list"}},
+    }
+    with pytest.raises(WorkflowFailureError) as raised:
+        await schedule_on_a_step_worker(env, "baton.run_step", invocation)
+    error = raised.value.cause.cause
+    assert (
+        isinstance(error, ApplicationError) and error.type == "StepInputInvalid" and error.__cause__ is None
+    )
+    assert "stored state of step 'Step1' does not fit Step1: seen: " in str(error)
     assert "ana@example.com" not in str(error)
 
 

@@ -57,6 +57,7 @@ PROCESS_WORKFLOW = "ProcessWorkflow"
 CHILD_IDS_UNDER_PARENT = "child-ids-under-parent"
 SUPERSTEPS_PER_STRETCH = "max-supersteps-per-stretch"
 SIGNALLED_DATA_CHECKED = "signalled-event-data-checked"
+STEP_ACTIVITY_TYPES = "step-activity-types"
 
 
 # Outside the sandbox: only Baton's own code runs in this workflow (steps are activities), and
@@ -345,8 +346,10 @@ class ProcessWorkflow:
             state=self._steps[step.name].state,
         )
         # The step function as the activity's type, shown in the UI, instead of a summary: a
-        # payload of ~250 bytes a step, encrypted like every other.
-        if input.step_activity_types:
+        # payload of ~250 bytes a step, encrypted like every other. Behind a patch as well as the
+        # input: a worker of an earlier release ignores the input's flag, and a run whose first
+        # steps it scheduled as `baton.run_step` must go on so when this release replays it.
+        if input.step_activity_types and workflow.patched(STEP_ACTIVITY_TYPES):
             activity_type, summary = step_activity_type(step.name, function), None
         else:
             activity_type, summary = RUN_STEP_ACTIVITY, f"{step.name}.{function}"

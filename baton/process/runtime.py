@@ -11,8 +11,8 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSear
 from .model import CompiledProcess, Target
 
 RUN_STEP_ACTIVITY = "baton.run_step"
-"""Activity type of step execution in runs started before steps had types of their own: it stays
-registered while such runs may still schedule steps."""
+"""Activity type of every step of a run started without `step_activity_types` (the default in this
+release), with the step and the function in its input; stable: running workflows schedule it."""
 
 
 def step_activity_type(step: str, function: str) -> str:

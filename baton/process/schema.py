@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterable
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from pydantic.errors import PydanticUserError
 from pydantic.json_schema import PydanticJsonSchemaWarning
 from pydantic_core import SchemaError
@@ -107,7 +108,29 @@ def schema_problems(schema: JsonSchema, value: Any) -> list[str]:
         problems = _check(schema, value, schema, ())
     except Exception:  # workflow code: a surprise here must not stop a run
         return []  # the step activity validates the data with pydantic itself
-    return [f"{'.'.join(path)}: {problem}" if path else problem for path, problem in problems]
+    return [f"{field_path(path)}: {problem}" if path else problem for path, problem in problems]
+
+
+def field_path(path: Iterable[str | int]) -> str:
+    """`path` as `field.0.name`, each part that is not a name written `[key]`: a dict's keys are
+    data, which may be personal, and a field's name is an identifier."""
+    return ".".join(
+        p if isinstance(p, str) and p.isidentifier() else "[key]" if isinstance(p, str) else str(p)
+        for p in path
+    )
+
+
+# Pydantic errors whose message quotes the data: a union's tag, a custom validator's words.
+_QUOTING_ERRORS = frozenset({"union_tag_invalid", "value_error", "assertion_error"})
+
+
+def validation_problems(error: ValidationError, whole: str = "value") -> str:
+    """What is wrong, by field, in words that never quote the data (`field_path`); `whole` names
+    the value itself."""
+    return "; ".join(
+        f"{field_path(e['loc']) or whole}: {e['type'] if e['type'] in _QUOTING_ERRORS else e['msg']}"
+        for e in error.errors(include_input=False, include_url=False)
+    )
 
 
 Problem = tuple[tuple[str, ...], str]

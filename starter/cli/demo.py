@@ -78,7 +78,10 @@ async def run_demo(console: Console, settings: BatonSettings) -> int:
         result = await follow_run(run, console, _approve_automatically(console))
         print_output(console, result)
         console.print(f"\n[bold]See the run in the Temporal UI:[/] {run.ui_url}")
-        console.print("  the event history shows one activity per step (summaries name step and function),")
+        named = "types" if settings.step_activity_types else "summaries"
+        console.print(
+            f"  the event history shows one activity per step (its {named} name step and function),"
+        )
         console.print("  and 'BatonProcess' filters runs by process in the workflow list.")
         if codec_url is None:
             console.print(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import os
+import signal
 import sys
 from io import BufferedIOBase
 from typing import BinaryIO
@@ -44,9 +45,13 @@ async def _mask(args: argparse.Namespace) -> int:
         try:
             mask_stream(stdin, sys.stdout.buffer, default_masker())
         except BrokenPipeError:
-            # The reader went away (`| head`): stop as the standard tools do, and point standard
-            # output at nothing so that the interpreter's last flush does not fail again.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            # The reader went away (`| head`): stop, with the status a tool killed by SIGPIPE has
+            # (so `set -o pipefail` sees the cut), and point standard output at nothing so that
+            # the interpreter's last flush does not fail again.
+            nothing = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(nothing, sys.stdout.fileno())
+            os.close(nothing)
+            return 128 + signal.SIGPIPE
     return 0
 
 
