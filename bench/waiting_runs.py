@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # workers import the steps by mo
 
 from hand_written import HandWrittenApproval, step_one, step_two
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 from three_steps import approval
 
@@ -159,9 +160,15 @@ async def in_flight(jobs: list[Callable[[], Awaitable[object]]]) -> list[object]
 
 
 async def all_waiting(contender: Contender, runs: list[object]) -> None:
+    async def check(run: object) -> bool:
+        try:
+            return await contender.waiting(run)
+        except RPCError:  # a query of a run out of the cache replays it first, and may time out
+            return False
+
     left = runs
     while left:
-        waits = await in_flight([lambda run=run: contender.waiting(run) for run in left])
+        waits = await in_flight([lambda run=run: check(run) for run in left])
         left = [run for run, waiting in zip(left, waits, strict=True) if not waiting]
         if left:
             await asyncio.sleep(0.5)
