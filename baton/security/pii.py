@@ -334,15 +334,11 @@ _DETECTORS = (
 def _glued(text: str, span: Span, detector: _Detector) -> bool:
     """Whether the value is part of a longer word or number, not a value of its own."""
     start, end = span
-    if start and ((before := text[start - 1]).isalnum() or before == "_" or before in detector.not_after):
+    if start and (_is_word(before := text[start - 1]) or before in detector.not_after):
         return True
     if end < len(text):
         after = text[end]
-        return (
-            after.isalnum()
-            or after == "_"
-            or (after in detector.not_before_digit and text[end + 1 : end + 2].isdigit())
-        )
+        return _is_word(after) or (after in detector.not_before_digit and text[end + 1 : end + 2].isdigit())
     return False
 
 
