@@ -16,6 +16,7 @@ import contextlib
 import socket
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -39,16 +40,21 @@ from .temporal import (
 
 
 async def start_dev_server(
-    converter: DataConverter | None = None, *, extra_args: list[str] | None = None
+    converter: DataConverter | None = None,
+    *,
+    extra_args: list[str] | None = None,
+    db_file: Path | None = None,
 ) -> WorkflowEnvironment:
-    """Temporal's dev server (in memory) as Baton runs it: its search attributes registered and
-    workflow-task dispatch not rate-limited (`extra_args` replaces `dev_server_args()`)."""
+    """Temporal's dev server as Baton runs it: its search attributes registered and workflow-task
+    dispatch not rate-limited (`extra_args` replaces `dev_server_args()`); in memory, or on the
+    SQLite file `db_file`, as `baton dev` keeps it."""
+    args = dev_server_args() if extra_args is None else extra_args
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=dev_server_path(),
         search_attributes=SEARCH_ATTRIBUTES,
         data_converter=converter or data_converter(),
         dev_server_log_level="error",
-        dev_server_extra_args=dev_server_args() if extra_args is None else extra_args,
+        dev_server_extra_args=args if db_file is None else [*args, "--db-filename", str(db_file)],
     )
 
 

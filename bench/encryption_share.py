@@ -32,7 +32,7 @@ from baton.persistence.db import engine_from_settings
 from baton.security.codec import EncryptionCodec
 from baton.settings import BatonSettings
 from baton.starter.client import BatonClient
-from baton.temporal import dev_server_args, settings_converter
+from baton.temporal import settings_converter
 from baton.testing import start_dev_server
 from baton.workers.worker import running_workers
 
@@ -67,9 +67,7 @@ async def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="baton-bench-encryption-"))
     settings = BatonSettings(data_dir=data_dir, step_modules=["three_steps"])
     converter = settings_converter(settings, engine_from_settings(settings))
-    env = await start_dev_server(
-        converter, extra_args=[*dev_server_args(), "--db-filename", str(data_dir / "temporal.db")]
-    )
+    env = await start_dev_server(converter, db_file=data_dir / "temporal.db")
     clock = CodecClock()
     clock.install()
     async with contextlib.AsyncExitStack() as stack:

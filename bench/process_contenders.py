@@ -57,7 +57,7 @@ from three_steps import chain, three_steps
 from baton.persistence.db import engine_from_settings
 from baton.settings import BatonSettings
 from baton.starter.client import BatonClient
-from baton.temporal import data_converter, dev_server_args, settings_converter
+from baton.temporal import data_converter, settings_converter
 from baton.testing import start_dev_server
 from baton.workers.worker import running_workers
 
@@ -280,9 +280,7 @@ async def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="baton-bench-contenders-"))
     settings = BatonSettings(data_dir=data_dir, step_modules=["three_steps"])
     converter = settings_converter(settings, engine_from_settings(settings))
-    env = await start_dev_server(
-        converter, extra_args=[*dev_server_args(), "--db-filename", str(data_dir / "temporal.db")]
-    )
+    env = await start_dev_server(converter, db_file=data_dir / "temporal.db")
     client = env.client
     async with contextlib.AsyncExitStack() as stack:
         queues = [q for q in settings.all_queues if q != settings.compliance_queue]

@@ -44,7 +44,7 @@ from three_steps import approval
 from baton.persistence.db import engine_from_settings
 from baton.settings import BatonSettings
 from baton.starter.client import BatonClient, ProcessRun
-from baton.temporal import dev_server_args, settings_converter
+from baton.temporal import settings_converter
 from baton.testing import start_dev_server
 from baton.workers.worker import running_workers
 
@@ -204,9 +204,7 @@ async def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="baton-bench-waiting-"))
     settings = bench_settings(data_dir)
     converter = settings_converter(settings, engine_from_settings(settings))
-    env = await start_dev_server(
-        converter, extra_args=[*dev_server_args(), "--db-filename", str(data_dir / "temporal.db")]
-    )
+    env = await start_dev_server(converter, db_file=data_dir / "temporal.db")
     address = env.client.service_client.config.target_host
     workers = {
         kind: await asyncio.create_subprocess_exec(
