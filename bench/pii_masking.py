@@ -9,19 +9,22 @@ Python's `re` (on the first MB only; it is slow), which is the approach RE2 repl
 Then a log file: `--log-lines` short lines (~80 bytes, each with a timestamp; three in four hold
 a value: an e-mail and an IP, a card beside an order number, or a phone) through `baton pii mask`
 as a user runs it, the file on standard input, best of 3 wall-clock runs including the command's
-start; and through `mask_stream`, the loop the command runs, in this process.
+start: as it comes (masking on every CPU) and with `--jobs 1`; and through `mask_stream`, the loop
+the command runs, in this process, on one CPU.
 
 Run: .venv/bin/python bench/pii_masking.py [--mb 10] [--seed 0] [--log-lines 200000]
 The last line:
   pii_masking mb_per_s=<mask> recall_<kind>=... precision=<share of matches that are PII>
       lookalikes_touched=<count> vs_python_re=<speed-up over the one-alternation re>
-      us_<line>=<µs to mask one line> cli_mb_per_s=<baton pii mask> stream_mb_per_s=<mask_stream>
+      us_<line>=<µs to mask one line> cli_mb_per_s=<baton pii mask> cli_one_job_mb_per_s=<with --jobs 1>
+      stream_mb_per_s=<mask_stream, one CPU> cpus=<CPUs the command may use>
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import random
 import re
 import subprocess
@@ -133,11 +136,15 @@ def main() -> None:
     with tempfile.TemporaryFile() as log_file:
         log_file.write(log)
 
-        def run_cli() -> None:
+        def run_cli(*options: str) -> None:
             log_file.seek(0)
-            subprocess.run([BATON, "pii", "mask"], stdin=log_file, stdout=subprocess.DEVNULL, check=True)
+            subprocess.run(
+                [BATON, "pii", "mask", *options], stdin=log_file, stdout=subprocess.DEVNULL, check=True
+            )
 
         cli_mb_per_s = log_mb / best_of(3, run_cli)
+        cli_one_job_mb_per_s = log_mb / best_of(3, lambda: run_cli("--jobs", "1"))
+    cpus = len(os.sched_getaffinity(0))
     per_line = {
         name: best_of(3, lambda line=line: [masker.mask(line) for _ in range(LINE_CALLS)]) / LINE_CALLS * 1e6
         for name, line in LINES.items()
@@ -158,14 +165,16 @@ def main() -> None:
         print(f"  one {len(LINES[name])}-byte line, {name}: {micros:.1f} µs")
     print(
         f"a log file of {args.log_lines} lines, {log_mb:.1f} MB: baton pii mask {cli_mb_per_s:.1f} MB/s "
-        f"(with its start), mask_stream {stream_mb_per_s:.1f} MB/s"
+        f"(with its start, on {cpus} CPUs), {cli_one_job_mb_per_s:.1f} MB/s with --jobs 1; "
+        f"mask_stream {stream_mb_per_s:.1f} MB/s"
     )
     recalls = " ".join(f"recall_{kind.value}={result.recall[kind]:.3f}" for kind in PiiKind)
     print(
         f"pii_masking mb_per_s={mb_per_s:.1f} {recalls} precision={result.precision:.3f} "
         f"lookalikes_touched={len(result.touched_lookalikes)} vs_python_re={mb_per_s / naive_mb_per_s:.1f} "
         + " ".join(f"us_{name}={micros:.1f}" for name, micros in per_line.items())
-        + f" cli_mb_per_s={cli_mb_per_s:.1f} stream_mb_per_s={stream_mb_per_s:.1f}"
+        + f" cli_mb_per_s={cli_mb_per_s:.1f} cli_one_job_mb_per_s={cli_one_job_mb_per_s:.1f}"
+        f" stream_mb_per_s={stream_mb_per_s:.1f} cpus={cpus}"
     )
 
 

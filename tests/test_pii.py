@@ -6,8 +6,11 @@ import contextlib
 import io
 import itertools
 import logging
+import os
+import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -304,6 +307,106 @@ def test_baton_pii_mask_holds_back_a_bounded_amount_of_a_line_whatever_it_holds(
     mask_stream(io.BytesIO(line), sink, Watched())
     assert max(scanned) <= 8192 + 1024
     assert sink.getvalue().endswith(b" then [EMAIL]\n") and b"@example." not in sink.getvalue()
+
+
+def _log_file(lines: int) -> str:
+    """An application log where most lines hold a value: what `baton pii mask` is for."""
+    return "".join(
+        f"2026-12-03T08:15:{i % 60:02d}Z login user{i}@example.com from 10.0.{i % 250}.{i % 199 + 1} "
+        f"card 4111 1111 1111 1111 order #{i:08d}\n"
+        for i in range(lines)
+    )
+
+
+def test_blocks_masked_by_several_processes_come_out_as_one_process_masks_them() -> None:
+    log = _log_file(20_000)  # about 40 full reads
+
+    class Tagged(PiiMasker):
+        """Marks each block with the process that masked it."""
+
+        def mask(self, text: str) -> str:
+            return f"<{os.getpid()}>" + super().mask(text)
+
+    sink = io.BytesIO()
+    mask_stream(io.BytesIO(log.encode()), sink, Tagged(), jobs=2)
+    tags = re.findall(r"<(\d+)>", sink.getvalue().decode())
+    assert {int(tag) for tag in tags} - {os.getpid()}, "no block was masked by another process"
+    assert re.sub(r"<\d+>", "", sink.getvalue().decode()) == default_masker().mask(log)
+
+
+def test_baton_pii_mask_masks_a_file_on_every_cpu_as_on_one(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(_log_file(20_000))
+    expected = default_masker().mask(log.read_text()).encode()
+    for jobs in ([], ["--jobs", "1"], ["--jobs", "3"]):
+        with log.open("rb") as stdin:
+            result = subprocess.run(
+                [BATON, "pii", "mask", *jobs], stdin=stdin, capture_output=True, timeout=120
+            )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == expected, jobs
+
+
+def test_baton_pii_mask_refuses_a_number_of_jobs_that_is_not_one() -> None:
+    result = subprocess.run([BATON, "pii", "mask", "--jobs", "0"], capture_output=True, timeout=60)
+    assert result.returncode == 2
+    assert b"'0' is not a number of processes (1 or more)" in result.stderr
+
+
+def test_baton_pii_mask_on_a_file_leaves_no_process_behind_when_its_reader_goes_away(tmp_path: Path) -> None:
+    # `baton pii mask < app.log | head -1`, while several processes mask the file's blocks.
+    log = tmp_path / "app.log"
+    log.write_text(_log_file(100_000))
+    mark = f"baton-test-{uuid.uuid4()}"
+    with (
+        log.open("rb") as stdin,
+        subprocess.Popen(
+            [BATON, "pii", "mask", "--jobs", "2"],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "BATON_TEST_MARK": mark},
+        ) as baton,
+    ):
+        assert baton.stdout and baton.stderr
+        assert baton.stdout.readline().endswith(b"card [CARD] order #00000000\n")
+        baton.stdout.close()
+        assert baton.wait(timeout=60) == 141
+        assert baton.stderr.read() == b""
+    assert _processes_marked(mark) == []
+
+
+def _processes_marked(mark: str) -> list[int]:
+    """The processes whose environment holds `mark`."""
+    marked = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to read
+            if f"BATON_TEST_MARK={mark}".encode() in environ.read_bytes().split(b"\0"):
+                marked.append(int(environ.parent.name))
+    return marked
+
+
+def test_baton_pii_mask_starts_without_loading_settings_or_temporal() -> None:
+    # The filter's start is the imports it does: none of the command line's heavy ones.
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "from baton.starter.cli import main\n"
+            "try:\n"
+            "    main(['pii', 'mask'])\n"
+            "finally:\n"
+            "    print(sorted({m.split('.')[0] for m in sys.modules} & {'temporalio', 'sqlalchemy', "
+            "'pydantic_settings', 'rich', 'opentelemetry'}), file=sys.stderr)",
+        ],
+        input=b"ana@example.com\n",
+        capture_output=True,
+        timeout=60,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout == b"[EMAIL]\n"
+    assert loaded.stderr == b"[]\n"
 
 
 def test_recall_and_precision_on_generated_chat_text() -> None:

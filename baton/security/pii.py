@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
+from typing import NamedTuple
 
 import re2
 
@@ -63,9 +64,12 @@ class PiiPolicy(StrEnum):
     PSEUDONYMISE = "pseudonymise"  # "[EMAIL_3f9a2c1d8e07]": stable per value, reversible with the mapping
 
 
-@dataclass(frozen=True, slots=True)
-class PiiMatch:
-    """One value found in a text: `text[start:end] == value`."""
+class PiiMatch(NamedTuple):
+    """One value found in a text: `text[start:end] == value`.
+
+    A named tuple, not a frozen dataclass: as immutable, and a third of the cost to make, which
+    counts on a log file where most lines hold a value.
+    """
 
     kind: PiiKind
     start: int
@@ -79,12 +83,16 @@ class PiiMatch:
 
 Span = tuple[int, int]
 
-_SEPARATORS = str.maketrans("", "", " .-()+")
+_SEPARATORS = b" .-()+"
 
 
-def _digits(value: str) -> str:
-    """The digits of a value whose shape allows nothing but digits and separators."""
-    return value.translate(_SEPARATORS)
+def _digits(value: str) -> bytes:
+    """The ASCII digits of a value whose shape allows nothing but them and separators.
+
+    Bytes, because bytes delete and translate in one pass of C, where a str looks each character
+    up in a dict: a card's check costs less than half of what it did on a str.
+    """
+    return value.encode().translate(None, _SEPARATORS)
 
 
 def _is_word(ch: str) -> bool:
@@ -92,11 +100,12 @@ def _is_word(ch: str) -> bool:
 
 
 # Luhn doubles every second digit from the right and adds the digits of the result: 2n's digit sum.
-_DOUBLED = str.maketrans("0123456789", "0246813579")
+_DOUBLED = bytes.maketrans(b"0123456789", b"0246813579")
 
 
-def _luhn_ok(digits: str) -> bool:
-    return sum(map(int, digits[-1::-2] + digits[-2::-2].translate(_DOUBLED))) % 10 == 0
+def _luhn_ok(digits: bytes) -> bool:
+    # Each digit, doubled or not, is still an ASCII digit: the sum of their values less 48 apiece.
+    return (sum(digits[-1::-2]) + sum(digits[-2::-2].translate(_DOUBLED)) - 48 * len(digits)) % 10 == 0
 
 
 def _check_card(text: str, start: int, end: int) -> Span | None:
@@ -104,7 +113,7 @@ def _check_card(text: str, start: int, end: int) -> Span | None:
     # The first digit names the industry: 1-6 are airlines, travel, banking and retail, where every
     # card network lives; 0 and 7-9 are not cards (but are how most EAN-13 barcodes and all
     # ISBN-13s start, one in ten of which passes the Luhn check by chance).
-    if not (13 <= len(digits) <= 19 and "1" <= digits[0] <= "6"):
+    if not (13 <= len(digits) <= 19 and digits[:1] in b"123456"):
         return None
     return (start, end) if _luhn_ok(digits) else None
 
@@ -177,14 +186,16 @@ _EXTENSION = r" ?(?:x|ext\.?) ?\d{1,5}"
 _TRAILING_EXTENSION = re.compile(_EXTENSION + "$")
 
 
-def _phone_digits(value: str) -> str:
+def _phone_digits(value: str) -> bytes:
+    if "x" in value:  # every extension has one: most numbers skip the regex
+        value = _TRAILING_EXTENSION.sub("", value)
     # "(0)" is the trunk prefix of "+44 (0)20 ...", dialled only from inside the country.
-    return _digits(_TRAILING_EXTENSION.sub("", value).replace("(0)", ""))
+    return _digits(value.replace("(0)", ""))
 
 
-def _nanp_ok(national: str) -> bool:
+def _nanp_ok(national: bytes) -> bool:
     # North America: a 3-digit area code and a 3-digit exchange, neither starting with 0 or 1.
-    return len(national) == 10 and national[0] >= "2" and national[3] >= "2"
+    return len(national) == 10 and national[0] >= ord("2") and national[3] >= ord("2")
 
 
 def _check_us_phone(text: str, start: int, end: int) -> Span | None:
@@ -197,7 +208,7 @@ def _check_intl_phone(text: str, start: int, end: int) -> Span | None:
     while True:
         digits = _phone_digits(text[start:end])
         # E.164 allows 15 digits with the country code; fewer than 8 reach nobody.
-        valid = _nanp_ok(digits[1:]) if digits.startswith("1") else 8 <= len(digits) <= 15
+        valid = _nanp_ok(digits[1:]) if digits.startswith(b"1") else 8 <= len(digits) <= 15
         if valid:
             return start, end
         # A number right after the phone ("call +49 30 123456 2 times") goes, a group at a time.
@@ -389,13 +400,14 @@ def _spans(shape: re2._re2.RE2, data: bytes) -> list[Span]:
 
     `re2`'s own `finditer` builds a match object per match, several times the cost of finding it.
     """
-    spans = []
+    spans: list[Span] = []
+    add, match = spans.append, shape.Match  # bound once: this loop runs once per candidate
     at, end = 0, len(data)
     while at <= end:
-        span = shape.Match(_UNANCHORED, data, at, end)[0]
+        span = match(_UNANCHORED, data, at, end)[0]
         if span[0] < 0:
             break
-        spans.append(span)
+        add(span)
         at = span[1] if span[1] > span[0] else span[1] + 1
     return spans
 
