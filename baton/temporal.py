@@ -15,8 +15,13 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, ExternalStorage
+from temporalio.contrib.pydantic import PydanticPayloadConverter
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    ExternalStorage,
+)
 from temporalio.envconfig import ClientConfig
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
@@ -53,6 +58,26 @@ def dev_server_args() -> list[str]:
     ]
 
 
+_PYDANTIC_CONVERTERS = tuple(PydanticPayloadConverter().converters.values())
+
+
+class SharedPydanticPayloadConverter(CompositePayloadConverter):
+    """Pydantic's payload converter, with one cache of type adapters for the whole process.
+
+    The SDK makes a payload converter for every workflow run it loads, and pydantic's own builds
+    its type adapters again in each: ~3 KB and the time to build them, per cached run, for types
+    that never change. The converters it delegates to keep no state besides that cache, which is
+    thread-safe, so every run can share them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(*_PYDANTIC_CONVERTERS)
+
+
+PYDANTIC_DATA_CONVERTER = DataConverter(payload_converter_class=SharedPydanticPayloadConverter)
+"""`temporalio.contrib.pydantic.pydantic_data_converter`, with the type adapters shared."""
+
+
 def data_converter(
     keys: LiveKeyring | None = None,
     storage: DatabasePayloadDriver | None = None,
@@ -68,9 +93,9 @@ def data_converter(
     if keys is None:
         if storage is not None:
             raise ValueError("payloads are stored out of band only when they are encrypted: give keys")
-        return pydantic_data_converter
+        return PYDANTIC_DATA_CONVERTER
     return dataclasses.replace(
-        pydantic_data_converter,
+        PYDANTIC_DATA_CONVERTER,
         payload_codec=EncryptionCodec(keys, compress_above, subjects),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
         external_storage=ExternalStorage(drivers=[storage], payload_size_threshold=offload_bytes)

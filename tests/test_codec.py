@@ -14,6 +14,7 @@ from temporalio.client import WorkflowFailureError
 
 from baton.agents import AgentSpec
 from baton.examples.document_generation.process import process as document_generation
+from baton.process.runtime import StepRecord
 from baton.security.codec import COMPRESSION, KEY_ID, WORKFLOW, EncryptionCodec, PayloadDecryptionError
 from baton.security.keys import (
     DirectoryKeyProvider,
@@ -23,7 +24,7 @@ from baton.security.keys import (
     key_provider,
 )
 from baton.settings import BatonSettings
-from baton.temporal import dev_server_path
+from baton.temporal import data_converter, dev_server_path
 from baton.testing import ProcessEnvironment
 from tests.test_cli import baton as baton_cli
 
@@ -210,3 +211,13 @@ async def test_keys_from_a_secret_store_are_not_rotated_by_baton(
     assert refused.returncode == 2
     assert "DirectoryKeyProvider reads keys it does not own" in refused.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "derivation-secret", "k1.key"]
+
+
+def test_the_payload_converters_of_every_run_share_one_cache_of_type_adapters() -> None:
+    # The SDK makes a payload converter for each workflow run it loads. Pydantic's own converter
+    # builds its type adapters again in each: work and ~3 KB per cached run, for the same types.
+    make = data_converter().payload_converter_class
+    first, second = make(), make()
+    assert first.converters[b"json/plain"] is second.converters[b"json/plain"]
+    record = StepRecord(run_count=2)
+    assert second.from_payloads(first.to_payloads([record]), [StepRecord]) == [record]
