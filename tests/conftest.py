@@ -117,7 +117,7 @@ def baton_worker(
         "BATON_DATA_DIR": str(settings.data_dir),
         **env,
     }
-    command = [sys.executable, "-m", "baton.starter.cli.main", "worker", "--queues", *queues]
+    command = [sys.executable, "-m", "baton.starter.cli", "worker", "--queues", *queues]
     return subprocess.Popen(
         command, env=environment, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

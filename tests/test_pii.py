@@ -8,10 +8,14 @@ import itertools
 import logging
 import os
 import re
+import select
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
+from typing import IO
 
 import pytest
 import re2
@@ -347,10 +351,94 @@ def test_baton_pii_mask_masks_a_file_on_every_cpu_as_on_one(tmp_path: Path) -> N
         assert result.stdout == expected, jobs
 
 
-def test_baton_pii_mask_refuses_a_number_of_jobs_that_is_not_one() -> None:
-    result = subprocess.run([BATON, "pii", "mask", "--jobs", "0"], capture_output=True, timeout=60)
+@pytest.mark.parametrize("jobs", ["0", "-1", "two", "²"])
+def test_baton_pii_mask_refuses_a_number_of_jobs_below_one(jobs: str) -> None:
+    result = subprocess.run([BATON, "pii", "mask", "--jobs", jobs], capture_output=True, timeout=60)
     assert result.returncode == 2
-    assert b"'0' is not a number of processes (1 or more)" in result.stderr
+    assert f"argument --jobs: {jobs!r} is not a number of processes (1 or more)".encode() in result.stderr
+
+
+def test_baton_pii_mask_writes_a_full_read_when_the_input_pauses_after_it() -> None:
+    # Exactly one read's worth of lines, then nothing for as long as the writer likes (`tail -f`):
+    # the lines must come out now, not when more input comes.
+    block = _log_file(5_000).encode()[: pii_cli.READ]
+    block = block[: block.rindex(b"\n") + 1]
+    block += b"x" * (pii_cli.READ - len(block) - 1) + b"\n"
+    with subprocess.Popen(
+        [BATON, "pii", "mask", "--jobs", "2"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    ) as baton:
+        assert baton.stdin and baton.stdout
+        baton.stdin.write(block)  # into the pipe's buffer whole, before the command reads
+        baton.stdin.flush()
+        assert _readable_within(baton.stdout, seconds=30), "the block waits for more input"
+        assert baton.stdout.readline().endswith(b"card [CARD] order #00000000\n")
+        baton.stdin.close()
+        assert baton.wait(timeout=60) == 0
+
+
+def _readable_within(stream: IO[bytes], seconds: float) -> bool:
+    return bool(select.select([stream], [], [], seconds)[0])
+
+
+def _masking_a_stream_that_never_ends(mark: str) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    """A writer that never stops, and `baton pii mask` on several processes reading it, with the
+    output in a pipe; both carry `mark` in their environment, as the command's jobs do."""
+    line = b"2026-12-03T08:15:02Z login ana@example.com from 10.1.2.3\n"
+    marked = {**os.environ, "BATON_TEST_MARK": mark}
+    feeder = subprocess.Popen(
+        [sys.executable, "-c", f"import sys\nwhile True: sys.stdout.buffer.write({line * 2000!r})"],
+        stdout=subprocess.PIPE,
+        env=marked,
+    )
+    assert feeder.stdout
+    baton = subprocess.Popen(
+        [BATON, "pii", "mask", "--jobs", "2"],
+        stdin=feeder.stdout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=marked,
+    )
+    feeder.stdout.close()  # the command holds the only reading end: the feeder dies with it
+    assert baton.stdout
+    assert baton.stdout.readline() == b"2026-12-03T08:15:02Z login [EMAIL] from [IPV4]\n"
+    return feeder, baton
+
+
+@pytest.mark.parametrize(
+    ("stop", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGKILL, -9)]
+)
+def test_baton_pii_mask_stopped_mid_stream_stops_its_jobs_and_ends_its_output(
+    stop: signal.Signals, status: int
+) -> None:
+    # Ctrl-C, `kill`, the OOM killer: the command ends at once, its reader sees the end of its
+    # output, and no job is left masking (or holding a pipe open) for nobody.
+    mark = f"baton-test-{uuid.uuid4()}"
+    feeder, baton = _masking_a_stream_that_never_ends(mark)
+    assert baton.stdout and baton.stderr
+    try:
+        baton.send_signal(stop)
+        assert baton.wait(timeout=30) == status
+        assert _ends_within(baton.stdout, seconds=30), "the output stays open after the command ended"
+        assert baton.stderr.read() == b""
+        assert _processes_marked_after(mark, seconds=30) == [], "jobs outlived the command"
+    finally:
+        for pid in _processes_marked(mark):
+            os.kill(pid, signal.SIGKILL)
+        for process in (baton, feeder):
+            process.kill()
+            process.wait()
+            assert process.stdout
+            process.stdout.close()
+        baton.stderr.close()
+
+
+def _ends_within(stream: IO[bytes], seconds: float) -> bool:
+    """Whether `stream` reaches its end within `seconds`, whatever is still in it."""
+    deadline = time.monotonic() + seconds
+    while _readable_within(stream, max(0.0, deadline - time.monotonic())):
+        if not os.read(stream.fileno(), 1 << 16):
+            return True
+    return False
 
 
 def test_baton_pii_mask_on_a_file_leaves_no_process_behind_when_its_reader_goes_away(tmp_path: Path) -> None:
@@ -376,8 +464,16 @@ def test_baton_pii_mask_on_a_file_leaves_no_process_behind_when_its_reader_goes_
     assert _processes_marked(mark) == []
 
 
+def _processes_marked_after(mark: str, seconds: float) -> list[int]:
+    """The processes whose environment holds `mark` once `seconds` have passed, or none before."""
+    deadline = time.monotonic() + seconds
+    while (marked := _processes_marked(mark)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return marked
+
+
 def _processes_marked(mark: str) -> list[int]:
-    """The processes whose environment holds `mark`."""
+    """The processes whose environment holds `mark` (a zombie's environment is gone)."""
     marked = []
     for environ in Path("/proc").glob("[0-9]*/environ"):
         with contextlib.suppress(OSError):  # gone meanwhile, or not ours to read
@@ -388,25 +484,18 @@ def _processes_marked(mark: str) -> list[int]:
 
 def test_baton_pii_mask_starts_without_loading_settings_or_temporal() -> None:
     # The filter's start is the imports it does: none of the command line's heavy ones.
-    loaded = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys\n"
-            "from baton.starter.cli import main\n"
-            "try:\n"
-            "    main(['pii', 'mask'])\n"
-            "finally:\n"
-            "    print(sorted({m.split('.')[0] for m in sys.modules} & {'temporalio', 'sqlalchemy', "
-            "'pydantic_settings', 'rich', 'opentelemetry'}), file=sys.stderr)",
-        ],
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "baton.starter.cli", "pii", "mask"],
         input=b"ana@example.com\n",
         capture_output=True,
         timeout=60,
     )
-    assert loaded.returncode == 0, loaded.stderr
-    assert loaded.stdout == b"[EMAIL]\n"
-    assert loaded.stderr == b"[]\n"
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == b"[EMAIL]\n"
+    imported = {line.rpartition("|")[2].strip() for line in run.stderr.decode().splitlines()}
+    assert "baton.security.pii" in imported
+    heavy = {"temporalio", "sqlalchemy", "pydantic_settings", "rich", "opentelemetry", "asyncio"}
+    assert {name.split(".")[0] for name in imported} & heavy == set()
 
 
 def test_recall_and_precision_on_generated_chat_text() -> None:

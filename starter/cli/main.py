@@ -44,7 +44,7 @@ err = Console(stderr=True)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `baton` console script."""
+    """Every `baton` command but `baton pii`, which `baton.starter.cli:main` runs before this module loads."""
     parser = _parser()
     args = parser.parse_args(argv)
     # The project in the current folder is importable, so that `baton process run
@@ -301,7 +301,3 @@ async def _demo(args: argparse.Namespace) -> int:
     from baton.starter.cli.demo import run_demo
 
     return await run_demo(console, get_settings())
-
-
-if __name__ == "__main__":
-    main()

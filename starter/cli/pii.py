@@ -6,9 +6,10 @@ tail -f app.log | baton pii mask > shareable.log
 from __future__ import annotations
 
 import argparse
-import asyncio
 import codecs
+import ctypes
 import os
+import select
 import signal
 import sys
 from collections import deque
@@ -29,18 +30,31 @@ HELD_BACK = 512
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`baton pii ...` on its own, without the settings, logging and tracing of other commands."""
+    """`baton pii ...`, which `baton.starter.cli:main` hands over before the rest of the command
+    line loads: no settings, logging, tracing or event loop, which a text filter does not need."""
     parser = argparse.ArgumentParser(prog="baton")
     add_pii_commands(parser.add_subparsers(required=True, metavar="COMMAND"))
     args = parser.parse_args(argv)
+    # `kill` ends the command as Ctrl-C does: through the `with` blocks, which stop the jobs.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        code = asyncio.run(args.handler(args))
+        code = args.handler(args)
+        sys.stdout.flush()
     except KeyboardInterrupt:
-        code = 130
+        code = 128 + signal.SIGINT
+    except SystemExit as stopped:
+        code = stopped.code if isinstance(stopped.code, int) else 1
     except Exception as e:  # an unreadable input, say: a message and a status, as every command gives
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         code = 1
-    sys.exit(code)
+    sys.stderr.flush()
+    # Without the interpreter's last flush of standard output: stopped while its reader was not
+    # reading (a paused pager), the command would wait on that flush for ever.
+    os._exit(code)
+
+
+def _exit_on_signal(number: int, frame: object) -> None:
+    raise SystemExit(128 + number)
 
 
 def add_pii_commands(sub: argparse._SubParsersAction) -> None:
@@ -57,24 +71,31 @@ def add_pii_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--jobs",
         type=_jobs,
-        default=len(os.sched_getaffinity(0)),
         help="processes that mask a file's blocks side by side (default: the CPUs this command may use)",
     )
     p.set_defaults(handler=_mask)
 
 
 def _jobs(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
+    try:
+        jobs = int(value)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of processes (1 or more)")
-    return int(value)
+    return jobs
 
 
-async def _mask(args: argparse.Namespace) -> int:
-    # Blocking reads on the event loop on purpose: nothing else runs on it, and a blocked read in
-    # a worker thread would keep Ctrl-C from ending the command.
-    with open(sys.stdin.fileno(), "rb", closefd=False) as stdin:  # noqa: ASYNC230
+def _usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):  # Linux: the CPUs this process may run on
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _mask(args: argparse.Namespace) -> int:
+    with open(sys.stdin.fileno(), "rb", closefd=False) as stdin:
         try:
-            mask_stream(stdin, sys.stdout.buffer, default_masker(), args.jobs)
+            mask_stream(stdin, sys.stdout.buffer, default_masker(), args.jobs or _usable_cpus())
         except BrokenPipeError:
             # The reader went away (`| head`): stop, with the status a tool killed by SIGPIPE has
             # (so `set -o pipefail` sees the cut), and point standard output at nothing so that
@@ -93,9 +114,9 @@ def mask_stream(source: BufferedIOBase, sink: BinaryIO, masker: PiiMasker, jobs:
     typed into a pipe is answered at once, and a file goes through in blocks of many lines, which
     costs one masking call per block instead of one per line (no value spans a line end).
 
-    With `jobs` above 1, blocks that come in full reads (a file, a pipe that keeps up) are masked
-    by that many processes side by side, and written in the order they came; whenever the input
-    pauses, everything read so far is written before the next read waits.
+    With `jobs` above 1, blocks read while more input is ready (a file, a pipe whose writer is
+    ahead) are masked by that many processes side by side, and written in the order they came;
+    whenever the input pauses, everything read so far is written before the next read waits.
     """
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     pending = ""
@@ -107,13 +128,22 @@ def mask_stream(source: BufferedIOBase, sink: BinaryIO, masker: PiiMasker, jobs:
             if not cut and len(text) > PIECE:  # a long line is masked in pieces
                 cut = _safe_cut(text, masker)
             if cut:
-                blocks.mask(text[:cut], more_waiting=len(chunk) == READ)
+                blocks.mask(text[:cut], more_waiting=_more_ready(source))
             pending = text[cut:]
         blocks.mask(pending + decoder.decode(b"", final=True), more_waiting=False)
 
 
+def _more_ready(source: BufferedIOBase) -> bool:
+    """Whether another read would return at once: a file, or a pipe whose writer is ahead."""
+    try:
+        descriptor = source.fileno()
+    except OSError:  # in memory: all of it is there
+        return True
+    return bool(select.select([descriptor], [], [], 0)[0])
+
+
 class _Blocks:
-    """Masks blocks of lines and writes them in order: here, or on `jobs` processes while reads come full."""
+    """Masks blocks of lines and writes them in order: here, or on `jobs` processes while more input is ready."""
 
     def __init__(self, sink: BinaryIO, masker: PiiMasker, jobs: int) -> None:
         self._sink = sink
@@ -134,12 +164,12 @@ class _Blocks:
         if more_waiting and self._jobs > 1:
             if self._pool is None:
                 # Forked, so that a process starts at once with the masker already built (a
-                # spawned one would import Baton again); it leaves Ctrl-C to this one.
+                # spawned one would import Baton again).
                 self._pool = ProcessPoolExecutor(
                     self._jobs,
                     mp_context=get_context("fork"),
                     initializer=_start_job,
-                    initargs=(self._masker,),
+                    initargs=(self._masker, os.getpid()),
                 )
             self._masked.append(self._pool.submit(_mask_block, block))
             # Write what is done, in order; wait only when enough is queued to keep every job busy.
@@ -156,10 +186,28 @@ class _Blocks:
 _job_masker: PiiMasker | None = None
 
 
-def _start_job(masker: PiiMasker) -> None:
+def _start_job(masker: PiiMasker, command: int) -> None:
+    """Make a forked process a job of the `command` process: it masks what that one sends, and
+    nothing else of the command's is its business."""
     global _job_masker
     _job_masker = masker
+    # Ctrl-C and `kill` are for the command, which stops its jobs; if it is killed outright, the
+    # kernel kills its jobs too (they would otherwise wait for blocks for ever).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != command:  # killed before the line above
+        os._exit(1)
+    # Nor do its input and output belong to a job: holding them open, a job that outlived the
+    # command would keep its reader from ever seeing the end of the output.
+    nothing = os.open(os.devnull, os.O_RDWR)
+    for descriptor in (0, 1):
+        os.dup2(nothing, descriptor)
+    os.close(nothing)
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def _mask_block(block: str) -> bytes:
