@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
+import logging
 import os
 import signal
 import socket
@@ -29,6 +31,9 @@ UI_PORT = 8233
 CODEC_PORT = 8234
 API_PORT = 8000
 START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+
+_log = logging.getLogger(__name__)
 
 
 def port_open(host: str, port: int) -> bool:
@@ -42,13 +47,24 @@ async def dev_server(
     data_dir: Path, host: str = "127.0.0.1", ui_codec_endpoint: str | None = None
 ) -> AsyncIterator[subprocess.Popen[bytes]]:
     """Run the dev server (gRPC on 7233, UI on 8233, state in `data_dir/temporal.db`) for a block;
-    `ui_codec_endpoint` is the codec server the UI asks to decrypt payloads."""
+    `ui_codec_endpoint` is the codec server the UI asks to decrypt payloads.
+
+    The server runs in a session of its own, so it outlives a `baton dev` killed outright (a
+    crashed terminal, the OOM killer). The next one on the same data folder stops that server
+    before it starts its own on the same database, where the runs in flight go on.
+    """
+    with _owning(data_dir):
+        async with _owned_dev_server(data_dir, host, ui_codec_endpoint) as server:
+            yield server
+
+
+@contextlib.asynccontextmanager
+async def _owned_dev_server(
+    data_dir: Path, host: str, ui_codec_endpoint: str | None
+) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """`dev_server`, for a caller that holds `_owning(data_dir)`."""
     if port_open(host, GRPC_PORT):
-        raise Unavailable(
-            f"port {GRPC_PORT} on {host} is taken: is another Temporal (or 'baton dev') running? "
-            "Stop it, or point BATON_TEMPORAL_ADDRESS at it and run 'baton worker'."
-        )
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        await _stop_left_running(data_dir, host)
     with contextlib.ExitStack() as stack:
         env_file = (
             stack.enter_context(ui_env_file(data_dir, ui_codec_endpoint)) if ui_codec_endpoint else None
@@ -82,6 +98,77 @@ def ui_env_file(data_dir: Path, ui_codec_endpoint: str) -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def _owning(data_dir: Path) -> Iterator[None]:
+    """Hold `data_dir/dev.lock` for a block, or refuse to start: one embedded Temporal per data folder.
+
+    An flock: the kernel releases it when its process ends however it ends, so a lock that can be
+    taken means that no `baton dev` or `baton demo` is alive on this folder.
+    """
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(data_dir / "dev.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            raise Unavailable(
+                f"another 'baton dev' or 'baton demo' (pid {owner}) is using {data_dir}: stop it, "
+                "or give this one a data folder of its own (BATON_DATA_DIR)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+async def _stop_left_running(data_dir: Path, host: str) -> None:
+    """Stop the dev server that a `baton dev` killed outright left running on `data_dir`, or say
+    who holds the port."""
+    database = _database(data_dir)
+    left = _servers_of(database)
+    if not left:
+        raise Unavailable(
+            f"port {GRPC_PORT} on {host} is taken: is another Temporal running? "
+            "Stop it, or point BATON_TEMPORAL_ADDRESS at it and run 'baton worker'."
+        )
+    loop = asyncio.get_running_loop()
+    for stop in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _servers_of(database):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, stop)
+        deadline = loop.time() + STOP_TIMEOUT_S
+        while _servers_of(database) or port_open(host, GRPC_PORT):
+            if loop.time() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            _log.warning(
+                "stopped the Temporal dev server that a 'baton dev' killed outright left running on %s "
+                "(pid %s); the runs in flight go on under this one",
+                data_dir,
+                ", ".join(map(str, left)),
+            )
+            return
+    raise Unavailable(f"the Temporal dev server left running on {data_dir} (pid {left}) did not stop")
+
+
+def _database(data_dir: Path) -> Path:
+    return (data_dir / "temporal.db").resolve()
+
+
+def _servers_of(database: Path) -> list[int]:
+    """The running processes that serve Temporal on `database` (read from /proc: Linux only)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to read
+            args = cmdline.read_bytes().split(b"\0")
+            if b"start-dev" in args and os.fsencode(database) in args:
+                found.append(int(cmdline.parent.name))
+    return found
+
+
 def _start(data_dir: Path, host: str, env_file: Path | None) -> subprocess.Popen[bytes]:
     log = (data_dir / "temporal.log").open("ab")
     args = [
@@ -95,7 +182,7 @@ def _start(data_dir: Path, host: str, env_file: Path | None) -> subprocess.Popen
         "--ui-port",
         str(UI_PORT),
         "--db-filename",
-        str(data_dir / "temporal.db"),
+        str(_database(data_dir)),
         "--log-level",
         "warn",
         *dev_server_args(),
@@ -112,7 +199,7 @@ def _start(data_dir: Path, host: str, env_file: Path | None) -> subprocess.Popen
 async def _stop(server: subprocess.Popen[bytes]) -> None:
     server.send_signal(signal.SIGTERM)
     try:
-        await asyncio.to_thread(server.wait, 15)
+        await asyncio.to_thread(server.wait, STOP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
@@ -194,6 +281,10 @@ async def serving(app: Any, host: str, port: int, what: str) -> AsyncIterator[st
 async def dev_server_with_codec(settings: BatonSettings, converter: DataConverter) -> AsyncIterator[str]:
     """The dev server, with its UI wired to a codec server run in this process on the process's
     `converter` (the dev user's endpoint, see api/codec_server.py); yields its URL."""
-    async with codec_server(settings, converter=converter) as codec:
-        async with dev_server(settings.data_dir, ui_codec_endpoint=codec.dev_endpoint or codec.url):
+    # The data folder first: a second `baton dev` on it is refused for that, not for the codec port.
+    with _owning(settings.data_dir):
+        async with (
+            codec_server(settings, converter=converter) as codec,
+            _owned_dev_server(settings.data_dir, "127.0.0.1", codec.dev_endpoint or codec.url),
+        ):
             yield codec.url

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -13,9 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from baton.persistence.db import engine_from_settings
 from baton.settings import BatonSettings
+from baton.starter.client import BatonClient
 from baton.starter.devserver import API_PORT, GRPC_PORT, port_open
+from baton.temporal import connect_embedded, settings_converter
 from baton.testing import ProcessEnvironment
+from tests.steps import queued_fan_in
 
 REPO = Path(__file__).parents[1]
 EXAMPLE_YAML = REPO / "examples" / "document_generation" / "process.yaml"
@@ -221,6 +226,113 @@ async def test_dev_serves_the_ui_until_interrupted(settings) -> None:
     finally:
         dev.kill()
     assert not port_open("127.0.0.1", GRPC_PORT) and not port_open("127.0.0.1", API_PORT)
+
+
+async def test_dev_killed_outright_leaves_a_server_the_next_dev_replaces(settings: BatonSettings) -> None:
+    # A crashed terminal, the OOM killer: `baton dev` gets SIGKILL, and its Temporal server, in a
+    # session of its own, lives on. The next `baton dev` on the same data folder stops that server
+    # and starts its own on the same database, and the run begun before the crash finishes.
+    if port_open("127.0.0.1", GRPC_PORT):
+        pytest.fail("port 7233 is taken by another Temporal; 'baton dev' needs it")
+    first = await _baton_dev(settings)
+    try:
+        converter = settings_converter(settings, engine_from_settings(settings))
+        baton = BatonClient(await connect_embedded(settings, GRPC_PORT, converter), settings)
+        run = await baton.start_process(queued_fan_in().build(settings.step_modules), "Left", "a1")
+        while (await run.state()).status != "waiting":
+            await asyncio.sleep(0.1)
+        first.kill()
+        first.wait()
+        assert port_open("127.0.0.1", GRPC_PORT), "the server died with baton dev: nothing to replace"
+        second = await _baton_dev(settings)
+        try:
+            assert "stopped the Temporal dev server that a 'baton dev' killed outright left running" in (
+                second.stderr_seen
+            )
+            again = BatonClient(await connect_embedded(settings, GRPC_PORT, converter), settings)
+            run = again.get_run(run.id)
+            for name, data in [("Right", "b1"), ("Left", "a2"), ("Right", "b2")]:
+                await run.send_event(name, data)
+            assert (await asyncio.wait_for(run.result(), 60)).output == ["a1+b1", "a2+b2"]
+            second.send_signal(signal.SIGINT)
+            assert await asyncio.to_thread(second.wait, 30) == 0
+        finally:
+            await _stop_dev(second, settings)
+    finally:
+        await _stop_dev(first, settings)
+    assert not port_open("127.0.0.1", GRPC_PORT)
+
+
+async def test_a_second_dev_on_the_same_data_folder_is_refused_while_the_first_runs(
+    settings: BatonSettings,
+) -> None:
+    if port_open("127.0.0.1", GRPC_PORT):
+        pytest.fail("port 7233 is taken by another Temporal; 'baton dev' needs it")
+    first = await _baton_dev(settings)
+    try:
+        second = await baton(settings, "dev")
+        assert second.returncode != 0
+        assert f"another 'baton dev' or 'baton demo' (pid {first.pid}) is using {settings.data_dir}" in (
+            second.stderr
+        )
+        assert first.poll() is None and port_open("127.0.0.1", GRPC_PORT)
+        first.send_signal(signal.SIGINT)
+        assert await asyncio.to_thread(first.wait, 30) == 0
+    finally:
+        await _stop_dev(first, settings)
+
+
+class _Dev(subprocess.Popen[str]):
+    stderr_seen = ""
+    """What it wrote on standard error until it was serving."""
+
+
+async def _baton_dev(settings: BatonSettings) -> _Dev:
+    """`baton dev`, once it serves; what it prints on standard error until then is kept."""
+    command = [str(Path(sys.executable).with_name("baton")), "dev"]
+    dev = _Dev(
+        command, cwd=REPO, env=baton_env(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert dev.stdout and dev.stderr
+    try:
+        lines: list[str] = []
+        while not any("Ctrl-C stops" in line for line in lines):
+            line = await asyncio.to_thread(dev.stdout.readline)
+            assert line, f"baton dev ended early: {''.join(lines)}{dev.stderr.read()}"
+            lines.append(line)
+        os.set_blocking(dev.stderr.fileno(), False)
+        seen = []
+        with contextlib.suppress(BlockingIOError):  # nothing more for now
+            while chunk := os.read(dev.stderr.fileno(), 1 << 16):
+                seen.append(chunk)
+        dev.stderr_seen = b"".join(seen).decode()
+    except BaseException:
+        dev.kill()
+        raise
+    return dev
+
+
+async def _stop_dev(dev: subprocess.Popen[str], settings: BatonSettings) -> None:
+    """Stop `baton dev` as Ctrl-C does, and whatever a failed test left of it."""
+    if dev.poll() is None:
+        dev.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(dev.wait, 30)
+    dev.kill()
+    dev.wait()
+    for pid in _dev_servers_of(settings):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _dev_servers_of(settings: BatonSettings) -> list[int]:
+    """The Temporal dev servers on this test's database file."""
+    database = str(settings.data_dir / "temporal.db").encode()
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if database in cmdline.read_bytes().split(b"\0"):
+                found.append(int(cmdline.parent.name))
+    return found
 
 
 async def test_agent_and_orchestrate_honour_temporals_own_configuration(
