@@ -64,9 +64,9 @@ _PYDANTIC_CONVERTERS = tuple(PydanticPayloadConverter().converters.values())
 class SharedPydanticPayloadConverter(CompositePayloadConverter):
     """Pydantic's payload converter, with one cache of type adapters for the whole process.
 
-    The SDK makes a payload converter for every workflow run it loads, and pydantic's own builds
-    its type adapters again in each: ~3 KB and the time to build them, per cached run, for types
-    that never change. The converters it delegates to keep no state besides that cache, which is
+    The SDK makes a payload converter for every workflow run it loads (and one for every
+    activation), and pydantic's own builds its type adapters again in each: memory for as long as
+    the run stays cached, and the time to build them, for types that never change. The converters it delegates to keep no state besides that cache, which is
     thread-safe, so every run can share them.
     """
 
@@ -74,7 +74,7 @@ class SharedPydanticPayloadConverter(CompositePayloadConverter):
         super().__init__(*_PYDANTIC_CONVERTERS)
 
 
-PYDANTIC_DATA_CONVERTER = DataConverter(payload_converter_class=SharedPydanticPayloadConverter)
+_PYDANTIC_DATA_CONVERTER = DataConverter(payload_converter_class=SharedPydanticPayloadConverter)
 """`temporalio.contrib.pydantic.pydantic_data_converter`, with the type adapters shared."""
 
 
@@ -93,9 +93,9 @@ def data_converter(
     if keys is None:
         if storage is not None:
             raise ValueError("payloads are stored out of band only when they are encrypted: give keys")
-        return PYDANTIC_DATA_CONVERTER
+        return _PYDANTIC_DATA_CONVERTER
     return dataclasses.replace(
-        PYDANTIC_DATA_CONVERTER,
+        _PYDANTIC_DATA_CONVERTER,
         payload_codec=EncryptionCodec(keys, compress_above, subjects),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
         external_storage=ExternalStorage(drivers=[storage], payload_size_threshold=offload_bytes)

@@ -33,7 +33,7 @@ API_PORT = 8000
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 
-_log = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 def port_open(host: str, port: int) -> bool:
@@ -53,25 +53,74 @@ async def dev_server(
     crashed terminal, the OOM killer). The next one on the same data folder stops that server
     before it starts its own on the same database, where the runs in flight go on.
     """
-    with _owning(data_dir):
-        async with _owned_dev_server(data_dir, host, ui_codec_endpoint) as server:
+    with _owning(data_dir) as folder:
+        async with _owned_dev_server(folder, host, ui_codec_endpoint) as server:
             yield server
+
+
+@dataclass(frozen=True)
+class _Folder:
+    """A data folder this process runs the embedded Temporal on, held by `_owning`."""
+
+    path: Path
+    lock: int
+    """The open `dev.lock`: it holds "<our pid> <our server's pid>"."""
+    left_running: int | None
+    """The pid of the server the folder's previous owner started, as it recorded it."""
+
+    def record(self, server: int) -> None:
+        os.ftruncate(self.lock, 0)
+        os.pwrite(self.lock, f"{os.getpid()} {server}".encode(), 0)
+
+
+@contextlib.contextmanager
+def _owning(data_dir: Path) -> Iterator[_Folder]:
+    """Hold `data_dir/dev.lock` for a block, or refuse to start: one embedded Temporal per data folder.
+
+    An flock: the kernel releases it when its process ends however it ends, so a lock that can be
+    taken means that whoever started a server on this folder is gone.
+    """
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = data_dir / "dev.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 64).split()[:1] or [b"unknown"]
+            raise Unavailable(
+                f"another Baton command (pid {owner[0].decode(errors='replace')}) runs the embedded "
+                f"Temporal on {data_dir}: stop it, or point BATON_TEMPORAL_ADDRESS at its Temporal"
+            ) from None
+        except OSError as e:
+            raise Unavailable(
+                f"cannot lock {path} ({e.strerror}): the data folder must be on a filesystem with "
+                "file locks (BATON_DATA_DIR)"
+            ) from None
+        recorded = os.read(fd, 64).split()
+        left_running = int(recorded[1]) if len(recorded) == 2 and recorded[1].isdigit() else None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield _Folder(data_dir, fd, left_running)
+    finally:
+        os.close(fd)
 
 
 @contextlib.asynccontextmanager
 async def _owned_dev_server(
-    data_dir: Path, host: str, ui_codec_endpoint: str | None
+    folder: _Folder, host: str, ui_codec_endpoint: str | None
 ) -> AsyncIterator[subprocess.Popen[bytes]]:
-    """`dev_server`, for a caller that holds `_owning(data_dir)`."""
+    """`dev_server`, on a folder this process holds."""
     if port_open(host, GRPC_PORT):
-        await _stop_left_running(data_dir, host)
+        await _stop_left_running(folder, host)
     with contextlib.ExitStack() as stack:
         env_file = (
-            stack.enter_context(ui_env_file(data_dir, ui_codec_endpoint)) if ui_codec_endpoint else None
+            stack.enter_context(ui_env_file(folder.path, ui_codec_endpoint)) if ui_codec_endpoint else None
         )
-        server = _start(data_dir, host, env_file)
+        server = _start(folder.path, host, env_file)
+        folder.record(server.pid)
         try:
-            await _wait_until_serving(server, host, data_dir)
+            await _wait_until_serving(server, host, folder.path)
         except BaseException:
             await _stop(server)
             raise
@@ -80,6 +129,57 @@ async def _owned_dev_server(
         yield server
     finally:
         await _stop(server)
+
+
+async def _stop_left_running(folder: _Folder, host: str) -> None:
+    """Stop the server that the folder's previous owner, killed outright, left running; or say
+    who holds the port. Only that server, and only while it still serves this folder's database:
+    a Temporal anyone else started is never stopped."""
+    pid = folder.left_running
+    database = _database(folder.path)
+    if pid is None or not _serves(pid, database):
+        raise Unavailable(
+            f"port {GRPC_PORT} on {host} is taken: is another Temporal (or 'baton dev') running? "
+            "Stop it, or point BATON_TEMPORAL_ADDRESS at it and run 'baton worker'."
+        )
+    loop = asyncio.get_running_loop()
+    for stop in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, stop)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            raise Unavailable(
+                f"the Temporal dev server left running on {folder.path} (pid {pid}) belongs to another "
+                "user: stop it as that user"
+            ) from None
+        deadline = loop.time() + STOP_TIMEOUT_S
+        while _serves(pid, database) or port_open(host, GRPC_PORT):
+            if loop.time() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            log.warning(
+                "stopped the Temporal dev server (pid %d) that a Baton command killed outright left "
+                "running on %s; the runs in flight go on under this one",
+                pid,
+                folder.path,
+            )
+            return
+    raise Unavailable(f"the Temporal dev server left running on {folder.path} (pid {pid}) did not stop")
+
+
+def _database(data_dir: Path) -> Path:
+    return (data_dir / "temporal.db").resolve()
+
+
+def _serves(pid: int, database: Path) -> bool:
+    """Whether process `pid` is a Temporal dev server on `database` (from /proc: Linux only)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:  # gone, or no /proc here
+        return False
+    return b"start-dev" in args and os.fsencode(database) in args
 
 
 @contextlib.contextmanager
@@ -96,77 +196,6 @@ def ui_env_file(data_dir: Path, ui_codec_endpoint: str) -> Iterator[Path]:
         yield path
     finally:
         path.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _owning(data_dir: Path) -> Iterator[None]:
-    """Hold `data_dir/dev.lock` for a block, or refuse to start: one embedded Temporal per data folder.
-
-    An flock: the kernel releases it when its process ends however it ends, so a lock that can be
-    taken means that no `baton dev` or `baton demo` is alive on this folder.
-    """
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(data_dir / "dev.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            raise Unavailable(
-                f"another 'baton dev' or 'baton demo' (pid {owner}) is using {data_dir}: stop it, "
-                "or give this one a data folder of its own (BATON_DATA_DIR)"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        yield
-    finally:
-        os.close(fd)
-
-
-async def _stop_left_running(data_dir: Path, host: str) -> None:
-    """Stop the dev server that a `baton dev` killed outright left running on `data_dir`, or say
-    who holds the port."""
-    database = _database(data_dir)
-    left = _servers_of(database)
-    if not left:
-        raise Unavailable(
-            f"port {GRPC_PORT} on {host} is taken: is another Temporal running? "
-            "Stop it, or point BATON_TEMPORAL_ADDRESS at it and run 'baton worker'."
-        )
-    loop = asyncio.get_running_loop()
-    for stop in (signal.SIGTERM, signal.SIGKILL):
-        for pid in _servers_of(database):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, stop)
-        deadline = loop.time() + STOP_TIMEOUT_S
-        while _servers_of(database) or port_open(host, GRPC_PORT):
-            if loop.time() > deadline:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            _log.warning(
-                "stopped the Temporal dev server that a 'baton dev' killed outright left running on %s "
-                "(pid %s); the runs in flight go on under this one",
-                data_dir,
-                ", ".join(map(str, left)),
-            )
-            return
-    raise Unavailable(f"the Temporal dev server left running on {data_dir} (pid {left}) did not stop")
-
-
-def _database(data_dir: Path) -> Path:
-    return (data_dir / "temporal.db").resolve()
-
-
-def _servers_of(database: Path) -> list[int]:
-    """The running processes that serve Temporal on `database` (read from /proc: Linux only)."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to read
-            args = cmdline.read_bytes().split(b"\0")
-            if b"start-dev" in args and os.fsencode(database) in args:
-                found.append(int(cmdline.parent.name))
-    return found
 
 
 def _start(data_dir: Path, host: str, env_file: Path | None) -> subprocess.Popen[bytes]:
@@ -282,9 +311,9 @@ async def dev_server_with_codec(settings: BatonSettings, converter: DataConverte
     """The dev server, with its UI wired to a codec server run in this process on the process's
     `converter` (the dev user's endpoint, see api/codec_server.py); yields its URL."""
     # The data folder first: a second `baton dev` on it is refused for that, not for the codec port.
-    with _owning(settings.data_dir):
+    with _owning(settings.data_dir) as folder:
         async with (
             codec_server(settings, converter=converter) as codec,
-            _owned_dev_server(settings.data_dir, "127.0.0.1", codec.dev_endpoint or codec.url),
+            _owned_dev_server(folder, "127.0.0.1", codec.dev_endpoint or codec.url),
         ):
             yield codec.url

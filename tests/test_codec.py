@@ -6,11 +6,19 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import sys
+import typing
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from temporalio.api.common.v1 import Payload
+from temporalio import workflow
+from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import WorkflowFailureError
+from temporalio.worker._workflow_instance import WorkflowInstanceDetails
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox._runner import _fake_info
 
 from baton.agents import AgentSpec
 from baton.examples.document_generation.process import process as document_generation
@@ -26,7 +34,20 @@ from baton.security.keys import (
 from baton.settings import BatonSettings
 from baton.temporal import data_converter, dev_server_path
 from baton.testing import ProcessEnvironment
+from baton.workflows import compliance
+from baton.workflows.orchestrations import ORCHESTRATIONS
 from tests.test_cli import baton as baton_cli
+
+# Every Baton workflow that keeps the sandbox (the process and agent workflows run without it).
+SANDBOXED_WORKFLOWS = [
+    *ORCHESTRATIONS,
+    compliance.StoredPayloadSweepWorkflow,
+    compliance.AuditWitnessWorkflow,
+    compliance.SubjectRetentionWorkflow,
+    compliance.RetentionSweepWorkflow,
+    compliance.DataSubjectRequestWorkflow,
+    compliance.AuditWatchWorkflow,
+]
 
 SECRET = "Zebracorn-7f3a confidential launch"
 DERIVATION_SECRET = "c2VjcmV0LWRlcml2YXRpb24tbWF0ZXJpYWwtMzJieXQ="
@@ -221,3 +242,54 @@ def test_the_payload_converters_of_every_run_share_one_cache_of_type_adapters() 
     assert first.converters[b"json/plain"] is second.converters[b"json/plain"]
     record = StepRecord(run_count=2)
     assert second.from_payloads(first.to_payloads([record]), [StepRecord]) == [record]
+
+
+async def test_the_types_sandboxed_workflows_exchange_are_the_same_classes_in_every_run() -> None:
+    # The type adapters are cached per process, by type. A class the sandbox imports anew for each
+    # run would be a new key every run, and the cache would keep up to 1,024 copies of its module.
+    exchanged = [
+        cls for workflow_class in SANDBOXED_WORKFLOWS for cls in _exchanged_in_the_sandbox(workflow_class)
+    ]
+    assert len(exchanged) > len(SANDBOXED_WORKFLOWS)  # what is checked: run, signal, update, query types
+    for cls in exchanged:
+        assert cls is getattr(sys.modules[cls.__module__], cls.__qualname__, None), (
+            f"{cls.__module__}.{cls.__qualname__} is imported anew in each run: import it in "
+            "`workflow.unsafe.imports_passed_through()`"
+        )
+
+
+def _exchanged_in_the_sandbox(workflow_class: type) -> list[type]:
+    """The classes in the signatures of the workflow's run method and handlers, as the sandbox
+    sees them when it loads a run."""
+    converter = data_converter()
+    instance = SandboxedWorkflowRunner().create_instance(
+        WorkflowInstanceDetails(
+            payload_converter_factory=converter._new_payload_converter,
+            failure_converter_class=converter.failure_converter_class,
+            interceptor_classes=[],
+            defn=workflow._Definition.must_from_class(workflow_class),
+            info=_fake_info,
+            randomness_seed=-1,
+            extern_functions={},
+            disable_eager_activity_execution=False,
+            worker_level_failure_exception_types=[],
+            patch_activation_callback=None,
+            last_completion_result=Payloads(),
+            last_failure=Failure(),
+        )
+    )
+    in_sandbox: workflow._Definition = instance.globals_and_locals["__temporal_in_sandbox"].instance._defn  # type: ignore[attr-defined]
+    handlers = [
+        in_sandbox,
+        *in_sandbox.signals.values(),
+        *in_sandbox.updates.values(),
+        *in_sandbox.queries.values(),
+    ]
+    return [leaf for handler in handlers for hint in handler.arg_types or [] for leaf in _classes_in(hint)]
+
+
+def _classes_in(hint: object) -> Iterator[type]:
+    if isinstance(hint, type):
+        yield hint
+    for argument in typing.get_args(hint):
+        yield from _classes_in(argument)
