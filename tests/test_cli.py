@@ -18,7 +18,7 @@ from baton.persistence.db import engine_from_settings
 from baton.settings import BatonSettings
 from baton.starter.client import BatonClient
 from baton.starter.devserver import API_PORT, GRPC_PORT, port_open
-from baton.temporal import connect_embedded, settings_converter
+from baton.temporal import connect_embedded, dev_server_path, settings_converter
 from baton.testing import ProcessEnvironment
 from tests.steps import queued_fan_in
 
@@ -264,6 +264,41 @@ async def test_dev_killed_outright_leaves_a_server_the_next_dev_replaces(setting
     finally:
         await _stop_dev(first, settings)
         await engine.dispose()
+    assert not port_open("127.0.0.1", GRPC_PORT)
+
+
+async def test_dev_leaves_alone_a_temporal_it_did_not_start_on_its_database(settings: BatonSettings) -> None:
+    # Someone's own `temporal server start-dev` on the folder's database: no Baton command recorded
+    # it, so `baton dev` refuses the taken port instead of stopping a server another process owns.
+    if port_open("127.0.0.1", GRPC_PORT):
+        pytest.fail("port 7233 is taken by another Temporal; 'baton dev' needs it")
+    settings.data_dir.mkdir(parents=True)
+    database = (settings.data_dir / "temporal.db").resolve()
+    theirs = subprocess.Popen(
+        [
+            dev_server_path(),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--headless",
+            "--db-filename",
+            str(database),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        async with asyncio.timeout(60):
+            while not port_open("127.0.0.1", GRPC_PORT):
+                await asyncio.sleep(0.1)
+        refused = await baton(settings, "dev")
+        assert refused.returncode != 0
+        assert "port 7233 on 127.0.0.1 is taken" in refused.stderr
+        assert theirs.poll() is None, "baton dev stopped a server it did not start"
+    finally:
+        theirs.terminate()
+        theirs.wait(30)
     assert not port_open("127.0.0.1", GRPC_PORT)
 
 
