@@ -66,8 +66,9 @@ class SharedPydanticPayloadConverter(CompositePayloadConverter):
 
     The SDK makes a payload converter for every workflow run it loads (and one for every
     activation), and pydantic's own builds its type adapters again in each: memory for as long as
-    the run stays cached, and the time to build them, for types that never change. The converters it delegates to keep no state besides that cache, which is
-    thread-safe, so every run can share them.
+    the run stays cached, and the time to build them, for types that never change. The converters
+    it delegates to keep no state besides that cache, which is thread-safe, so every run can share
+    them.
     """
 
     def __init__(self) -> None:
