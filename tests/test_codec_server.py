@@ -5,12 +5,10 @@ of band, the dev endpoint, and token checks against the dev issuer and a real OI
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -526,32 +524,18 @@ async def test_the_dev_endpoint_is_a_capability_of_this_server_start_and_no_bear
     assert [(r["actor"], r["workflow_id"]) for r in rows] == [("dev", "process-Demo-42")]
 
 
-def local_address() -> str:
-    """An address of this machine that is not loopback (where the test network has one)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
-        except OSError:
-            pytest.skip("this machine has no network interface besides loopback")
-        address = s.getsockname()[0]
-    if ipaddress.ip_address(address).is_loopback:
-        pytest.skip("this machine has no network interface besides loopback")
-    return str(address)
-
-
 async def test_dev_endpoints_answer_only_loopback_clients_at_loopback_names(settings: BatonSettings) -> None:
-    address = local_address()
     port = free_port()
     async with codec_server(settings, host="0.0.0.0", port=port) as codec, httpx.AsyncClient() as http:
         assert codec.dev_endpoint is not None
-        path = "/dev/" + codec.dev_endpoint.rsplit("/", 1)[1] + "/decode"
+        url = f"http://127.0.0.1:{port}/dev/" + codec.dev_endpoint.rsplit("/", 1)[1] + "/decode"
         request = await encrypted_body(settings)
-        remote = await http.post(f"http://{address}:{port}{path}", json=request)
+        # A remote client, as a reverse proxy on this machine relays it (uvicorn takes the client's
+        # address from a loopback proxy's X-Forwarded-For): the endpoint sees that client, not the proxy.
+        remote = await http.post(url, json=request, headers={"X-Forwarded-For": "203.0.113.9"})
         # A page whose name was rebound to 127.0.0.1 (DNS rebinding) sends its own name as Host.
-        rebound = await http.post(
-            f"http://127.0.0.1:{port}{path}", json=request, headers={"Host": "evil.example"}
-        )
-        local = await http.post(f"http://localhost:{port}{path}", json=request)
+        rebound = await http.post(url, json=request, headers={"Host": "evil.example"})
+        local = await http.post(url.replace("127.0.0.1", "localhost"), json=request)
     assert remote.status_code == 403 and rebound.status_code == 403
     assert "only on this machine" in remote.json()["detail"]
     assert local.status_code == 200
