@@ -13,6 +13,7 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 from baton.process.compiler import resolve_step_class
+from baton.process.model import NAME
 from baton.process.runtime import RUN_STEP_ACTIVITY, EmittedEventData, StepInvocation, StepOutcome
 from baton.process.schema import validation_problems
 from baton.process.step import ProcessStep, StepContext
@@ -20,10 +21,8 @@ from baton.telemetry.logs import log_fields
 
 from .heartbeat import heartbeating
 
-# `step_activity_type`: a step's name (as a process definition allows it) and a function's.
-_STEP_ACTIVITY_TYPE = re.compile(
-    r"(?P<step>[A-Za-z_][A-Za-z0-9_\-]{0,99})/(?P<function>[A-Za-z_][A-Za-z0-9_]*)"
-)
+# `step_activity_type`: a step's name and a function's.
+_STEP_ACTIVITY_TYPE = re.compile(rf"(?P<step>{NAME})/(?P<function>[A-Za-z_][A-Za-z0-9_]*)")
 
 
 class StepActivities:

@@ -49,12 +49,17 @@ class StepOptions(BaseModel):
         return timedelta(seconds=self.heartbeat_seconds) if self.heartbeat_seconds else None
 
 
+NAME = r"[A-Za-z_][A-Za-z0-9_\-]{0,99}"
+"""A process's or a step's name: an identifier that may hold hyphens, at most 100 characters. It
+shows in workflow IDs and, as `<step>/<function>`, in activity types."""
+
+
 class StepDefinition(BaseModel):
     """One step: a `ProcessStep` class by import path, a nested process run as a child, or an agent."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    name: str = Field(min_length=1, max_length=100, pattern=f"^{NAME}$")
     step: str | None = Field(None, description="Import path 'package.module:ClassName'.")
     process: ProcessDefinition | None = Field(None, description="A sub-process, run as a child workflow.")
     agent: AgentSpec | str | None = Field(
@@ -102,7 +107,7 @@ class ProcessDefinition(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    name: str = Field(min_length=1, max_length=100, pattern=f"^{NAME}$")
     description: str = ""
     max_supersteps: int = Field(
         100, ge=1, description="Bound on rounds of step runs, so that a cycle cannot loop forever."
