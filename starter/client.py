@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import re
 import uuid
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Generator, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Generic, Literal, TypeVar
 
@@ -198,8 +199,8 @@ class _Run(Generic[ResultT]):
 
     async def cancel(self) -> None:
         """Ask the run to stop (audited); its running steps and calls are cancelled."""
-        await self.handle.cancel()
-        await self._client.audit("run.cancel", self.id)
+        async with self._client.audited("run.cancel", self.id):
+            await self.handle.cancel()
 
 
 class ProcessRun(_Run[ProcessResult]):
@@ -213,8 +214,12 @@ class ProcessRun(_Run[ProcessResult]):
         """Deliver an external event. Raises `UnknownEvent` for an event the process does not
         declare, `InvalidEventData` for data that does not fit the parameters it fills (naming
         the field), `ProcessFinished` once the process has stopped: then nothing was delivered."""
+        async with self._client.audited("run.event", self.id, {"event": name}):
+            return await self._send_event(name, data)
+
+    async def _send_event(self, name: str, data: Any) -> EventAccepted:
         try:
-            accepted = await self.handle.execute_update(
+            return await self.handle.execute_update(
                 ProcessWorkflow.send_event, SendEvent(name=name, data=data)
             )
         except WorkflowUpdateFailedError as e:
@@ -232,8 +237,6 @@ class ProcessRun(_Run[ProcessResult]):
                     reason="ProcessFinished", process=state.name, event=name, accepted=state.accepted_events
                 )
             ) from None
-        await self._client.audit("run.event", self.id, {"event": name})
-        return accepted
 
 
 class OrchestrationRun(_Run[OrchestrationResult]):
@@ -245,8 +248,8 @@ class OrchestrationRun(_Run[OrchestrationResult]):
 
     async def reply(self, text: str, author: str = "user") -> None:
         """Answer the question the run waits on; refused when it is not waiting."""
-        await self.handle.execute_update("reply", HumanReply(text=text, author=author))
-        await self._client.audit("run.reply", self.id)
+        async with self._client.audited("run.reply", self.id):
+            await self.handle.execute_update("reply", HumanReply(text=text, author=author))
 
 
 class SubjectRetention:
@@ -698,8 +701,7 @@ class BatonClient:
         the subject's key before anything is sealed, and recorded with its purpose of processing
         before it runs (the subject's retention workflow hears of it once it has started).
 
-        The start is audited before it is made: a start the audit trail cannot record is not
-        made. Once the run is started, nothing fails the call: a retention workflow that cannot
+        The start is audited before it is made (see `audited`). Once the run is started, nothing fails the call: a retention workflow that cannot
         be told is logged, and the daily retention sweep deletes the run's data when due.
 
         A binding outlives a start that failed: the run may have started all the same (a
@@ -722,29 +724,24 @@ class BatonClient:
                 )
             workflow_id = (await self.subjects.register(final_id, data_subject)).workflow_id
             record = await self.records.record(data_subject, processing, workflow_id, self.actor)
-        # What is started, never whose data: the subject is in the run's ID only as `~ds`.
-        await self.audit("run.start", workflow_id, {"summary": options.get("static_summary", "")})
         if if_exists == "return":  # the run the key started, whether it runs or has finished
             options |= {
                 "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
                 "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
             }
-        try:
-            handle = await self.temporal.start_workflow(workflow_type, arg, id=workflow_id, **options)
-        except Exception as e:
-            if if_exists == "return" and isinstance(e, WorkflowAlreadyStartedError):  # it has finished
+        # What is started, never whose data: the subject is in the run's ID only as `~ds`.
+        async with self.audited("run.start", workflow_id, {"summary": options.get("static_summary", "")}):
+            try:
+                handle = await self.temporal.start_workflow(workflow_type, arg, id=workflow_id, **options)
+            except WorkflowAlreadyStartedError:
+                if if_exists != "return":
+                    raise
+                # It has finished.
                 handle = self.temporal.get_workflow_handle(
                     workflow_id, result_type=options.get("result_type")
                 )
+            if if_exists == "return":  # perhaps a run this start did not make
                 await self._same_kind(handle, workflow_type, options.get("search_attributes"))
-                return handle
-            try:
-                await self.audit("run.start_failed", workflow_id, {"error": type(e).__name__})
-            except Exception:  # the start's own error is the one to raise
-                log.exception("the failed start of run %s could not be audited", workflow_id)
-            raise
-        if if_exists == "return":  # perhaps a run this start did not make
-            await self._same_kind(handle, workflow_type, options.get("search_attributes"))
         if record is not None:
             try:
                 await self._retention_changed(record.subject_ref)
@@ -850,6 +847,25 @@ class BatonClient:
     def retention(self, data_subject: str) -> SubjectRetention:
         """The data subject's retention: its state, legal hold and release, longer or shorter."""
         return SubjectRetention(self, self.subjects.ref(data_subject))
+
+    @contextlib.asynccontextmanager
+    async def audited(
+        self, action: str, workflow_id: str, detail: dict[str, Any] | None = None
+    ) -> AsyncIterator[None]:
+        """Audit `action` on a run, then make it (the block): an action the audit trail cannot
+        record is not made, so a caller told it failed may try it again without making it twice.
+        An action that then fails is recorded too, as `<action>_failed` naming the error."""
+        await self.audit(action, workflow_id, detail)
+        try:
+            yield
+        except Exception as e:
+            try:
+                await self.audit(
+                    f"{action}_failed", workflow_id, {**(detail or {}), "error": type(e).__name__}
+                )
+            except Exception:  # the action's own error is the one to raise
+                log.exception("the failed %s of run %s could not be audited", action, workflow_id)
+            raise
 
     async def audit(
         self,

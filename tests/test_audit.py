@@ -34,6 +34,7 @@ from baton.compliance import (
     witness_workflow_id,
 )
 from baton.compliance.audit import entry_hash
+from baton.orchestration import ManagerSpec
 from baton.persistence.db import create_engine
 from baton.persistence.migrate import upgrade
 from baton.persistence.schema import Schema
@@ -347,7 +348,7 @@ async def test_run_starts_events_and_cancels_are_audited_with_who(
         )
         await wait_for_state(run, lambda s: s.status == "waiting")
         with pytest.raises(InvalidEventData):
-            await run.send_event("ApprovalReceived", {"approved": "maybe"})  # refused: nothing happened
+            await run.send_event("ApprovalReceived", {"approved": "maybe"})  # refused by the run
         await run.send_event("ApprovalReceived", {"approved": True})
         await run.result()
         other = await baton.start_process(process, "Start", "memo")
@@ -356,6 +357,8 @@ async def test_run_starts_events_and_cancels_are_audited_with_who(
 
     assert await audited(settings, workflow_id=run.id) == [
         ("svc-billing", "run.start", run.id),
+        ("svc-billing", "run.event", run.id),  # refused by the run: recorded as tried, and failed
+        ("svc-billing", "run.event_failed", run.id),
         ("svc-billing", "run.event", run.id),
     ]
     assert [action for _, action, _ in await audited(settings, actor="svc-billing")][:2] == [
@@ -462,6 +465,46 @@ async def test_a_start_the_audit_trail_cannot_record_is_not_made(
             await env.start(upper_only("Unaudited").build(ALLOWED), "Start", "x", key="unaudited-1")
         with pytest.raises(RPCError, match="not found"):
             await env.temporal.get_workflow_handle("process-Unaudited-unaudited-1").describe()
+
+
+async def test_events_cancels_and_replies_the_audit_trail_cannot_record_are_not_made(
+    temporal: WorkflowEnvironment, settings: BatonSettings
+) -> None:
+    """As for starts: done first and audited after, an action the trail refused was made all the
+    same, and a caller who tried again (the call failed) made it twice."""
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        await upgrade(engine)
+        async with engine.begin() as conn:  # the trail refuses these actions, as a full disk might
+            await conn.execute(
+                sa.text(
+                    "CREATE TRIGGER refuse_actions BEFORE INSERT ON audit_events WHEN NEW.action IN "
+                    "('run.event', 'run.cancel', 'run.reply') BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
+    finally:
+        await engine.dispose()
+    async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
+        run = await env.start(approval_process("Unaudited").build(ALLOWED), "Start", "x")
+        await wait_for_state(run, lambda s: s.status == "waiting")
+        with pytest.raises(DBAPIError, match="refused"):
+            await run.send_event("ApprovalReceived", {"approved": True})
+        with pytest.raises(DBAPIError, match="refused"):
+            await run.cancel()
+        state = await run.state()
+        assert state.status == "waiting" and [m.target.parameter for m in state.pending] == ["value"]
+
+        chat = await env.client.run_group_chat(
+            "x", ["Developer", "QA"], manager=ManagerSpec(ask_human_every=1), max_rounds=3
+        ).start()
+        while (await chat.progress()).status != "waiting_for_input":
+            await asyncio.sleep(0.05)
+        with pytest.raises(DBAPIError, match="refused"):
+            await chat.reply("Go on")
+        assert (await chat.progress()).status == "waiting_for_input"
+        await chat.handle.terminate()
+        await run.handle.terminate()
+    assert [action for _, action, _ in await audited(settings, workflow_id=run.id)] == ["run.start"]
 
 
 async def test_a_started_run_is_returned_when_its_retention_workflow_cannot_be_told(
