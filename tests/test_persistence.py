@@ -10,13 +10,17 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
+from sqlalchemy.exc import DBAPIError
+from temporalio.testing import WorkflowEnvironment
 
+from baton.errors import Unavailable
 from baton.persistence.db import create_engine
 from baton.persistence.definitions import DefinitionNotFound, DefinitionStore
 from baton.persistence.migrate import current_revision, upgrade
 from baton.persistence.schema import Schema
 from baton.settings import BatonSettings
-from baton.testing import ProcessEnvironment
+from baton.starter import BatonClient
+from baton.testing import ProcessEnvironment, free_port
 from tests.conftest import POSTGRES_ADMIN_DSN, _postgres_admin
 from tests.steps import ALLOWED, approval_process, upper_only
 
@@ -155,3 +159,26 @@ async def test_two_engines_migrating_a_fresh_sqlite_file_at_once_both_succeed(tm
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_a_database_that_does_not_answer_is_unavailable_not_a_driver_error(
+    temporal: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Callers (the API, the CLI, a service) learn to try again later, from Baton's own error,
+    which names the database's host but never its password."""
+    port = free_port()  # nothing listens there: as while PostgreSQL restarts
+    engine = create_engine(f"postgresql+asyncpg://baton:s3cret@127.0.0.1:{port}/baton")
+    try:
+        with pytest.raises(Unavailable, match=f"the app database at 127.0.0.1:{port} did not answer") as e:
+            await DefinitionStore(Schema(engine)).latest()
+        assert "s3cret" not in str(e.value) and isinstance(e.value.__cause__, OSError | DBAPIError)
+    finally:
+        await engine.dispose()
+
+    settings = BatonSettings(
+        data_dir=tmp_path, database_url=f"postgresql+asyncpg://baton@127.0.0.1:{port}/baton"
+    )
+    client = BatonClient(temporal.client, settings)
+    with pytest.raises(Unavailable):  # so a start it could not audit is refused as Unavailable
+        await client.audit("run.start", "process-x")
+    await client.close()

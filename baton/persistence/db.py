@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext import asyncio as sa_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..errors import Unavailable
 from ..settings import BatonSettings
 
 SUPPORTED_DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
@@ -45,7 +48,52 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         engine = sa_asyncio.create_async_engine(
             url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
         )
+        unanswered = f"the app database at {parsed.host}:{parsed.port or 5432} did not answer"
+        event.listen(engine.sync_engine, "do_connect", functools.partial(_connect, unanswered))
+        event.listen(engine.sync_engine, "handle_error", functools.partial(_lost, unanswered))
     return engine
+
+
+# asyncpg's own errors for a connection that is gone or was cut off mid-operation; a connection
+# left "in another operation" by a server that went away mid-query is one of them: SQLAlchemy
+# would return it to the pool as sound (sqlalchemy#13241).
+_CONNECTION_LOST = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+)
+
+
+def _connect(unanswered: str, dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """Connect; a server that cannot be reached is `Unavailable` (OSError, timeouts and a server
+    still starting are not driver errors SQLAlchemy would wrap)."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except (
+        OSError,
+        TimeoutError,
+        asyncpg.exceptions.PostgresConnectionError,
+        asyncpg.exceptions.CannotConnectNowError,
+    ) as e:
+        raise Unavailable(f"{unanswered} ({_reason(e)}); try again") from e
+
+
+def _lost(unanswered: str, context: ExceptionContext) -> Exception | None:
+    """A connection lost mid-operation is dropped from the pool, and the caller gets
+    `Unavailable` (try again later) rather than a driver error."""
+    cause = context.original_exception
+    if not (context.is_disconnect or isinstance(cause, (*_CONNECTION_LOST, OSError))):
+        return None
+    context.is_disconnect = True
+    if context.is_pre_ping:  # a stale pooled connection: the pool connects afresh by itself
+        return None
+    return Unavailable(f"{unanswered} ({_reason(cause)}); try again")
+
+
+def _reason(error: BaseException) -> str:
+    return (str(error).splitlines() or [""])[0][:200] or type(error).__name__
 
 
 def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:
