@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-contenders lint dev clean chromium prometheus deploy-tools
+.PHONY: demo test chaos bench bench-contenders lint dev clean chromium prometheus deploy-tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ dev: $(STAMP)
 
 test: $(STAMP) chromium prometheus deploy-tools
 	$(BIN)/python -m pytest
+
+# Every fault, several times, while hundreds of runs are in flight (tests/chaos; docs/RELIABILITY.md).
+# `make test` runs its short version.
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos
 
 # The UI test drives a real browser: Debian's chromium package, installed only when missing.
 chromium:

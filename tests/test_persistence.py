@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from baton.persistence.schema import Schema
 from baton.settings import BatonSettings
 from baton.starter import BatonClient
 from baton.testing import ProcessEnvironment, free_port
+from tests.chaos.stack import Postgres
 from tests.conftest import POSTGRES_ADMIN_DSN, _postgres_admin
 from tests.steps import ALLOWED, approval_process, upper_only
 
@@ -182,3 +184,40 @@ async def test_a_database_that_does_not_answer_is_unavailable_not_a_driver_error
     with pytest.raises(Unavailable):  # so a start it could not audit is refused as Unavailable
         await client.audit("run.start", "process-x")
     await client.close()
+
+
+async def test_a_postgresql_restart_under_load_surfaces_only_unavailable() -> None:
+    """Queries in flight while the server restarts fail as `Unavailable` (never a driver error a
+    caller cannot tell from a bug), and once it is back, every query succeeds again."""
+    server = Postgres()
+    await asyncio.to_thread(server.start)
+    engine = create_engine(server.url, pool_size=4)
+    errors: Counter[str] = Counter()
+    restarting = True
+
+    async def query() -> None:
+        while restarting:
+            try:
+                async with engine.connect() as conn:
+                    await conn.execute(sa.text("SELECT pg_sleep(0.005)"))
+            except Unavailable:
+                errors["Unavailable"] += 1
+            except Exception as e:
+                errors[f"{type(e).__module__}.{type(e).__name__}: {str(e)[:120]}"] += 1
+            await asyncio.sleep(0.001)
+
+    try:
+        queries = [asyncio.create_task(query()) for _ in range(8)]
+        for _ in range(3):
+            await asyncio.sleep(0.3)
+            await asyncio.to_thread(server.restart)
+        await asyncio.sleep(0.3)
+        restarting = False
+        await asyncio.gather(*queries)
+        assert set(errors) == {"Unavailable"}, errors
+        for _ in range(20):  # no connection cut by a restart went back to the pool as sound
+            async with engine.connect() as conn:
+                assert await conn.scalar(sa.text("SELECT 1")) == 1
+    finally:
+        await engine.dispose()
+        await asyncio.to_thread(server.stop)

@@ -54,37 +54,41 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     return engine
 
 
-# asyncpg's own errors for a connection that is gone or was cut off mid-operation; a connection
-# left "in another operation" by a server that went away mid-query is one of them: SQLAlchemy
-# would return it to the pool as sound (sqlalchemy#13241).
-_CONNECTION_LOST = (
+# asyncpg's errors for a server that cannot be reached, is starting or stopping, or cut a
+# connection off mid-operation. A connection left "in another operation" by a server that went
+# away mid-query is one of them: SQLAlchemy would return it to the pool as sound (sqlalchemy#13241).
+_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.InternalClientError,
     asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
 )
 
 
+def _unreachable(error: BaseException) -> bool:
+    # SQLAlchemy's adapter raises its own class, from asyncpg's.
+    return isinstance(error, _UNREACHABLE) or isinstance(error.__cause__, _UNREACHABLE)
+
+
 def _connect(unanswered: str, dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
-    """Connect; a server that cannot be reached is `Unavailable` (OSError, timeouts and a server
-    still starting are not driver errors SQLAlchemy would wrap)."""
+    """Connect; a server that cannot be reached (or is starting or stopping) is `Unavailable`."""
     try:
         return dialect.connect(*cargs, **cparams)
-    except (
-        OSError,
-        TimeoutError,
-        asyncpg.exceptions.PostgresConnectionError,
-        asyncpg.exceptions.CannotConnectNowError,
-    ) as e:
-        raise Unavailable(f"{unanswered} ({_reason(e)}); try again") from e
+    except Exception as e:
+        if _unreachable(e):
+            raise Unavailable(f"{unanswered} ({_reason(e)}); try again") from e
+        raise
 
 
 def _lost(unanswered: str, context: ExceptionContext) -> Exception | None:
     """A connection lost mid-operation is dropped from the pool, and the caller gets
     `Unavailable` (try again later) rather than a driver error."""
     cause = context.original_exception
-    if not (context.is_disconnect or isinstance(cause, (*_CONNECTION_LOST, OSError))):
+    if not (context.is_disconnect or _unreachable(cause)):
         return None
     context.is_disconnect = True
     if context.is_pre_ping:  # a stale pooled connection: the pool connects afresh by itself

@@ -1,0 +1,40 @@
+"""The chaos suite's short version (`make chaos` runs the full one): every fault once, each while
+work runs, and afterwards nothing lost, nothing finished run twice, every payload readable."""
+
+from __future__ import annotations
+
+from tests.chaos.suite import SHORT, run_chaos
+from tests.conftest import POSTGRES_ADMIN_DSN
+
+FAULTS = {
+    "workflows workers killed",
+    "steps workers killed",
+    "llm workers killed",
+    "compliance workers killed",
+    "Temporal server restarted",
+    "PostgreSQL restarted",
+    "PostgreSQL unreachable",
+    "Redis restarted empty",
+    "LLM 500s",
+    "LLM 429s",
+    "LLM hangs",
+    "LLM streams cut",
+    "worker out of memory",
+}
+
+
+async def test_every_fault_while_work_runs_loses_nothing() -> None:
+    report = await run_chaos(SHORT, POSTGRES_ADMIN_DSN)
+    print(report.markdown())
+
+    assert {f.kind for f in report.faults} == FAULTS
+    assert set(report.orchestrations) == {"sequential", "concurrent", "group-chat", "handoff", "magentic"}
+    assert report.completed == report.orders + sum(report.orchestrations.values())
+    assert not report.failed and not report.unfinished and not report.left_over
+    assert report.executions >= report.orders * 9 and not report.finished_twice
+    assert report.payloads > report.completed and not report.unreadable
+    assert report.audit_entries > report.completed and report.audit_problem is None
+    # The faults reached the work: the kernel killed the worker in the memory cgroup, and the
+    # LLM server's faults met calls, which were tried again.
+    assert report.worker_exits["chaos-heavy, in the cgroup (status -9)"] == 1
+    assert all(n > 0 for kind, n in report.llm_faulted_calls.items()), report.llm_faulted_calls
