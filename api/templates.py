@@ -3,7 +3,6 @@ TemplateManagement policy; reading them, Read."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import yaml
@@ -19,6 +18,7 @@ from baton.api.deps import (
     check_agents,
 )
 from baton.api.problems import documented
+from baton.documents import load_json, load_yaml
 from baton.errors import NotFound
 from baton.persistence.definitions import DefinitionStore
 from baton.process import ProcessDefinitionError, load_process
@@ -112,7 +112,7 @@ async def _definition(request: Request) -> dict[str, Any]:
     if kind != "application/json" and kind not in YAML_TYPES:
         raise HTTPException(415, f"send the definition as application/json or application/yaml, not {kind}")
     try:
-        source = yaml.safe_load(body.decode()) if kind in YAML_TYPES else json.loads(body)
+        source = load_yaml(body.decode()) if kind in YAML_TYPES else load_json(body)
     except (UnicodeDecodeError, ValueError, yaml.YAMLError) as e:
         raise ProcessDefinitionError("definition", [f"not valid {kind}: {e}"]) from None
     if not isinstance(source, dict):

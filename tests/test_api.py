@@ -431,6 +431,18 @@ async def test_a_tenant_sees_and_starts_only_its_own_runs(
                     assert bad.status_code == 403, bad_tenant
 
 
+async def test_a_template_nested_too_deeply_is_refused_as_invalid(
+    api: httpx.AsyncClient, api_settings: BatonSettings
+) -> None:
+    manager = as_(api_settings, "TemplateManager")
+    for kind in ("application/json", "application/yaml"):
+        refused = await api.post(
+            "/v1/templates", content="[" * 100_000 + "]" * 100_000, headers={**manager, "Content-Type": kind}
+        )
+        assert refused.status_code == 422, refused.text
+        assert "nested too deeply" in refused.json()["problems"][0]
+
+
 async def test_templates_are_created_shown_and_refused_with_every_problem(
     api: httpx.AsyncClient, api_settings: BatonSettings
 ) -> None:

@@ -445,21 +445,27 @@ async def test_an_entry_that_cannot_be_recorded_is_refused_alone(engine: AsyncEn
     assert (await log.verify()).entries == 5
 
 
-async def test_a_start_the_audit_trail_cannot_record_is_not_made(
-    temporal: WorkflowEnvironment, settings: BatonSettings
-) -> None:
+async def refuse_audit_of(settings: BatonSettings, *actions: str) -> None:
+    """Make the (SQLite) audit trail refuse entries of `actions`, as a full disk might."""
     engine = create_engine(settings.resolved_database_url)
     try:
         await upgrade(engine)
-        async with engine.begin() as conn:  # the trail refuses this one action, as a full disk might
+        listed = ", ".join(f"'{action}'" for action in actions)
+        async with engine.begin() as conn:
             await conn.execute(
                 sa.text(
-                    "CREATE TRIGGER refuse_starts BEFORE INSERT ON audit_events WHEN NEW.action = 'run.start' "
-                    "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                    f"CREATE TRIGGER refuse_actions BEFORE INSERT ON audit_events WHEN NEW.action IN "
+                    f"({listed}) BEGIN SELECT RAISE(ABORT, 'refused'); END"
                 )
             )
     finally:
         await engine.dispose()
+
+
+async def test_a_start_the_audit_trail_cannot_record_is_not_made(
+    temporal: WorkflowEnvironment, settings: BatonSettings
+) -> None:
+    await refuse_audit_of(settings, "run.start")
     async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
         with pytest.raises(DBAPIError, match="refused"):
             await env.start(upper_only("Unaudited").build(ALLOWED), "Start", "x", key="unaudited-1")
@@ -472,18 +478,7 @@ async def test_events_cancels_and_replies_the_audit_trail_cannot_record_are_not_
 ) -> None:
     """As for starts: done first and audited after, an action the trail refused was made all the
     same, and a caller who tried again (the call failed) made it twice."""
-    engine = create_engine(settings.resolved_database_url)
-    try:
-        await upgrade(engine)
-        async with engine.begin() as conn:  # the trail refuses these actions, as a full disk might
-            await conn.execute(
-                sa.text(
-                    "CREATE TRIGGER refuse_actions BEFORE INSERT ON audit_events WHEN NEW.action IN "
-                    "('run.event', 'run.cancel', 'run.reply') BEGIN SELECT RAISE(ABORT, 'refused'); END"
-                )
-            )
-    finally:
-        await engine.dispose()
+    await refuse_audit_of(settings, "run.event", "run.cancel", "run.reply")
     async with ProcessEnvironment(settings=settings, client=temporal.client) as env:
         run = await env.start(approval_process("Unaudited").build(ALLOWED), "Start", "x")
         await wait_for_state(run, lambda s: s.status == "waiting")

@@ -3,6 +3,8 @@ work runs, and afterwards nothing lost, nothing finished run twice, every payloa
 
 from __future__ import annotations
 
+import pytest
+
 from tests.chaos.suite import SHORT, run_chaos
 from tests.conftest import POSTGRES_ADMIN_DSN
 
@@ -23,6 +25,7 @@ FAULTS = {
 }
 
 
+@pytest.mark.timeout(900)  # about 2 minutes; its own deadline for the runs is 5
 async def test_every_fault_while_work_runs_loses_nothing() -> None:
     report = await run_chaos(SHORT, POSTGRES_ADMIN_DSN)
     print(report.markdown())

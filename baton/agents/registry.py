@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from baton.documents import load_yaml
 from baton.errors import InvalidRequest, NotFound
 
 from .spec import AgentSpec
@@ -34,7 +35,7 @@ class AgentNotFound(NotFound, KeyError):
 def load_agent_file(path: Path) -> AgentSpec:
     """The agent in one YAML file."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as e:
         raise AgentDefinitionError(path, [f"not valid YAML: {e}"]) from None
     if not isinstance(data, dict):

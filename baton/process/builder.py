@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from ..agents.spec import AgentSpec
 from ..compliance.processing import Processing
+from ..documents import load_yaml
 from ..settings import get_settings
 from .compiler import compile_definition, remember_main_step
 from .errors import ProcessDefinitionError
@@ -89,7 +90,7 @@ def load_process(
             raise ProcessDefinitionError(origin, [f"cannot read {origin}: {e.strerror}"]) from e
     if isinstance(source, str):
         try:
-            source = yaml.safe_load(source)
+            source = load_yaml(source)
         except yaml.YAMLError as e:
             raise ProcessDefinitionError(origin, [f"not valid YAML: {e}"]) from e
     if isinstance(source, ProcessDefinition):
