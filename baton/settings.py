@@ -71,6 +71,13 @@ class BatonSettings(BaseSettings):
         "postgresql+asyncpg://user@host/db. Default: SQLite under data_dir.",
     )
     database_pool_size: int = Field(10, ge=1, description="Pooled connections per process (PostgreSQL).")
+    database_timeout_seconds: float = Field(
+        30,
+        gt=0,
+        description="Longest a connection to PostgreSQL, or one statement, may wait for the server: a "
+        "server that stops answering (a partition) fails calls with Unavailable after this, rather "
+        "than holding them for ever.",
+    )
 
     temporal_address: str | None = Field(None, description="host:port of the Temporal frontend.")
     temporal_namespace: str | None = Field(None, description="Temporal namespace.")

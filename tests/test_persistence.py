@@ -7,11 +7,13 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
 from baton.errors import Unavailable
@@ -221,3 +223,28 @@ async def test_a_postgresql_restart_under_load_surfaces_only_unavailable() -> No
     finally:
         await engine.dispose()
         await asyncio.to_thread(server.stop)
+
+
+async def test_a_postgresql_that_stops_answering_fails_calls_after_the_timeout() -> None:
+    """A partition: the server holds its connections open and answers nothing. Calls fail with
+    `Unavailable` after the timeout instead of waiting as long as the partition lasts."""
+    server = Postgres()
+    await asyncio.to_thread(server.start)
+    engine = create_engine(server.url, timeout_seconds=1)
+    try:
+        async with engine.connect() as conn:  # a pooled connection, to be frozen mid-use
+            await conn.execute(sa.text("SELECT 1"))
+        server.freeze()
+        for _ in range(2):  # the pooled connection, then a new one
+            with pytest.raises(Unavailable, match="did not answer"):
+                await asyncio.wait_for(_select_one(engine), 20)
+        server.thaw()
+        assert await _select_one(engine) == 1
+    finally:
+        await engine.dispose()
+        await asyncio.to_thread(server.stop)
+
+
+async def _select_one(engine: AsyncEngine) -> Any:
+    async with engine.connect() as conn:
+        return await conn.scalar(sa.text("SELECT 1"))

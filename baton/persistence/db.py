@@ -32,8 +32,10 @@ def parse_url(url: str) -> URL:
         ) from None
 
 
-def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    """An async engine for `url`; SQLite files get their folder created."""
+def create_engine(url: str, pool_size: int = 10, timeout_seconds: float = 30) -> AsyncEngine:
+    """An async engine for `url`; SQLite files get their folder created. On PostgreSQL, a
+    connection attempt or a statement that waits more than `timeout_seconds` for the server
+    fails with `Unavailable`."""
     parsed = parse_url(url)
     if parsed.drivername not in SUPPORTED_DRIVERS:
         raise ValueError(
@@ -46,12 +48,34 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _write_ahead_log)
     else:
         engine = sa_asyncio.create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            connect_args={"timeout": timeout_seconds, "command_timeout": timeout_seconds},
         )
         unanswered = f"the app database at {parsed.host}:{parsed.port or 5432} did not answer"
         event.listen(engine.sync_engine, "do_connect", functools.partial(_connect, unanswered))
         event.listen(engine.sync_engine, "handle_error", functools.partial(_lost, unanswered))
+        _ping_times_out_as_a_disconnect(engine)
     return engine
+
+
+def _ping_times_out_as_a_disconnect(engine: AsyncEngine) -> None:
+    """The pool's pre-ping of a connection to a server that stopped answering times out with a
+    bare `TimeoutError`, which the pool passes to the caller as it is. As a driver error it is a
+    disconnect instead: the pool connects afresh, and that attempt says `Unavailable` if the
+    server still does not answer."""
+    dialect = engine.dialect
+    ping = dialect.do_ping
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        try:
+            return ping(dbapi_connection)
+        except TimeoutError as e:
+            raise dialect.loaded_dbapi.InterfaceError("the ping was not answered") from e
+
+    dialect.do_ping = do_ping  # type: ignore[method-assign]
 
 
 # asyncpg's errors for a server that cannot be reached, is starting or stopping, or cut a
@@ -109,7 +133,9 @@ def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:
 
 
 def engine_from_settings(settings: BatonSettings) -> AsyncEngine:
-    return create_engine(settings.resolved_database_url, settings.database_pool_size)
+    return create_engine(
+        settings.resolved_database_url, settings.database_pool_size, settings.database_timeout_seconds
+    )
 
 
 def as_utc(at: datetime) -> datetime:
