@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.chaos.suite import SHORT, run_chaos
+from tests.chaos.work import STEPS_PER_ORDER
 from tests.conftest import POSTGRES_ADMIN_DSN
 
 FAULTS = {
@@ -34,10 +35,19 @@ async def test_every_fault_while_work_runs_loses_nothing() -> None:
     assert set(report.orchestrations) == {"sequential", "concurrent", "group-chat", "handoff", "magentic"}
     assert report.completed == report.orders + sum(report.orchestrations.values())
     assert not report.failed and not report.unfinished and not report.left_over
-    assert report.executions >= report.orders * 9 and not report.finished_twice
+    assert report.executions >= report.orders * STEPS_PER_ORDER and not report.finished_twice
     assert report.payloads > report.completed and not report.unreadable
     assert report.audit_entries > report.completed and report.audit_problem is None
     # The faults reached the work: the kernel killed the worker in the memory cgroup, and the
     # LLM server's faults met calls, which were tried again.
     assert report.worker_exits["chaos-heavy, in the cgroup (status -9)"] == 1
-    assert all(n > 0 for kind, n in report.llm_faulted_calls.items()), report.llm_faulted_calls
+    # (A later LLM fault may meet the breaker an earlier one opened, rather than calls.)
+    assert report.llm_faulted_calls["LLM 500s"] > 0, report.llm_faulted_calls
+    # Callers were told to try again later, in Baton's or Temporal's words, never a driver's.
+    seen = {what.split(": ")[1] for what in report.user_errors}
+    assert seen <= {
+        "Unavailable",
+        "RPCError",
+        "RPCTimeoutOrCancelledError",
+        "WorkflowUpdateRPCTimeoutOrCancelledError",
+    }, report.user_errors

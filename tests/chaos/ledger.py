@@ -88,11 +88,7 @@ class Ledger:
         self.name = name
 
     async def create(self) -> None:
-        admin = await asyncpg.connect(self.admin_dsn)
-        try:
-            await admin.execute(f'CREATE DATABASE "{self.name}"')
-        finally:
-            await admin.close()
+        await self._admin(f'CREATE DATABASE "{self.name}"')
         conn = await asyncpg.connect(self.dsn)
         try:
             await conn.execute(SCHEMA)
@@ -100,9 +96,12 @@ class Ledger:
             await conn.close()
 
     async def drop(self) -> None:
+        await self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+    async def _admin(self, sql: str) -> None:
         admin = await asyncpg.connect(self.admin_dsn)
         try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            await admin.execute(sql)
         finally:
             await admin.close()
 

@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +152,7 @@ class Report:
 
     def markdown(self) -> str:
         lines = [
-            f"- runs: {self.orders} orders (each 9 steps, with fan-out, fan-in, a person's approval and "
+            f"- runs: {self.orders} orders (each {work.STEPS_PER_ORDER} steps, with fan-out, fan-in, a person's approval and "
             f"a sub-process) and {sum(self.orchestrations.values())} orchestrations "
             f"({', '.join(f'{n} {p}' for p, n in sorted(self.orchestrations.items()))}), in {self.seconds:.0f} s",
             f"- completed: {self.completed}; failed: {len(self.failed)}; lost or unfinished: "
@@ -486,22 +487,29 @@ class ChaosSuite:
         by_activity: dict[tuple[str, str], list[Execution]] = {}
         for e in executions:
             by_activity.setdefault((e.run_id, e.activity_id), []).append(e)
-        restarts = [(f.started, f.cleared + 5) for f in self.report.faults if f.kind.startswith("Temporal")]
+
+        def during(kind: str, at: datetime) -> bool:
+            return any(
+                f.started <= at.timestamp() <= f.cleared + 10
+                for f in self.report.faults
+                if f.kind.startswith(kind)
+            )
+
         for (run_id, activity_id), attempts in by_activity.items():
             recorded = completed_attempts.get((run_id, activity_id))
             for earlier in attempts[:-1]:
-                previous_error = (
-                    recorded.previous_error if recorded and earlier.attempt == recorded.attempt - 1 else None
-                )
                 finished = earlier.finished_at
                 if earlier.pid in self.workers.killed:
                     cause = "its worker was killed"
                 elif finished is None:
-                    cause = "the earlier attempt failed"
-                elif any(start <= finished.timestamp() <= end for start, end in restarts):
+                    cause = "the earlier attempt failed before its side effect"
+                elif during("Temporal", finished):
                     cause = "it finished while the Temporal server was down"
-                elif previous_error:
-                    cause = f"its attempt failed after the side effect ({previous_error})"
+                elif recorded and recorded.previous_error and during("PostgreSQL", finished):
+                    # Its result could not be sealed with the subject's key, or stored by reference.
+                    cause = (
+                        f"it failed after its side effect, the app database down ({recorded.previous_error})"
+                    )
                 else:
                     cause = ""
                     self.report.finished_twice.append(

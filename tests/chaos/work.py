@@ -89,12 +89,17 @@ class Weigh(ProcessStep[NoState]):
         return f"{order.id}:weighed"
 
 
+async def advance(step: str, token: str, outcome: str) -> str:
+    """Work on the order a token such as `w1-3:picked` names; the token of what `step` did."""
+    order = token.split(":")[0]
+    await work(step, order)
+    return f"{order}:{outcome}"
+
+
 class Join(ProcessStep[NoState]):
     @step_function
     async def join(self, ctx: StepContext, picked: str, packed: str, weighed: str) -> str:
-        order = picked.split(":")[0]
-        await work("Join", order)
-        return f"{order}:ready"
+        return await advance("Join", picked, "ready")
 
 
 class Gate(ProcessStep[NoState]):
@@ -102,33 +107,25 @@ class Gate(ProcessStep[NoState]):
 
     @step_function
     async def decide(self, ctx: StepContext, ready: str, approval: Approval) -> str:
-        order = ready.split(":")[0]
-        await work("Gate", order)
-        return f"{order}:approved"
+        return await advance("Gate", ready, "approved")
 
 
 class Label(ProcessStep[NoState]):
     @step_function
     async def run(self, ctx: StepContext, data: str) -> str:
-        order = data.split(":")[0]
-        await work("Label", order)
-        return f"{order}:labelled"
+        return await advance("Label", data, "labelled")
 
 
 class Dispatch(ProcessStep[NoState]):
     @step_function
     async def run(self, ctx: StepContext, labelled: str) -> str:
-        order = labelled.split(":")[0]
-        await work("Dispatch", order)
-        return f"{order}:dispatched"
+        return await advance("Dispatch", labelled, "dispatched")
 
 
 class Close(ProcessStep[NoState]):
     @step_function
     async def run(self, ctx: StepContext, dispatched: str) -> str:
-        order = dispatched.split(":")[0]
-        await work("Close", order)
-        return f"{order}:closed"
+        return await advance("Close", dispatched, "closed")
 
 
 STEPS_PER_ORDER = 9
