@@ -210,17 +210,23 @@ class ProcessRun(_Run[ProcessResult]):
         """Status, step states and run counts, pending messages, what runs now."""
         return await self.handle.query(ProcessWorkflow.state)
 
-    async def send_event(self, name: str, data: Any = None) -> EventAccepted:
+    async def send_event(
+        self, name: str, data: Any = None, *, request_id: str | None = None
+    ) -> EventAccepted:
         """Deliver an external event. Raises `UnknownEvent` for an event the process does not
         declare, `InvalidEventData` for data that does not fit the parameters it fills (naming
-        the field), `ProcessFinished` once the process has stopped: then nothing was delivered."""
-        async with self._client.audited("run.event", self.id, {"event": name}):
-            return await self._send_event(name, data)
+        the field), `ProcessFinished` once the process has stopped: then nothing was delivered.
 
-    async def _send_event(self, name: str, data: Any) -> EventAccepted:
+        `request_id` makes the call safe to repeat: Temporal delivers an event once per ID, so a
+        caller who did not learn the outcome (a timeout, the app database down while the answer
+        was read) sends it again with the same ID and gets the first delivery's answer."""
+        async with self._client.audited("run.event", self.id, {"event": name}):
+            return await self._send_event(name, data, request_id)
+
+    async def _send_event(self, name: str, data: Any, request_id: str | None) -> EventAccepted:
         try:
             return await self.handle.execute_update(
-                ProcessWorkflow.send_event, SendEvent(name=name, data=data)
+                ProcessWorkflow.send_event, SendEvent(name=name, data=data), id=request_id
             )
         except WorkflowUpdateFailedError as e:
             cause = e.cause
@@ -853,8 +859,9 @@ class BatonClient:
         self, action: str, workflow_id: str, detail: dict[str, Any] | None = None
     ) -> AsyncIterator[None]:
         """Audit `action` on a run, then make it (the block): an action the audit trail cannot
-        record is not made, so a caller told it failed may try it again without making it twice.
-        An action that then fails is recorded too, as `<action>_failed` naming the error."""
+        record is not made. An action that then fails is recorded too, as `<action>_failed`
+        naming the error; it may have been made all the same when the error came after it was
+        sent (a timeout), which is why `send_event` takes a `request_id`."""
         await self.audit(action, workflow_id, detail)
         try:
             yield

@@ -248,3 +248,20 @@ async def test_a_postgresql_that_stops_answering_fails_calls_after_the_timeout()
 async def _select_one(engine: AsyncEngine) -> Any:
     async with engine.connect() as conn:
         return await conn.scalar(sa.text("SELECT 1"))
+
+
+async def test_a_cancelled_query_stays_cancelled() -> None:
+    """Cancelling a caller's task, or its own timeout, is not the database failing."""
+    base = POSTGRES_ADMIN_DSN.replace("postgresql://", "postgresql+asyncpg://")
+    engine = create_engine(base)
+    try:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(_sleep_in_the_database(engine), 0.2)
+        assert await _select_one(engine) == 1
+    finally:
+        await engine.dispose()
+
+
+async def _sleep_in_the_database(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("SELECT pg_sleep(5)"))

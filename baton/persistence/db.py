@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,7 +73,7 @@ def _ping_times_out_as_a_disconnect(engine: AsyncEngine) -> None:
     def do_ping(dbapi_connection: Any) -> bool:
         try:
             return ping(dbapi_connection)
-        except TimeoutError as e:
+        except OSError as e:  # TimeoutError included
             raise dialect.loaded_dbapi.InterfaceError("the ping was not answered") from e
 
     dialect.do_ping = do_ping  # type: ignore[method-assign]
@@ -112,6 +113,8 @@ def _lost(unanswered: str, context: ExceptionContext) -> Exception | None:
     """A connection lost mid-operation is dropped from the pool, and the caller gets
     `Unavailable` (try again later) rather than a driver error."""
     cause = context.original_exception
+    if not isinstance(cause, Exception) or isinstance(cause, asyncio.CancelledError):
+        return None  # a cancelled task or a timeout of the caller's own stays what it is
     if not (context.is_disconnect or _unreachable(cause)):
         return None
     context.is_disconnect = True

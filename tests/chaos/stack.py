@@ -71,11 +71,17 @@ class Postgres:
     """A PostgreSQL server of the suite's own, so that restarting or freezing it leaves the
     machine's alone. Runs as the `postgres` user when the suite runs as root (initdb refuses root)."""
 
-    def __init__(self) -> None:
+    @staticmethod
+    def programs() -> Path | None:
+        """The folder of PostgreSQL's server programs (initdb, pg_ctl), if installed."""
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")) or [shutil.which("pg_ctl") or ""]
-        if not found[-1]:
+        return Path(found[-1]).parent if found[-1] else None
+
+    def __init__(self) -> None:
+        programs = self.programs()
+        if programs is None:
             raise RuntimeError("the chaos suite needs PostgreSQL's server programs (initdb, pg_ctl)")
-        self.bin = Path(found[-1]).parent
+        self.bin = programs
         _stop_left_behind(self.bin)
         # Its own folder in /tmp, which the `postgres` user can reach (a test's folder is private).
         self.root = Path(tempfile.mkdtemp(prefix=_POSTGRES_PREFIX))
@@ -258,6 +264,15 @@ class MemoryCage:
             raise RuntimeError(
                 f"the memory fault needs a writable memory cgroup ({self.path}): {e.strerror}"
             ) from e
+
+    @staticmethod
+    def supported() -> str | None:
+        """Why memory cgroups cannot be made here (not root, no controller), or None."""
+        try:
+            MemoryCage(f"baton-chaos-probe-{os.getpid()}", 1 << 30).remove()
+        except RuntimeError as e:
+            return str(e)
+        return None
 
     def enter(self) -> None:
         """Move the calling process in (run in the child, before it executes the worker)."""

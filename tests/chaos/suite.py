@@ -8,6 +8,7 @@ docs/RELIABILITY.md records; `tests/test_chaos.py` runs `SHORT` in `make test`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import text
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowExecutionStatus
 from temporalio.exceptions import TimeoutError as TemporalTimeout
@@ -31,7 +32,7 @@ from baton.errors import Unavailable
 from baton.persistence.db import engine_from_settings
 from baton.persistence.migrate import upgrade
 from baton.settings import BatonSettings
-from baton.starter.client import BatonClient, EventRejected
+from baton.starter.client import BatonClient
 from tests.chaos import work
 from tests.chaos.ledger import LEDGER_ENV, Execution, Ledger
 from tests.chaos.stack import ChaosLlm, MemoryCage, Postgres, Redis, Temporal, Workers, worker_environment
@@ -128,6 +129,8 @@ class Report:
     finished_twice: list[str] = field(default_factory=list)
     """Executions that ran again after an attempt that finished, with no cause: defects."""
     payloads: int = 0
+    stored_by_reference: int = 0
+    """Payloads kept in the app database, by reference, when the run ended."""
     unreadable: list[str] = field(default_factory=list)
     audit_entries: int = 0
     audit_problem: str | None = None
@@ -137,6 +140,8 @@ class Report:
     """Workers that died, by queue and exit status (-9: SIGKILL, by the suite or the kernel)."""
     user_errors: Counter[str] = field(default_factory=Counter)
     """What callers saw while faults lasted: refused starts and events, by fault and error."""
+    not_injected: dict[str, str] = field(default_factory=dict)
+    """Faults this machine cannot inject, and why."""
     seconds: float = 0.0
 
     @property
@@ -162,7 +167,8 @@ class Report:
             + (", ".join(f"{n} ({cause})" for cause, n in self.re_executions.items()) or "none")
             + f"; finished and ran again without cause: {len(self.finished_twice)}",
             *(f"  - {what}" for what in self.finished_twice[:10]),
-            f"- payloads decoded from every history: {self.payloads}; unreadable: {len(self.unreadable)}",
+            f"- payloads decoded from every history: {self.payloads} ({self.stored_by_reference} stored by "
+            f"reference); unreadable: {len(self.unreadable)}",
             f"- audit chain: {self.audit_entries} entries, "
             + ("verifies" if self.audit_problem is None else f"BROKEN: {self.audit_problem}"),
             "",
@@ -178,6 +184,7 @@ class Report:
                 f"| {kind} | {len(of_kind)} | {of_kind[0].detail} | "
                 f"{', '.join(str(f.finished_meanwhile) for f in of_kind)} | {', '.join(recoveries)} |"
             )
+        lines += [f"- not injected: {kind} ({why})" for kind, why in self.not_injected.items()]
         lines += ["", "LLM calls that met each LLM fault (each tried again until answered):"]
         lines += [f"- {kind}: {n}" for kind, n in self.llm_faulted_calls.items()]
         lines += ["", "Workers that died (each started again 2 s later, as a controller would):"]
@@ -275,14 +282,7 @@ class ChaosSuite:
         while True:
             try:
                 return await call()
-            except (
-                Unavailable,
-                RPCError,
-                RPCTimeoutOrCancelledError,
-                EventRejected,
-                DBAPIError,
-                OSError,
-            ) as e:
+            except (Unavailable, RPCError, RPCTimeoutOrCancelledError) as e:
                 fault = self.current_fault.kind if self.current_fault else "no fault"
                 summary = (str(e).splitlines() or [""])[0][:100]
                 self.report.user_errors[f"{what} during {fault}: {type(e).__name__}: {summary}"] += 1
@@ -292,7 +292,7 @@ class ChaosSuite:
         approvals = []
         for i in range(self.scale.orders_per_wave):
             key = f"w{wave}-{i}"
-            order = work.Order(id=key, manifest="m" * work.MANIFEST_BYTES if i % 3 == 0 else "")
+            order = work.Order(id=key, manifest=work.manifest(key) if i % 3 == 0 else "")
             subject = f"customer-{key}" if i % 2 == 0 else None
             run = await self._retried(
                 "order start",
@@ -332,7 +332,11 @@ class ChaosSuite:
 
     async def _approve(self, run: Any, delay: float) -> None:
         await asyncio.sleep(delay)
-        await self._retried("approval", lambda: run.send_event("Approved", work.Approval(by="ops")))
+        # One ID for every try: an approval whose answer was lost is not delivered twice.
+        approve = functools.partial(
+            run.send_event, "Approved", work.Approval(by="ops"), request_id=f"approve-{run.id}"
+        )
+        await self._retried("approval", approve)
 
     # The faults
 
@@ -358,10 +362,18 @@ class ChaosSuite:
              lambda: self._llm_outage(Reply.hang(30))),
             ("LLM streams cut", f"every stream cut before its end for {s.llm_outage_seconds:.0f} s",
              self._cut_streams),
-            ("worker out of memory", "the heavy queue's worker replaced by one in a 400 MB memory cgroup; "
-             "its step needs 256 MB more",
-             self._out_of_memory),
         ]  # fmt: skip
+        if (reason := MemoryCage.supported()) is None:
+            kinds.append(
+                (
+                    "worker out of memory",
+                    "the heavy queue's worker replaced by one in a 400 MB memory cgroup; "
+                    "its step needs 256 MB more",
+                    self._out_of_memory,
+                )
+            )
+        else:
+            self.report.not_injected["worker out of memory"] = reason
         return kinds
 
     async def _kill_workers(self, queue: str) -> None:
@@ -457,6 +469,7 @@ class ChaosSuite:
         )
         await self._count(await self.ledger.executions())
         await self._check_payloads()
+        await self._count_stored_payloads()
         await self._check_audit()
         return self.report
 
@@ -573,6 +586,16 @@ class ChaosSuite:
                         await client.data_converter.decode([payload])
                     except Exception as e:  # every unreadable payload is reported, whatever the reason
                         self.report.unreadable.append(f"{execution.id} event {event.event_id}: {e}")
+
+    async def _count_stored_payloads(self) -> None:
+        engine = engine_from_settings(self.settings)
+        try:
+            async with engine.connect() as conn:
+                self.report.stored_by_reference = await conn.scalar(
+                    text("SELECT count(*) FROM stored_payloads")
+                )
+        finally:
+            await engine.dispose()
 
     async def _check_audit(self) -> None:
         verification = await self.client.audit_trail.verify(await self.client.audit_anchors())

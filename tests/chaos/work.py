@@ -5,7 +5,9 @@ in the ledger. Step classes live at module level so the workers import them."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import random
 from datetime import timedelta
 from typing import Any
 
@@ -21,8 +23,14 @@ TOOL_MODULES = ["tests.chaos.work"]
 HEAVY_QUEUE = "chaos-heavy"
 """The queue of the step that needs memory: the suite starts a worker too small for it there."""
 BALLAST_BYTES = 256 * 1024 * 1024
-MANIFEST_BYTES = 40 * 1024
-"""Above `payload_offload_bytes`: such a payload is stored in the app database, by reference."""
+
+
+def manifest(order: str) -> str:
+    """48 KB that do not compress below `payload_offload_bytes` (32 KB): an order carrying it is
+    stored in the app database, by reference."""
+    return base64.b64encode(random.Random(order).randbytes(36 * 1024)).decode()
+
+
 PROCESSING = Processing(purpose="order fulfilment", legal_basis="contract", retention_days=30)
 
 # A dead worker's step is handed to another after 5 s of silence; retries keep going for as long
