@@ -10,10 +10,15 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from temporalio.exceptions import ApplicationError
 
+from baton.activities.llm.providers import _json
 from baton.agents.registry import AgentDefinitionError, load_agent_file
 from baton.process import ProcessDefinitionError, load_process
 from baton.process.runtime import check_event
+from baton.starter.cli.main import _json_option
+from baton.starter.cli.usage import UsageError
+from baton.workflows.orchestrations import _arguments
 from tests.steps import ALLOWED, approval_process, fan_out_fan_in, parent_with_subprocess
 
 VALID = [
@@ -95,3 +100,12 @@ def test_event_data_is_accepted_or_rejected_with_a_reason(event: str, data: Any)
     rejection = check_event(compiled, event, data)
     if rejection is not None:
         assert rejection.reason in {"UnknownEvent", "InvalidEventData"} and rejection.event == event
+
+
+def test_json_nested_too_deeply_from_a_model_or_a_person_is_refused_by_name() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    assert _arguments(deep) == {}  # in workflow code: a RecursionError would stall the run
+    with pytest.raises(ApplicationError, match="nested too deeply"):
+        _json(deep, "openai")  # the provider's answer: malformed, tried again
+    with pytest.raises(UsageError, match="nested too deeply"):
+        _json_option(deep)

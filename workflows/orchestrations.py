@@ -280,7 +280,7 @@ class HandoffOrchestration(_Orchestration):
 def _arguments(text: str) -> dict:
     try:
         value = json.loads(text or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # a model's answer nested too deeply must not stall the run
         return {}
     return value if isinstance(value, dict) else {}
 

@@ -15,6 +15,7 @@ import httpx
 from pydantic import SecretStr
 from temporalio.exceptions import ApplicationError
 
+from baton.documents import load_json
 from baton.llm import ChatMessage, LlmRequest, LlmResponse, ToolCall, ToolSpec, Usage
 from baton.settings import BatonSettings
 
@@ -253,7 +254,7 @@ def _anthropic_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
 def _tool_input(call: ToolCall) -> Any:
     """Anthropic wants a tool call's arguments as an object; bad JSON is a request never to retry."""
     try:
-        return json.loads(call.arguments or "{}")
+        return load_json(call.arguments or "{}")
     except ValueError:
         raise ApplicationError(
             f"tool call {call.name!r} in the conversation has arguments that are not JSON",
@@ -296,7 +297,7 @@ async def _sse(
 
 def _json(text: str, endpoint: str) -> dict[str, Any]:
     try:
-        data = json.loads(text)
+        data = load_json(text)
     except ValueError as e:
         raise errors.malformed(endpoint, f"invalid JSON ({e})") from None
     if not isinstance(data, dict):

@@ -220,6 +220,8 @@ def _json_option(raw: str) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError as e:
         raise UsageError(f"--data is not JSON: {e.msg} at column {e.colno}") from e
+    except RecursionError:
+        raise UsageError("--data is nested too deeply") from None
 
 
 # -- servers ------------------------------------------------------------------------------------
