@@ -707,8 +707,9 @@ class BatonClient:
         the subject's key before anything is sealed, and recorded with its purpose of processing
         before it runs (the subject's retention workflow hears of it once it has started).
 
-        The start is audited before it is made (see `audited`). Once the run is started, nothing fails the call: a retention workflow that cannot
-        be told is logged, and the daily retention sweep deletes the run's data when due.
+        The start is audited before it is made (see `audited`). Once the run is started, nothing
+        fails the call: a retention workflow that cannot be told is logged, and the daily
+        retention sweep deletes the run's data when due.
 
         A binding outlives a start that failed: the run may have started all the same (a
         timeout), or under another client (the same key and subject at once), and a binding only
