@@ -502,8 +502,10 @@ class ChaosSuite:
             by_activity.setdefault((e.run_id, e.activity_id), []).append(e)
 
         def during(kind: str, at: datetime) -> bool:
+            # From 5 s before (a completion still on its way when the server went down) to 10 s
+            # after (one retried until the server was back, then timed out).
             return any(
-                f.started <= at.timestamp() <= f.cleared + 10
+                f.started - 5 <= at.timestamp() <= f.cleared + 10
                 for f in self.report.faults
                 if f.kind.startswith(kind)
             )
